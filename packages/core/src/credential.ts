@@ -1,0 +1,177 @@
+import { createHash, createPrivateKey, type KeyObject, type X509Certificate } from 'node:crypto';
+import { inspect } from 'node:util';
+import { allowList, type Rules } from './allow-list.js';
+import { verifyChain } from './chain.js';
+import { MeshlessError, codes } from './errors.js';
+import { identityOf } from './identity.js';
+import type { Peer } from './peer.js';
+import { certificatesToPem, describe, parseCertificates, toText, type PemOrigin } from './pem.js';
+
+/** One generation of own material: validated, immutable. */
+export interface Credential {
+  /** The leaf certificate. */
+  readonly leaf: X509Certificate;
+  /** Leaf first, then the intermediates sent with it (never the root). */
+  readonly chain: readonly X509Certificate[];
+  /** The trust bundle: roots (old and new during a CA rotation). */
+  readonly bundle: readonly X509Certificate[];
+  /** PEM of `chain`, as served. */
+  readonly certPem: string;
+  /** PEM of `bundle`. */
+  readonly bundlePem: string;
+  /** The private key, as a KeyObject (never printed). */
+  readonly privateKey: KeyObject;
+  /** Our own identity (what the leaf proves). */
+  readonly identity: Peer;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  /** 1 for the first load of a source, +1 for every new generation. */
+  readonly generation: number;
+  /** SHA-256 over cert, key and bundle: equal content, equal hash. */
+  readonly contentHash: string;
+  /** SHA-256 over the bundle alone: tells a trust change from a leaf rotation. */
+  readonly bundleHash: string;
+}
+
+export interface CredentialInput {
+  /** Leaf certificate, then intermediates (PEM). */
+  cert: string | Buffer;
+  /** Private key PEM: PKCS#8, PKCS#1 RSA, SEC1 EC, Ed25519, or encrypted PKCS#8 with `passphrase`. */
+  key: string | Buffer;
+  /** Trust bundle PEM: one or more root certificates. */
+  ca: string | Buffer;
+  passphrase?: string;
+}
+
+export interface LoadCredentialOptions {
+  /** Rules our own identity must pass (e.g. `'spiffe://prod.example/ns/pay/sa/api'`). */
+  expectIdentity?: Rules;
+  /** Clock for validity checks (ms since epoch or Date); default now. */
+  now?: number | Date;
+  /** Tolerance for validity checks, in ms; default 0. */
+  clockSkewMs?: number;
+  /** Generation number to stamp; default 1. */
+  generation?: number;
+  /** Files the inputs were read from, for error messages. */
+  files?: { cert?: string; key?: string; ca?: string };
+}
+
+const keyPemOf = new WeakMap<Credential, string>();
+
+/** The unencrypted PKCS#8 PEM of a credential's private key, for Node's TLS options. */
+export function privateKeyPem(credential: Credential): string {
+  const pem = keyPemOf.get(credential);
+  if (pem === undefined) throw new MeshlessError(codes.INVALID_OPTION, 'not a Credential built by loadCredential');
+  return pem;
+}
+
+function origin(field: 'cert' | 'key' | 'ca', files: LoadCredentialOptions['files']): PemOrigin {
+  const file = files?.[field];
+  return file === undefined ? { field } : { field, file };
+}
+
+function parseKey(input: string | Buffer | undefined, passphrase: string | undefined, o: PemOrigin): KeyObject {
+  const text = toText(input);
+  if (text.trim().length === 0) throw new MeshlessError(codes.PEM_EMPTY, `${describe(o)} is empty: it should hold a PEM private key`, o);
+  const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(text);
+  if (encrypted && passphrase === undefined) {
+    throw new MeshlessError(codes.KEY_ENCRYPTED, `${describe(o)} is encrypted: pass its passphrase`, o);
+  }
+  if (!/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(text)) {
+    throw new MeshlessError(codes.PEM_INVALID, `${describe(o)} holds no PEM "PRIVATE KEY" block; check that the right file is mounted`, o);
+  }
+  try {
+    return createPrivateKey(passphrase === undefined ? { key: text, format: 'pem' } : { key: text, format: 'pem', passphrase });
+  } catch (cause) {
+    // Node's message never contains key bytes; keep only its code, not the input.
+    const why = encrypted ? 'the passphrase is wrong or the key is corrupt' : 'the key is corrupt or of an unsupported type';
+    const code = (cause as { code?: string }).code;
+    throw new MeshlessError(codes.KEY_INVALID, `${describe(o)} cannot be parsed: ${why}${code ? ` (${code})` : ''}`, { ...o, cause: code ? new Error(code) : undefined });
+  }
+}
+
+function hash(...parts: string[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p).update('\0');
+  return h.digest('hex');
+}
+
+/**
+ * Builds a validated, immutable Credential from PEM. Checks, each with its own code: empty or
+ * garbage PEM, key that does not match the leaf, leaf that is a CA, chain that does not verify
+ * to the bundle, not yet valid / expired, own identity not matching `expectIdentity`.
+ */
+export function loadCredential(input: CredentialInput, options: LoadCredentialOptions = {}): Credential {
+  if (typeof input !== 'object' || input === null) {
+    throw new MeshlessError(codes.INVALID_OPTION, 'loadCredential needs { cert, key, ca } (PEM strings or Buffers)');
+  }
+  const { files } = options;
+  const now = options.now === undefined ? Date.now() : +options.now;
+  const skew = options.clockSkewMs ?? 0;
+  const certOrigin = origin('cert', files);
+  const chain = parseCertificates(input.cert, certOrigin);
+  const bundle = parseCertificates(input.ca, origin('ca', files));
+  const privateKey = parseKey(input.key, input.passphrase, origin('key', files));
+  const leaf = chain[0]!;
+  const where = describe(certOrigin);
+
+  if (leaf.ca) {
+    throw new MeshlessError(codes.LEAF_IS_CA, `${where}: the first certificate is a CA certificate; a workload must present a leaf (CA:FALSE) issued by the CA`, certOrigin);
+  }
+  let matches = false;
+  try {
+    matches = leaf.checkPrivateKey(privateKey);
+  } catch {
+    matches = false;
+  }
+  if (!matches) {
+    const keyOrigin = origin('key', files);
+    throw new MeshlessError(codes.KEY_MISMATCH, `${describe(keyOrigin)} does not belong to the leaf certificate in ${where} (serial ${leaf.serialNumber}); the files come from different issuances — re-issue or remount them together`, keyOrigin);
+  }
+  const notBefore = new Date(leaf.validFrom);
+  const notAfter = new Date(leaf.validTo);
+  if (notBefore.getTime() - skew > now) {
+    throw new MeshlessError(codes.CERT_NOT_YET_VALID, `${where}: the leaf is not valid before ${notBefore.toISOString()} (now ${new Date(now).toISOString()}); check the clock or wait`, certOrigin);
+  }
+  if (notAfter.getTime() + skew < now) {
+    throw new MeshlessError(codes.CERT_EXPIRED, `${where}: the leaf expired at ${notAfter.toISOString()}; the issuer (cert-manager, SPIRE…) has not renewed it`, certOrigin);
+  }
+  const verified = verifyChain(leaf, chain.slice(1), bundle, now);
+  if ('problem' in verified) {
+    const caOrigin = origin('ca', files);
+    throw new MeshlessError(codes.CHAIN_UNTRUSTED, `${where} does not verify to the trust bundle in ${describe(caOrigin)}: ${verified.problem}; mount the bundle of the CA that issued this certificate (during a CA rotation, both roots)`, caOrigin);
+  }
+  const identity = identityOf(leaf);
+  if (options.expectIdentity !== undefined) {
+    const decision = allowList(options.expectIdentity)(identity);
+    if (!decision.allowed) {
+      throw new MeshlessError(codes.IDENTITY_MISMATCH, `${where}: own identity ${String(identity)} is not the one expected (${decision.reason}); mount the certificate of this service`, { ...certOrigin, peer: String(identity) });
+    }
+  }
+  const certPem = certificatesToPem(chain);
+  const bundlePem = certificatesToPem(bundle);
+  const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const credential: Credential = {
+    leaf,
+    chain: Object.freeze([...chain]),
+    bundle: Object.freeze([...bundle]),
+    certPem,
+    bundlePem,
+    privateKey,
+    identity,
+    notBefore,
+    notAfter,
+    generation: options.generation ?? 1,
+    contentHash: hash(certPem, keyPem, bundlePem),
+    bundleHash: hash(bundlePem),
+  };
+  Object.defineProperty(credential, inspect.custom, {
+    value: () => `Credential(${String(identity)}, generation ${credential.generation}, notAfter ${notAfter.toISOString()})`,
+  });
+  Object.defineProperty(credential, 'toJSON', {
+    value: () => ({ identity: String(identity), serialNumber: identity.serialNumber, generation: credential.generation, notBefore, notAfter }),
+  });
+  Object.freeze(credential);
+  keyPemOf.set(credential, keyPem);
+  return credential;
+}

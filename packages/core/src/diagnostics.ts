@@ -1,0 +1,18 @@
+import diagnostics_channel from 'node:diagnostics_channel';
+
+/**
+ * `node:diagnostics_channel` channels meshless publishes to. Messages never carry key bytes.
+ * Subscribe with `diagnostics_channel.subscribe(channels.sourceUpdate.name, fn)`.
+ */
+export const channels = {
+  /** `{ source, credential, previous }` — a new generation is served. */
+  sourceUpdate: diagnostics_channel.channel('meshless:source:update'),
+  /** `{ source, error }` — a reload failed; the previous generation stays. */
+  sourceError: diagnostics_channel.channel('meshless:source:error'),
+  /** `{ source, health }` — the health state changed. */
+  sourceHealth: diagnostics_channel.channel('meshless:source:health'),
+  /** `{ side: 'server'|'client', peer?, decision?, failure, remoteAddress? }` — a peer was refused. */
+  peerRefused: diagnostics_channel.channel('meshless:peer:refused'),
+  /** `{ side, peer, resumed }` — a peer was verified and allowed on a new connection. */
+  peerAllowed: diagnostics_channel.channel('meshless:peer:allowed'),
+} as const;

@@ -1,0 +1,22 @@
+export { MeshlessError, codes, isMeshlessError, type MeshlessErrorCode, type MeshlessErrorDetails } from './errors.js';
+export { SpiffeId, spiffeIdProblem, trustDomainProblem } from './spiffe-id.js';
+export { createPeer, type Peer, type PeerFields } from './peer.js';
+export { identityOf, parseSubjectAltName, commonNameOf, type SubjectAltNames } from './identity.js';
+export { allowList, isAuthorizer, type Authorizer, type Decision, type Rule, type RuleFunction, type Rules, type AllowListOptions } from './allow-list.js';
+export { loadCredential, privateKeyPem, type Credential, type CredentialInput, type LoadCredentialOptions } from './credential.js';
+export { verifyChain } from './chain.js';
+export { parseCertificates, certificatesToPem } from './pem.js';
+export {
+  serverTlsOptions,
+  clientTlsOptions,
+  serverIdentityCheck,
+  peerOfCertificate,
+  peerDeniedError,
+  type TlsPolicy,
+  type ServerTlsPolicy,
+  type ClientTlsPolicy,
+} from './tls-options.js';
+export { staticSource, toSource, isSource, healthStateOf, type Source, type SourceEvents, type Health, type HealthState, type CredentialProvider } from './source.js';
+export { loggerOf, silentLogger, type Logger } from './logger.js';
+export { channels } from './diagnostics.js';
+export { meshlessMetrics, type MeshlessMetrics } from './metrics.js';

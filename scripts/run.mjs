@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+// One entry point for the README commands: installs (pnpm, pinned), builds (tsc -b), then runs
+// the task. Works on a fresh clone with only Node.js 20 and npm.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const PNPM = 'pnpm@12.4.2';
+const [task = 'test', ...rest] = process.argv.slice(2);
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
+  if (r.error) throw r.error;
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+function bin(name) {
+  return join(root, 'node_modules', '.bin', name);
+}
+
+function installIfNeeded() {
+  const marker = join(root, 'node_modules', '.modules.yaml');
+  const lock = join(root, 'pnpm-lock.yaml');
+  const fresh = existsSync(marker) && existsSync(lock) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs;
+  if (fresh && !process.env.CI) return;
+  const args = ['--yes', PNPM, 'install'];
+  if (process.env.CI && existsSync(lock)) args.push('--frozen-lockfile');
+  run('npx', args);
+}
+
+function build() {
+  run(bin('tsc'), ['-b']);
+}
+
+installIfNeeded();
+build();
+
+switch (task) {
+  case 'build':
+    break;
+  case 'test':
+    if (!process.env.MESHLESS_SKIP_SYSTEM_SETUP) run('bash', [join(root, 'scripts', 'setup-system.sh')]);
+    run(bin('mocha'), rest);
+    break;
+  case 'demo':
+    run(process.execPath, [join(root, 'examples', 'demo', 'run.mjs'), ...rest]);
+    break;
+  case 'bench':
+    run(process.execPath, [join(root, 'bench', 'run.mjs'), ...rest]);
+    break;
+  default:
+    console.error(`unknown task ${task}: use test, demo, bench or build`);
+    process.exit(2);
+}
