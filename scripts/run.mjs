@@ -42,7 +42,7 @@ switch (task) {
     break;
   case 'test':
     if (!process.env.MESHLESS_SKIP_SYSTEM_SETUP) run('bash', [join(root, 'scripts', 'setup-system.sh')]);
-    run(bin('mocha'), rest);
+    run(bin('mocha'), rest.length ? rest : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts']);
     break;
   case 'demo':
     run(process.execPath, [join(root, 'examples', 'demo', 'run.mjs'), ...rest]);
