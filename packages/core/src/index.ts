@@ -20,3 +20,4 @@ export { staticSource, toSource, isSource, healthStateOf, type Source, type Sour
 export { loggerOf, silentLogger, type Logger } from './logger.js';
 export { channels } from './diagnostics.js';
 export { meshlessMetrics, type MeshlessMetrics } from './metrics.js';
+export { checkConnection, socketPeer, rememberSocketPeer, cachedSocketPeer, type ConnectionCheck, type RefusalClass } from './connection.js';

@@ -1,0 +1,117 @@
+import type { TLSSocket } from 'node:tls';
+import type { Authorizer, Decision } from './allow-list.js';
+import { verifyChain } from './chain.js';
+import type { Credential } from './credential.js';
+import { MeshlessError, codes } from './errors.js';
+import { identityOf } from './identity.js';
+import type { Peer } from './peer.js';
+
+/** Why a connection was refused: no verifiable certificate, or an identity the rules deny. */
+export type RefusalClass = 'unverified' | 'denied';
+
+export type ConnectionCheck =
+  | { readonly ok: true; readonly peer: Peer; readonly decision: Decision; readonly resumed: boolean }
+  | {
+      readonly ok: false;
+      readonly failure: RefusalClass;
+      readonly peer?: Peer;
+      readonly decision?: Decision;
+      readonly reason: string;
+      readonly resumed: boolean;
+      readonly error: MeshlessError;
+    };
+
+const peers = new WeakMap<TLSSocket, Peer>();
+
+/**
+ * The Peer of a TLS socket, computed once from `getPeerX509Certificate()` and cached on the
+ * socket (O(1) afterwards). Undefined when the peer sent no certificate, or on a resumed TLS 1.3
+ * client-side socket (the client sees no server certificate then).
+ */
+export function socketPeer(socket: TLSSocket): Peer | undefined {
+  let peer = peers.get(socket);
+  if (peer === undefined) {
+    const x509 = socket.getPeerX509Certificate();
+    if (!x509) return undefined;
+    peer = identityOf(x509);
+    peers.set(socket, peer);
+  }
+  return peer;
+}
+
+/** Remembers a peer for a socket (a client restoring the identity verified with its session). */
+export function rememberSocketPeer(socket: TLSSocket, peer: Peer): void {
+  peers.set(socket, peer);
+}
+
+/** The Peer cached on a socket by `socketPeer`/`checkConnection`, without computing it. */
+export function cachedSocketPeer(socket: TLSSocket): Peer | undefined {
+  return peers.get(socket);
+}
+
+// Certificates OpenSSL verified on a full handshake, by bundle generation: a resumed session
+// is accepted only when its certificate was verified under the *current* bundle, or verifies
+// to it directly. Bounded; oldest entries go first.
+const verifiedUnder = new Map<string, true>();
+const MAX_VERIFIED = 10_000;
+
+function remember(key: string): void {
+  if (verifiedUnder.size >= MAX_VERIFIED) {
+    const first = verifiedUnder.keys().next().value;
+    if (first !== undefined) verifiedUnder.delete(first);
+  }
+  verifiedUnder.set(key, true);
+}
+
+/**
+ * Checks one TLS connection on the server side (or a client's full handshake): chain trust
+ * (OpenSSL's verdict on a full handshake; on a resumed session, re-checked against the current
+ * bundle and validity window, since the stored verdict may predate a trust change), then the
+ * identity against `authorize`. Call it once per connection, resumed ones included.
+ */
+export function checkConnection(socket: TLSSocket, authorize: Authorizer, credential: Credential, now = Date.now()): ConnectionCheck {
+  const resumed = socket.isSessionReused();
+  const x509 = socket.getPeerX509Certificate();
+  if (!x509) {
+    const reason = socket.authorizationError ? `no verifiable certificate (${String(socket.authorizationError)})` : 'no client certificate';
+    return refuse('unverified', reason, resumed);
+  }
+  const peer = identityOf(x509);
+  peers.set(socket, peer);
+  if (!socket.authorized) {
+    return refuse('unverified', `certificate of ${String(peer)} does not verify: ${String(socket.authorizationError)}`, resumed, peer);
+  }
+  const key = `${credential.bundleHash}|${peer.fingerprint256}`;
+  if (resumed) {
+    if (peer.notAfter.getTime() <= now) return refuse('unverified', `certificate of ${String(peer)} expired at ${peer.notAfter.toISOString()}`, resumed, peer);
+    if (!verifiedUnder.has(key)) {
+      const chain = verifyChain(x509, [], credential.bundle, now);
+      if ('problem' in chain) {
+        return refuse('unverified', `resumed session of ${String(peer)} no longer verifies to the current bundle: ${chain.problem}`, resumed, peer);
+      }
+      remember(key);
+    }
+  } else {
+    remember(key);
+  }
+  const decision = authorize(peer);
+  if (!decision.allowed) return refuse('denied', decision.reason, resumed, peer, decision);
+  return { ok: true, peer, decision, resumed };
+}
+
+function refuse(failure: RefusalClass, reason: string, resumed: boolean, peer?: Peer, decision?: Decision): ConnectionCheck {
+  const error =
+    failure === 'denied'
+      ? new MeshlessError(codes.PEER_DENIED, `peer ${String(peer)} is not allowed: ${reason}`, peer ? { peer: String(peer) } : {})
+      : new MeshlessError(codes.PEER_UNVERIFIED, `peer refused: ${reason}`, peer ? { peer: String(peer) } : {});
+  const out: { ok: false; failure: RefusalClass; reason: string; resumed: boolean; error: MeshlessError; peer?: Peer; decision?: Decision } = {
+    ok: false,
+    failure,
+    reason,
+    resumed,
+    error,
+  };
+  if (peer) out.peer = peer;
+  if (decision) out.decision = decision;
+  return out;
+}
