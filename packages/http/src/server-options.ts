@@ -1,0 +1,137 @@
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import type { SecureVersion, TlsOptions } from 'node:tls';
+import { MeshlessError, codes, serverTlsOptions, type Credential, type CredentialProvider, type Logger, type Rules } from '@meshless/core';
+
+/**
+ * https options meshless owns: own material comes from `source`, client certificates are always
+ * requested and checked by the server, and nothing may bypass that check.
+ */
+const OWNED_OPTIONS = {
+  cert: 'the certificate comes from `source`',
+  key: 'the private key comes from `source`',
+  ca: 'the trust bundle comes from `source`',
+  pfx: 'own material comes from `source`',
+  passphrase: 'own material comes from `source` (decrypt the key when loading the credential)',
+  secureContext: 'the secure context is built from `source` and rebuilt on every rotation',
+  requestCert: 'client certificates are always requested',
+  rejectUnauthorized: 'every client is checked (chain, then identity and allow-list) before a request is parsed',
+  ticketKeys: 'session ticket keys are managed by meshless and renewed whenever trust changes',
+  SNICallback: 'a per-name secure context would bypass the client certificate check',
+  pskCallback: 'pre-shared keys bypass the client certificate check',
+  pskIdentityHint: 'pre-shared keys bypass the client certificate check',
+  clientCertEngine: 'own material comes from `source`',
+  privateKeyEngine: 'own material comes from `source`',
+  privateKeyIdentifier: 'own material comes from `source`',
+  secureProtocol: 'use `minVersion` (TLS 1.3 by default, TLS 1.2 allowed)',
+} as const;
+
+type OwnedOption = keyof typeof OWNED_OPTIONS;
+
+/** Options of {@link createServer}: meshless options, plus any `https.createServer` option it does not own. */
+export interface ServerOptions extends Omit<HttpsServerOptions, OwnedOption | 'minVersion'> {
+  /** Own certificate, key and trust bundle: a Source (rotates) or a Credential (static). */
+  source: CredentialProvider;
+  /** Which clients may connect: rule strings, functions, or a compiled Authorizer. Required. */
+  allow: Rules;
+  /** Rules that refuse a client even when an allow rule matches. */
+  deny?: Rules;
+  /** Lowest TLS version: `'TLSv1.3'` (default) or `'TLSv1.2'` (renegotiation stays off). */
+  minVersion?: SecureVersion;
+  /**
+   * Retire a connection this long after it opened (jittered ±10 %), gracefully: an in-flight
+   * response completes with `Connection: close`. Default: no limit besides the client
+   * certificate's `notAfter`.
+   */
+  maxConnectionAgeMs?: number;
+  /** Cut a TLS handshake that has not finished after this long. Default 10 000 ms. */
+  handshakeTimeoutMs?: number;
+  /** pino-compatible logger; default: meshless's shared logger (level `warn`). */
+  logger?: Logger;
+}
+
+/** The split of {@link ServerOptions}: what meshless uses, and what goes to `https.createServer`. */
+export interface ParsedServerOptions {
+  provider: CredentialProvider;
+  allow: Rules;
+  deny: Rules | undefined;
+  maxConnectionAgeMs: number | undefined;
+  handshakeTimeoutMs: number;
+  logger: Logger | undefined;
+  /** TLS policy for `serverTlsOptions`. */
+  policy: { minVersion?: SecureVersion; ciphers?: string; ecdhCurve?: string; sessionTimeout?: number };
+  /** Every other option, passed to `https.createServer` and again to every `setSecureContext`. */
+  passthrough: HttpsServerOptions;
+}
+
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+function invalid(field: string, message: string): MeshlessError {
+  return new MeshlessError(codes.INVALID_OPTION, `createServer: ${message}`, { field });
+}
+
+function positiveMs(value: unknown, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw invalid(field, `${field} must be a positive number of milliseconds, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Validates createServer options and splits them; throws MESHLESS_ERR_INVALID_OPTION naming the option. */
+export function parseServerOptions(options: ServerOptions): ParsedServerOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw invalid('options', 'needs an options object: createServer({ source, allow }, listener)');
+  }
+  const { source, allow, deny, minVersion, ciphers, ecdhCurve, sessionTimeout, maxConnectionAgeMs, handshakeTimeoutMs, logger, ...rest } = options;
+  if (source === undefined || source === null || typeof source !== 'object') {
+    throw invalid('source', 'needs `source`: a Source (fileSource, staticSource) or a Credential (loadCredential)');
+  }
+  if (allow === undefined || allow === null) {
+    throw invalid('allow', "needs `allow`: the rules that say which clients may connect, e.g. 'spiffe://prod.example/ns/*/sa/api' (use '*' for any verified client)");
+  }
+  for (const name of Object.keys(rest)) {
+    if (Object.hasOwn(OWNED_OPTIONS, name) && (rest as Record<string, unknown>)[name] !== undefined) {
+      throw invalid(name, `option \`${name}\` is not accepted: ${OWNED_OPTIONS[name as OwnedOption]}`);
+    }
+  }
+  const passthrough = rest as HttpsServerOptions;
+  const policy: ParsedServerOptions['policy'] = {};
+  if (minVersion !== undefined) policy.minVersion = minVersion;
+  if (ciphers !== undefined) policy.ciphers = ciphers;
+  if (ecdhCurve !== undefined) policy.ecdhCurve = ecdhCurve;
+  if (sessionTimeout !== undefined) policy.sessionTimeout = sessionTimeout;
+  return {
+    provider: source,
+    allow,
+    deny,
+    maxConnectionAgeMs: positiveMs(maxConnectionAgeMs, 'maxConnectionAgeMs'),
+    handshakeTimeoutMs: positiveMs(handshakeTimeoutMs, 'handshakeTimeoutMs') ?? positiveMs(passthrough.handshakeTimeout, 'handshakeTimeout') ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    logger,
+    policy,
+    passthrough,
+  };
+}
+
+/**
+ * The complete options for one credential generation: the user's https options, then
+ * `serverTlsOptions` (own chain, key, bundle, TLS policy, renegotiation off), then the ticket
+ * keys we hold. The one function used by the constructor and by every `setSecureContext`, so a
+ * reload never drops a setting (DESIGN.md rule 5).
+ *
+ * `rejectUnauthorized` is false on purpose: OpenSSL still verifies the chain, and the server's
+ * first `secureConnection` listener refuses any client whose verdict is not `authorized`, so a
+ * refused client's presented identity and reason are known and logged (with `true`, Node drops
+ * an untrusted client before any event that still carries its certificate or address).
+ */
+export function secureOptionsFor(credential: Credential, parsed: ParsedServerOptions, ticketKeys: Buffer): TlsOptions {
+  const tls = serverTlsOptions(credential, { ...parsed.policy, ticketKeys });
+  const userSecureOptions = parsed.passthrough.secureOptions ?? 0;
+  return {
+    ...parsed.passthrough,
+    ...tls,
+    secureOptions: (tls.secureOptions ?? 0) | userSecureOptions,
+    handshakeTimeout: parsed.handshakeTimeoutMs,
+    requestCert: true,
+    rejectUnauthorized: false,
+  };
+}

@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import type { RequestListener } from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import {
+  MeshlessError,
+  allowList,
+  channels,
+  checkConnection,
+  codes,
+  loggerOf,
+  meshlessMetrics,
+  toSource,
+  type Authorizer,
+  type ConnectionCheck,
+  type Credential,
+  type Rules,
+  type Source,
+} from '@meshless/core';
+import { ConnectionRegistry, type PeerRetirement } from './server-connections.js';
+import { parseServerOptions, secureOptionsFor, type ServerOptions } from './server-options.js';
+import { peerChainProblem } from './peer-chain.js';
+import { RefusalReporter, handshakeRefusal, type PeerRefusal } from './server-refusals.js';
+
+/**
+ * A real `https.Server` that only lets allowed peers reach its request listener, rotates its
+ * credential live, and retires connections whose trust ended.
+ *
+ * Events, besides those of `https.Server`:
+ * - `'peerRefused'` `(refusal: PeerRefusal)` — a client was refused (its socket is already closed).
+ * - `'peerRetired'` `(retirement: PeerRetirement)` — a live connection is being retired.
+ */
+export interface MeshlessServer extends https.Server {
+  /**
+   * Replaces the allow-list (and deny-list). New connections are checked against it at once;
+   * live connections whose peer it refuses are retired gracefully.
+   */
+  setAllow(allow: Rules, options?: { deny?: Rules }): void;
+  /** The credential source this server serves (a `staticSource` when given a Credential). */
+  readonly source: Source;
+
+  on(event: 'peerRefused', listener: (refusal: PeerRefusal) => void): this;
+  on(event: 'peerRetired', listener: (retirement: PeerRetirement) => void): this;
+  on(event: string, listener: (...args: any[]) => void): this;
+  once(event: 'peerRefused', listener: (refusal: PeerRefusal) => void): this;
+  once(event: 'peerRetired', listener: (retirement: PeerRetirement) => void): this;
+  once(event: string, listener: (...args: any[]) => void): this;
+}
+
+/**
+ * Creates an HTTPS server with mutual TLS from a credential source.
+ *
+ * Every new TLS connection, resumed ones included, is checked before the HTTP parser sees a
+ * byte: chain (OpenSSL's verdict, re-checked against the current bundle on resumption), then the
+ * client's identity against `allow`/`deny`. A refused client's socket is destroyed at once; the
+ * refusal is logged, counted, published on `channels.peerRefused` and emitted as `'peerRefused'`.
+ *
+ * On every source `update` the complete TLS options are re-applied (`setSecureContext`). When the
+ * trust bundle changes, the session ticket keys are renewed (old tickets no longer resume) and
+ * live connections whose client no longer verifies are retired gracefully. Connections are also
+ * retired at the client certificate's `notAfter` and after `maxConnectionAgeMs`.
+ *
+ * @example
+ * const server = createServer({ source, allow: 'spiffe://prod.example/ns/web/sa/frontend' }, app);
+ * server.listen(8443);
+ */
+export function createServer(options: ServerOptions, requestListener?: RequestListener): MeshlessServer {
+  const parsed = parseServerOptions(options);
+  const source = toSource(parsed.provider);
+  const logger = loggerOf(parsed.logger);
+  let authorize: Authorizer = allowList(parsed.allow, { deny: parsed.deny });
+  let ticketKeys = randomBytes(48);
+  let served: Credential = source.current();
+
+  const server = https.createServer(secureOptionsFor(served, parsed, ticketKeys), requestListener) as MeshlessServer;
+  const reporter = new RefusalReporter(logger, meshlessMetrics(), (refusal) => server.emit('peerRefused', refusal));
+  const connections = new ConnectionRegistry(parsed.maxConnectionAgeMs, (connection, retirement) => {
+    logger.info(
+      { peer: String(retirement.peer), reason: retirement.reason, detail: retirement.detail, remoteAddress: retirement.remoteAddress, inFlight: retirement.inFlight },
+      'meshless server: retiring a connection',
+    );
+    server.emit('peerRetired', retirement);
+  });
+
+  // First listener of 'secureConnection': runs before the HTTP parser is attached, so a refused
+  // client never has a request parsed.
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    const credential = source.current();
+    const check = safeCheck(socket, authorize, credential);
+    if (!check.ok) {
+      const remoteAddress = socket.remoteAddress;
+      socket.destroy();
+      reporter.report({
+        failure: check.failure,
+        ...(check.peer === undefined ? {} : { peer: check.peer }),
+        ...(check.decision === undefined ? {} : { decision: check.decision }),
+        reason: check.reason,
+        ...(remoteAddress === undefined ? {} : { remoteAddress }),
+        resumed: check.resumed,
+        error: check.error,
+      });
+      return;
+    }
+    connections.add(socket, check.peer, credential.bundleHash);
+    if (channels.peerAllowed.hasSubscribers) channels.peerAllowed.publish({ side: 'server', peer: check.peer, resumed: check.resumed });
+  });
+  server.prependListener('request', (req, res) => connections.onRequest(req, res));
+  server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+    const remoteAddress = socket?.remoteAddress;
+    const refusal = handshakeRefusal(err, socket, remoteAddress);
+    if (refusal === undefined) {
+      logger.debug({ code: err.code, remoteAddress }, 'meshless server: a client went away during the TLS handshake');
+      return;
+    }
+    reporter.report(refusal);
+  });
+
+  /** Walks live connections: re-verifies those checked under another bundle, re-authorizes all. */
+  function review(): void {
+    const credential = source.current();
+    const now = Date.now();
+    const problems = new Map<string, string | undefined>();
+    for (const connection of connections) {
+      if (connection.retiring !== undefined) continue;
+      if (connection.bundleHash !== credential.bundleHash) {
+        const fingerprint = connection.peer.fingerprint256;
+        if (!problems.has(fingerprint)) problems.set(fingerprint, peerChainProblem(connection.socket, credential.bundle, now));
+        const problem = problems.get(fingerprint);
+        if (problem !== undefined) {
+          connections.retire(connection, 'trust-changed', `${String(connection.peer)} no longer verifies to the trust bundle of generation ${credential.generation}: ${problem}`);
+          continue;
+        }
+        connection.bundleHash = credential.bundleHash;
+      }
+      const decision = authorize(connection.peer);
+      if (!decision.allowed) connections.retire(connection, 'policy-changed', decision.reason);
+    }
+  }
+
+  function rotate(credential: Credential): void {
+    const trustChanged = credential.bundleHash !== served.bundleHash;
+    // Fresh ticket keys with every trust change: tickets issued under the old trust cannot resume.
+    const keys = trustChanged ? randomBytes(48) : ticketKeys;
+    try {
+      server.setSecureContext(secureOptionsFor(credential, parsed, keys));
+    } catch (err) {
+      logger.error(
+        { generation: credential.generation, code: (err as { code?: string }).code, error: (err as Error).message },
+        `meshless server: could not apply credential generation ${credential.generation}; still serving generation ${served.generation}`,
+      );
+      return;
+    }
+    ticketKeys = keys;
+    served = credential;
+    logger.info(
+      { generation: credential.generation, identity: String(credential.identity), serialNumber: credential.identity.serialNumber, trustChanged },
+      `meshless server: serving credential generation ${credential.generation}`,
+    );
+    if (trustChanged) review();
+  }
+
+  const onUpdate = (credential: Credential): void => rotate(credential);
+  const onError = (error: MeshlessError): void => {
+    logger.debug({ code: error.code, file: error.file }, `meshless server: credential reload failed; still serving generation ${served.generation}`);
+  };
+  source.on('update', onUpdate);
+  source.on('error', onError);
+  server.once('close', () => {
+    source.off('update', onUpdate);
+    source.off('error', onError);
+  });
+
+  Object.defineProperty(server, 'source', { value: source, enumerable: true });
+  Object.defineProperty(server, 'setAllow', {
+    value(allow: Rules, opts: { deny?: Rules } = {}): void {
+      authorize = allowList(allow, { deny: opts.deny });
+      logger.info({ rules: authorize.rules }, 'meshless server: allow-list replaced');
+      review();
+    },
+  });
+  return server;
+}
+
+/** checkConnection, turning an unexpected throw into an `unverified` refusal (fail closed). */
+function safeCheck(socket: TLSSocket, authorize: Authorizer, credential: Credential): ConnectionCheck {
+  try {
+    return checkConnection(socket, authorize, credential);
+  } catch (err) {
+    const reason = `the client certificate could not be checked: ${(err as Error).message}`;
+    return { ok: false, failure: 'unverified', reason, resumed: false, error: new MeshlessError(codes.PEER_UNVERIFIED, `client refused: ${reason}`, { cause: err }) };
+  }
+}
