@@ -1,0 +1,107 @@
+import { MeshlessError, allowList, codes, isMeshlessError, loggerOf, type Authorizer, type Decision, type Logger, type Peer, type Rules } from '@meshless/core';
+import { grpc } from './grpc-js.js';
+import { refusedCall } from './intercepting-call.js';
+import { peerOf } from './peer-of.js';
+
+/**
+ * Per-method rules: keys are a full method path (`'/pkg.Service/Method'`), every method of a
+ * service (`'/pkg.Service/*'`), or `'*'` for every method not listed otherwise. An exact path
+ * wins over its service's `*`, which wins over `'*'`.
+ */
+export type MethodRules = Readonly<Record<string, Rules>>;
+
+export interface AuthorizeMethodsOptions {
+  /** pino-compatible logger; default: a shared pino logger at level warn. */
+  logger?: Logger;
+}
+
+interface Entry {
+  readonly key: string;
+  readonly authorize: Authorizer;
+}
+
+const METHOD_KEY = /^\/[^/*\s]+\/(?:[^/*\s]+|\*)$/;
+const MAX_PATHS = 10_000;
+
+function compile(methods: MethodRules): { exact: Map<string, Entry>; services: Map<string, Entry>; fallback?: Entry } {
+  if (typeof methods !== 'object' || methods === null || Array.isArray(methods)) {
+    throw new MeshlessError(codes.INVALID_OPTION, "authorizeMethods needs an object: { '/pkg.Service/Method': rules, '/pkg.Service/*': rules }");
+  }
+  const keys = Object.keys(methods);
+  if (keys.length === 0) {
+    throw new MeshlessError(codes.INVALID_OPTION, 'authorizeMethods got no methods: every call would be refused. List methods, services (/pkg.Service/*) or "*"');
+  }
+  const exact = new Map<string, Entry>();
+  const services = new Map<string, Entry>();
+  let fallback: Entry | undefined;
+  for (const key of keys) {
+    if (key !== '*' && !METHOD_KEY.test(key)) {
+      throw new MeshlessError(codes.INVALID_OPTION, `authorizeMethods: ${JSON.stringify(key)} is not a method key; write '/pkg.Service/Method', '/pkg.Service/*' or '*'`, { field: key });
+    }
+    let authorize: Authorizer;
+    try {
+      authorize = allowList(methods[key]!);
+    } catch (err) {
+      if (isMeshlessError(err)) throw new MeshlessError(err.code, `authorizeMethods[${JSON.stringify(key)}]: ${err.message}`, { cause: err, field: key, ...(err.rule ? { rule: err.rule } : {}) });
+      throw err;
+    }
+    const entry = { key, authorize };
+    if (key === '*') fallback = entry;
+    else if (key.endsWith('/*')) services.set(key.slice(0, -2), entry);
+    else exact.set(key, entry);
+  }
+  return fallback === undefined ? { exact, services } : { exact, services, fallback };
+}
+
+/**
+ * A grpc-js server interceptor enforcing per-method allow-lists on top of the server-wide one:
+ * `new grpc.Server({ interceptors: [authorizeMethods({ '/pay.Ledger/Refund': 'spiffe://prod.example/ns/pay/sa/admin', '/pay.Ledger/*': 'spiffe://prod.example/ns/pay/**' })] })`.
+ *
+ * Methods that no key covers are refused (`PERMISSION_DENIED`): deny by default, so a method
+ * added later is closed until it is listed (add `'*': rules` to open the rest explicitly). A
+ * caller without a verified identity gets `UNAUTHENTICATED`. Decisions are cached per connection
+ * peer and method; a refusal is logged once per peer and method.
+ */
+export function authorizeMethods(methods: MethodRules, options: AuthorizeMethodsOptions = {}): grpc.ServerInterceptor {
+  const { exact, services, fallback } = compile(methods);
+  const logger = loggerOf(options.logger);
+  const resolved = new Map<string, Entry | null>();
+  const decisions = new WeakMap<Peer, Map<string, Decision>>();
+
+  const resolve = (path: string): Entry | null => {
+    let entry = resolved.get(path);
+    if (entry === undefined) {
+      entry = exact.get(path) ?? services.get(path.slice(0, path.lastIndexOf('/'))) ?? fallback ?? null;
+      if (resolved.size >= MAX_PATHS) resolved.clear();
+      resolved.set(path, entry);
+      if (entry === null) logger.warn({ method: path }, `meshless grpc: ${path} is not listed in authorizeMethods; every call to it is refused with PERMISSION_DENIED`);
+    }
+    return entry;
+  };
+
+  return (method, call) => {
+    const path = method.path;
+    const entry = resolve(path);
+    if (entry === null) return refusedCall(call, grpc.status.PERMISSION_DENIED, `meshless: ${path} is not open to any caller`);
+    const peer = peerOf(call);
+    if (peer === undefined) {
+      logger.warn({ method: path, status: 'UNAUTHENTICATED' }, `meshless grpc: refused a call to ${path}: the caller presented no verified certificate`);
+      return refusedCall(call, grpc.status.UNAUTHENTICATED, `meshless: ${path} needs a verified client certificate`);
+    }
+    let byKey = decisions.get(peer);
+    if (byKey === undefined) decisions.set(peer, (byKey = new Map()));
+    let decision = byKey.get(entry.key);
+    if (decision === undefined) {
+      decision = entry.authorize(peer);
+      byKey.set(entry.key, decision);
+      if (!decision.allowed) {
+        logger.warn(
+          { peer: String(peer), serialNumber: peer.serialNumber, method: path, methodRule: entry.key, rule: decision.rule, reason: decision.reason, status: 'PERMISSION_DENIED' },
+          `meshless grpc: refusing ${String(peer)} on ${path} (rules of ${JSON.stringify(entry.key)}): ${decision.reason}`,
+        );
+      }
+    }
+    if (decision.allowed) return call as grpc.ServerInterceptingCall;
+    return refusedCall(call, grpc.status.PERMISSION_DENIED, `meshless: ${String(peer)} is not allowed to call ${path}`);
+  };
+}

@@ -1,0 +1,167 @@
+import { X509Certificate } from 'node:crypto';
+import type { Http2Session } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import { channels, identityOf, type Authorizer, type Credential, type Logger, type MeshlessMetrics } from '@meshless/core';
+import { checkConnection, type Verdict } from './connection-verdict.js';
+import { grpc } from './grpc-js.js';
+import { AuthorizedCall, refusedCall, sessionOf } from './intercepting-call.js';
+import { retireSession } from './session-retire.js';
+
+const MAX_FALLBACK_VERDICTS = 1024;
+
+export interface CallGuardOptions {
+  authorize: Authorizer;
+  credential: Credential;
+  logger: Logger;
+  metrics: MeshlessMetrics;
+  /** How long connections retired after a trust change may keep their open streams. */
+  retireGraceMs: number;
+}
+
+/**
+ * The server-wide check behind `serverCredentials`: a grpc-js server interceptor that the
+ * credentials themselves install (grpc-js runs credential interceptors before the server's own),
+ * so no server bound with these credentials can skip it.
+ *
+ * Per call: one WeakMap lookup (verdict cached on the HTTP/2 session, i.e. per TLS connection),
+ * one comparison of the bundle hash and one of the peer's expiry. The certificate is read and
+ * the allow-list consulted once per connection.
+ */
+export class CallGuard {
+  readonly #authorize: Authorizer;
+  readonly #logger: Logger;
+  readonly #metrics: MeshlessMetrics;
+  readonly #retireGraceMs: number;
+  #credential: Credential;
+  /** Set once the bundle has changed: OpenSSL's verdict on a connection may then be stale. */
+  #reverify = false;
+  readonly #verdicts = new WeakMap<Http2Session, Verdict>();
+  readonly #sessions = new Set<Http2Session>();
+  readonly #fallback = new Map<string, Verdict>();
+  #warnedFallback = false;
+
+  constructor(options: CallGuardOptions) {
+    this.#authorize = options.authorize;
+    this.#credential = options.credential;
+    this.#logger = options.logger;
+    this.#metrics = options.metrics;
+    this.#retireGraceMs = options.retireGraceMs;
+  }
+
+  /** The interceptor grpc-js runs first on every call. */
+  readonly interceptor: grpc.ServerInterceptor = (method, call) => {
+    const session = sessionOf(call);
+    const verdict = session === undefined ? this.#verdictFromAuthContext(call) : this.#verdictOf(session);
+    if (verdict.ok) return new AuthorizedCall(call, verdict.authContext!);
+    return this.#refuse(call, verdict, method.path);
+  };
+
+  /** Number of connections that have made a call and are still open. */
+  get connectionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /**
+   * Switches to a new generation. On a trust change (new bundle), every open connection is
+   * checked again against the new bundle; those that no longer pass are retired (GOAWAY, open
+   * streams may finish within the grace period) and their new calls refused meanwhile.
+   */
+  update(credential: Credential): void {
+    const trustChanged = credential.bundleHash !== this.#credential.bundleHash;
+    this.#credential = credential;
+    if (!trustChanged) return;
+    this.#reverify = true;
+    this.#fallback.clear();
+    let retired = 0;
+    for (const session of this.#sessions) {
+      const verdict = this.#verdictOf(session);
+      if (!verdict.ok) {
+        retired++;
+        retireSession(session, this.#retireGraceMs);
+      }
+    }
+    this.#logger.info({ generation: credential.generation, connections: this.#sessions.size, retired }, 'meshless grpc server: trust bundle changed; open connections checked again');
+  }
+
+  #verdictOf(session: Http2Session): Verdict {
+    const cached = this.#verdicts.get(session);
+    if (cached !== undefined && cached.bundleHash === this.#credential.bundleHash && cached.expiresAt > Date.now()) return cached;
+    const socket = session.socket as TLSSocket | undefined;
+    let verdict: Verdict;
+    if (socket === undefined || session.destroyed || typeof socket.getPeerX509Certificate !== 'function') {
+      verdict = { ok: false, failure: 'unverified', code: grpc.status.UNAUTHENTICATED, reason: 'the connection is not a TLS connection, or is closed', resumed: false, bundleHash: this.#credential.bundleHash, expiresAt: Infinity };
+    } else {
+      verdict = checkConnection(socket, { authorize: this.#authorize, credential: this.#credential, reverify: this.#reverify, now: Date.now() });
+    }
+    this.#verdicts.set(session, verdict);
+    if (cached === undefined) this.#track(session);
+    if (cached === undefined || cached.ok !== verdict.ok || cached.failure !== verdict.failure) {
+      this.#report(verdict, socket?.remoteAddress);
+    }
+    return verdict;
+  }
+
+  #track(session: Http2Session): void {
+    this.#sessions.add(session);
+    session.once('close', () => this.#sessions.delete(session));
+  }
+
+  /** Used only if grpc-js stops exposing the call's HTTP/2 stream: ~17 µs per call instead of O(1). */
+  #verdictFromAuthContext(call: grpc.ServerInterceptingCallInterface): Verdict {
+    if (!this.#warnedFallback) {
+      this.#warnedFallback = true;
+      this.#logger.warn({}, 'meshless grpc server: this @grpc/grpc-js version hides the HTTP/2 stream from interceptors; checking the peer certificate on every call (slower)');
+    }
+    const bundleHash = this.#credential.bundleHash;
+    const certificate = call.getAuthContext().sslPeerCertificate;
+    if (!certificate || !certificate.raw) {
+      return { ok: false, failure: 'unverified', code: grpc.status.UNAUTHENTICATED, reason: 'the client presented no verified certificate', resumed: false, bundleHash, expiresAt: Infinity };
+    }
+    const cached = this.#fallback.get(certificate.fingerprint256);
+    if (cached !== undefined && cached.expiresAt > Date.now()) return cached;
+    const peer = identityOf(new X509Certificate(certificate.raw));
+    const decision = this.#authorize(peer);
+    const verdict: Verdict = decision.allowed
+      ? { ok: true, peer, decision, reason: decision.reason, resumed: false, code: grpc.status.OK, bundleHash, expiresAt: peer.notAfter.getTime(), authContext: call.getAuthContext() }
+      : { ok: false, failure: 'denied', code: grpc.status.PERMISSION_DENIED, peer, decision, reason: decision.reason, resumed: false, bundleHash, expiresAt: Infinity };
+    if (this.#fallback.size >= MAX_FALLBACK_VERDICTS) this.#fallback.clear();
+    this.#fallback.set(certificate.fingerprint256, verdict);
+    if (cached === undefined) this.#report(verdict, call.getConnectionInfo().remoteAddress);
+    return verdict;
+  }
+
+  #refuse(call: grpc.ServerInterceptingCallInterface, verdict: Verdict, path: string): grpc.ServerInterceptingCall {
+    this.#logger.debug({ peer: verdict.peer === undefined ? undefined : String(verdict.peer), method: path, failure: verdict.failure }, 'meshless grpc server: refused a call');
+    const details =
+      verdict.failure === 'denied'
+        ? `meshless: ${String(verdict.peer)} is not allowed to call this server (${path})`
+        : `meshless: ${verdict.reason}`;
+    return refusedCall(call, verdict.code, details);
+  }
+
+  /** Once per connection (and again if its verdict changes): log line, metric, diagnostics channel. */
+  #report(verdict: Verdict, remoteAddress: string | undefined): void {
+    if (verdict.ok) {
+      if (channels.peerAllowed.hasSubscribers) channels.peerAllowed.publish({ side: 'server', protocol: 'grpc', peer: verdict.peer, resumed: verdict.resumed });
+      return;
+    }
+    const code = verdict.failure === 'denied' ? 'PERMISSION_DENIED' : 'UNAUTHENTICATED';
+    this.#logger.warn(
+      {
+        failure: verdict.failure,
+        peer: verdict.peer === undefined ? undefined : String(verdict.peer),
+        serialNumber: verdict.peer?.serialNumber,
+        rule: verdict.decision?.rule,
+        reason: verdict.reason,
+        status: code,
+        remoteAddress,
+        resumed: verdict.resumed,
+      },
+      `meshless grpc server: refusing calls from ${verdict.peer === undefined ? 'a client without a verified certificate' : String(verdict.peer)} with ${code}: ${verdict.reason}`,
+    );
+    this.#metrics.refusals.add(1, { side: 'server', protocol: 'grpc', failure: verdict.failure ?? 'unverified' });
+    if (channels.peerRefused.hasSubscribers) {
+      channels.peerRefused.publish({ side: 'server', protocol: 'grpc', peer: verdict.peer, decision: verdict.decision, failure: verdict.failure, reason: verdict.reason, remoteAddress });
+    }
+  }
+}

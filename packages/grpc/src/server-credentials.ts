@@ -1,0 +1,190 @@
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import {
+  MeshlessError,
+  allowList,
+  codes,
+  loggerOf,
+  meshlessMetrics,
+  serverTlsOptions,
+  toSource,
+  type Credential,
+  type CredentialProvider,
+  type Logger,
+  type Rules,
+  type ServerTlsPolicy,
+  type Source,
+} from '@meshless/core';
+import { CallGuard } from './call-guard.js';
+import { grpc, type SecureContextWatcher } from './grpc-js.js';
+
+/** Options of {@link serverCredentials}. */
+export interface ServerCredentialsOptions extends Omit<ServerTlsPolicy, 'ticketKeys'> {
+  /** Where our certificate, key and trust bundle come from: a Source (rotating) or one Credential. */
+  source: CredentialProvider;
+  /** Which clients may call this server (rules or a compiled Authorizer). Required; `'*'` allows any verified client. */
+  allow: Rules;
+  /** Clients refused even when an allow rule matches. */
+  deny?: Rules;
+  /** pino-compatible logger; default: a shared pino logger at level warn. */
+  logger?: Logger;
+  /**
+   * After a trust-bundle change, open connections whose client no longer verifies are retired
+   * (GOAWAY); their open streams may run this long before the connection is closed. Default 30 s.
+   */
+  retireGraceMs?: number;
+}
+
+const DEFAULT_RETIRE_GRACE_MS = 30_000;
+
+/**
+ * Complete TLS options for one generation, with fresh session-ticket keys (tickets issued under
+ * an older generation are not resumed). Built once per generation and checked by building a
+ * SecureContext from them, so grpc-js never receives material Node would refuse: grpc-js drops
+ * every new connection while it holds options that failed.
+ */
+function contextOptionsFor(credential: Credential, policy: Omit<ServerTlsPolicy, 'ticketKeys'>): SecureContextOptions {
+  const options = serverTlsOptions(credential, { ...policy, ticketKeys: randomBytes(48) });
+  createSecureContext(options);
+  return options;
+}
+
+function tlsRefused(credential: Credential, cause: unknown): MeshlessError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new MeshlessError(
+    codes.INVALID_OPTION,
+    `Node's TLS refused generation ${credential.generation} (${String(credential.identity)}, serial ${credential.identity.serialNumber}): ${why}; check the TLS options (minVersion, ciphers, ecdhCurve) and the key type`,
+    { cause, peer: String(credential.identity) },
+  );
+}
+
+interface Parts {
+  source: Source;
+  policy: Omit<ServerTlsPolicy, 'ticketKeys'>;
+  guard: CallGuard;
+  logger: Logger;
+  served: Credential;
+}
+
+/**
+ * grpc-js server credentials that serve the source's current generation and follow its updates.
+ *
+ * Built directly on grpc-js's `ServerCredentials` base class rather than on
+ * `experimental.createCertificateProviderServerCredentials`: that API passes only `{ ca, cert, key }`
+ * to `setSecureContext`, which resets every other TLS option (minVersion, secureOptions, ticket
+ * keys) on the first rotation. Here the whole TLS policy is applied at start and on every
+ * update; the first generation is present before grpc-js reads the options (no "unloaded
+ * credentials" window), and grpc-js only ever receives complete, validated options — never null.
+ */
+class MeshlessServerCredentials extends grpc.ServerCredentials {
+  readonly #parts: Parts;
+  readonly #onUpdate = (credential: Credential): void => this.#apply(credential);
+
+  constructor(parts: Parts, initialOptions: SecureContextOptions) {
+    // Client certificates required: OpenSSL refuses clients without a certificate that verifies
+    // to the bundle during the handshake; the interceptor then checks identity per connection.
+    super({ requestCert: true, rejectUnauthorized: true }, initialOptions);
+    this.#parts = parts;
+  }
+
+  override _addWatcher(watcher: SecureContextWatcher): void {
+    super._addWatcher(watcher);
+    if (this.getWatcherCount() === 1) this.#parts.source.on('update', this.#onUpdate);
+    this.#catchUp();
+  }
+
+  override _removeWatcher(watcher: SecureContextWatcher): void {
+    super._removeWatcher(watcher);
+    if (this.getWatcherCount() === 0) this.#parts.source.off('update', this.#onUpdate);
+  }
+
+  override _getSecureContextOptions(): SecureContextOptions | null {
+    this.#catchUp();
+    return super._getSecureContextOptions();
+  }
+
+  override _getInterceptors(): grpc.ServerInterceptor[] {
+    return [this.#parts.guard.interceptor];
+  }
+
+  override _equals(other: grpc.ServerCredentials): boolean {
+    return other === this;
+  }
+
+  /** While no server listened, the source may have moved on without us. */
+  #catchUp(): void {
+    const current = this.#parts.source.current();
+    if (current !== this.#parts.served) this.#apply(current);
+  }
+
+  #apply(credential: Credential): void {
+    const parts = this.#parts;
+    const previous = parts.served;
+    if (credential.contentHash === previous.contentHash) {
+      parts.served = credential;
+      return;
+    }
+    let options: SecureContextOptions;
+    try {
+      options = contextOptionsFor(credential, parts.policy);
+    } catch (cause) {
+      const error = tlsRefused(credential, cause);
+      parts.logger.error({ err: error, code: error.code, generation: credential.generation, keptGeneration: previous.generation }, `meshless grpc server: ${error.message}; still serving generation ${previous.generation}`);
+      return;
+    }
+    parts.served = credential;
+    this.updateSecureContextOptions(options);
+    parts.guard.update(credential);
+    parts.logger.info(
+      { generation: credential.generation, identity: String(credential.identity), serialNumber: credential.identity.serialNumber, notAfter: credential.notAfter.toISOString(), trustChanged: credential.bundleHash !== previous.bundleHash },
+      `meshless grpc server: serving generation ${credential.generation}`,
+    );
+  }
+}
+
+/**
+ * Server credentials for `server.bindAsync(address, serverCredentials({ source, allow }))`:
+ * mutual TLS with the source's certificate (rotating with it), client certificates required, and
+ * every call authorized before its handler runs — by an interceptor the credentials carry, so a
+ * server bound with them cannot forget the check. Refused calls end with `UNAUTHENTICATED` (no
+ * verifiable identity) or `PERMISSION_DENIED` (identity not allowed), with a log line naming the
+ * presented identity and the rule.
+ *
+ * @example
+ * const server = new grpc.Server(serverOptions());
+ * server.addService(service, impl);
+ * server.bindAsync('0.0.0.0:8443', serverCredentials({ source, allow: ['spiffe://prod.example/ns/web/**'] }), cb);
+ */
+export function serverCredentials(options: ServerCredentialsOptions): grpc.ServerCredentials {
+  if (typeof options !== 'object' || options === null) {
+    throw new MeshlessError(codes.INVALID_OPTION, 'serverCredentials needs { source, allow }');
+  }
+  if (options.source === undefined || options.source === null) {
+    throw new MeshlessError(codes.INVALID_OPTION, 'serverCredentials needs { source }: a Source (fileSource, staticSource) or a Credential', { field: 'source' });
+  }
+  if (options.allow === undefined) {
+    throw new MeshlessError(codes.INVALID_OPTION, 'serverCredentials needs { allow }: the rules that say which clients may call (write "*" to allow any client whose certificate verifies)', { field: 'allow' });
+  }
+  const retireGraceMs = options.retireGraceMs ?? DEFAULT_RETIRE_GRACE_MS;
+  if (typeof retireGraceMs !== 'number' || !(retireGraceMs >= 0)) {
+    throw new MeshlessError(codes.INVALID_OPTION, `retireGraceMs must be a number of milliseconds ≥ 0 (got ${String(retireGraceMs)})`, { field: 'retireGraceMs' });
+  }
+  const authorize = allowList(options.allow, options.deny === undefined ? {} : { deny: options.deny });
+  const source = toSource(options.source);
+  const logger = loggerOf(options.logger);
+  const policy: Omit<ServerTlsPolicy, 'ticketKeys'> = {};
+  if (options.minVersion !== undefined) policy.minVersion = options.minVersion;
+  if (options.ciphers !== undefined) policy.ciphers = options.ciphers;
+  if (options.ecdhCurve !== undefined) policy.ecdhCurve = options.ecdhCurve;
+  if (options.sessionTimeout !== undefined) policy.sessionTimeout = options.sessionTimeout;
+  const first = source.current();
+  let initialOptions: SecureContextOptions;
+  try {
+    initialOptions = contextOptionsFor(first, policy);
+  } catch (cause) {
+    if (cause instanceof MeshlessError) throw cause;
+    throw tlsRefused(first, cause);
+  }
+  const guard = new CallGuard({ authorize, credential: first, logger, metrics: meshlessMetrics(), retireGraceMs });
+  return new MeshlessServerCredentials({ source, policy, guard, logger, served: first }, initialOptions);
+}

@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
+import grpc from '@grpc/grpc-js';
+import { isMeshlessError, codes, loadCredential, staticSource } from '@meshless/core';
+import { channelCredentials, serverCredentials } from '@meshless/grpc';
+import { captureLogger } from './helpers/capture-logger.js';
+import { handlerRuns } from './helpers/echo-service.js';
+import { bidi, clientStream, echoClient, failure, serverStream, startServer, unary, type Running } from './helpers/harness.js';
+import { ManualSource } from './helpers/manual-source.js';
+import { CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from './helpers/pki.js';
+
+describe('@meshless/grpc serverCredentials', function () {
+  let pki: Pki;
+  const open: Running[] = [];
+  const clients: grpc.Client[] = [];
+
+  before(async () => {
+    pki = await createPki();
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await Promise.all(open.splice(0).map((r) => r.close()));
+  });
+
+  async function serve(options: Partial<Parameters<typeof serverCredentials>[0]> = {}, serverOptions: grpc.ServerOptions = {}) {
+    const logger = captureLogger();
+    const running = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: CLIENT_ID, logger, ...options }), serverOptions);
+    open.push(running);
+    return { running, logger };
+  }
+
+  function client(target: string, issued = pki.client) {
+    const c = echoClient(target, channelCredentials({ source: loadCredential(issued), allow: SERVER_ID, logger: captureLogger() }));
+    clients.push(c);
+    return c;
+  }
+
+  it('serves an allowed client on unary, server-, client- and bidi-streaming calls, with its Peer in every handler', async () => {
+    const { running } = await serve();
+    const c = client(running.target);
+    const u = await unary(c, 'unary', { text: 'hi' });
+    assert.equal(u.peer, CLIENT_ID);
+    assert.equal(u.serial, pki.client.serialNumber);
+    assert.equal(u.text, 'hi');
+    const s = await serverStream(c, { n: 3 });
+    assert.deepEqual(s.map((m) => [m.peer, m.i]), [[CLIENT_ID, 0], [CLIENT_ID, 1], [CLIENT_ID, 2]]);
+    const cs = await clientStream(c, [1, 2, 3]);
+    assert.equal(cs.peer, CLIENT_ID);
+    assert.equal(cs.total, 6);
+    const b = await bidi(c, ['a', 'b']);
+    assert.deepEqual(b.map((m) => [m.peer, m.text]), [[CLIENT_ID, 'A'], [CLIENT_ID, 'B']]);
+  });
+
+  it('refuses a verified but unlisted client with PERMISSION_DENIED on every kind of call, before any handler, and logs its identity once per connection', async () => {
+    const { running, logger } = await serve();
+    const c = client(running.target, pki.denied);
+    const before = handlerRuns.count;
+    const errors = [
+      await failure(unary(c, 'unary', { text: 'x' })),
+      await failure(serverStream(c, { n: 3 })),
+      await failure(clientStream(c, [1, 2])),
+      await failure(bidi(c, ['a'])),
+    ];
+    for (const err of errors) {
+      assert.equal(err.code, grpc.status.PERMISSION_DENIED, err.message);
+      assert.match(err.details, new RegExp(`${DENIED_ID} is not allowed`));
+    }
+    assert.equal(handlerRuns.count, before, 'no handler ran');
+    const warns = logger.at('warn');
+    assert.equal(warns.length, 1, JSON.stringify(warns));
+    assert.equal(warns[0]!.fields.peer, DENIED_ID);
+    assert.equal(warns[0]!.fields.status, 'PERMISSION_DENIED');
+    assert.match(warns[0]!.msg, /matches no allow rule/);
+  });
+
+  it('names the deny rule that refused a client', async () => {
+    const { running, logger } = await serve({ allow: `spiffe://${TD}/**`, deny: DENIED_ID });
+    assert.equal((await unary(client(running.target), 'unary', {})).peer, CLIENT_ID);
+    const err = await failure(unary(client(running.target, pki.denied), 'unary', {}));
+    assert.equal(err.code, grpc.status.PERMISSION_DENIED);
+    const warn = logger.at('warn')[0]!;
+    assert.equal(warn.fields.rule, DENIED_ID);
+    assert.equal(warn.fields.peer, DENIED_ID);
+  });
+
+  it('refuses, during the handshake, a client whose certificate comes from another CA, and a client without a certificate', async () => {
+    const { running } = await serve({ allow: '*' });
+    const before = handlerRuns.count;
+    const other = await failure(unary(client(running.target, pki.otherCaClient), 'unary', {}));
+    assert.equal(other.code, grpc.status.UNAVAILABLE, other.message);
+    const anonymous = new (client(running.target).constructor as typeof grpc.Client)(running.target, grpc.credentials.createSsl(Buffer.from(pki.ca.bundle)), { 'grpc.use_local_subchannel_pool': 1 });
+    clients.push(anonymous);
+    const noCert = await failure(unary(anonymous as never, 'unary', {}));
+    assert.equal(noCert.code, grpc.status.UNAVAILABLE, noCert.message);
+    assert.equal(handlerRuns.count, before, 'no handler ran');
+  });
+
+  it('has the first generation loaded before bindAsync resolves: the very first connection succeeds, also on a second server bound later', async () => {
+    const credentials = serverCredentials({ source: new ManualSource(pki.server), allow: CLIENT_ID, logger: captureLogger() });
+    for (let round = 0; round < 2; round++) {
+      const running = await startServer(credentials);
+      const reply = await unary(client(running.target), 'unary', { text: String(round) });
+      assert.equal(reply.text, String(round));
+      for (const c of clients.splice(0)) c.close();
+      await running.close();
+    }
+  });
+
+  it('keeps the whole TLS policy after a rotation: a TLS 1.2 client is refused before and after', async () => {
+    const source = new ManualSource(pki.server);
+    const { running } = await serve({ source });
+    const tls12 = () =>
+      new Promise<string>((resolve) => {
+        const socket = tls.connect({ host: 'localhost', port: running.port, servername: 'localhost', maxVersion: 'TLSv1.2', ALPNProtocols: ['h2'], ca: pki.ca.bundle, cert: pki.client.cert, key: pki.client.key });
+        socket.once('secureConnect', () => {
+          socket.destroy();
+          resolve('connected');
+        });
+        socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+    assert.notEqual(await tls12(), 'connected');
+    const next = source.set(await pki.issueServer());
+    assert.ok(!isMeshlessError(next));
+    assert.notEqual(await tls12(), 'connected', 'a TLS 1.2 client got in after the rotation');
+    // And TLS 1.3 still works, with the new certificate.
+    const served = await new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({ host: 'localhost', port: running.port, servername: 'localhost', ALPNProtocols: ['h2'], ca: pki.ca.bundle, cert: pki.client.cert, key: pki.client.key });
+      socket.once('secureConnect', () => {
+        const serial = socket.getPeerX509Certificate()!.serialNumber;
+        socket.destroy();
+        resolve(serial);
+      });
+      socket.once('error', reject);
+    });
+    assert.equal(served, new X509Certificate(source.current().certPem).serialNumber);
+  });
+
+  it('reads the peer certificate once per connection, not per call; getAuthContext() is cached too', async () => {
+    const { running } = await serve();
+    const c = client(running.target);
+    await unary(c, 'unary', {});
+    const proto = tls.TLSSocket.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const counts = { legacy: 0, x509: 0 };
+    const legacy = proto.getPeerCertificate!;
+    const x509 = proto.getPeerX509Certificate!;
+    proto.getPeerCertificate = function (this: unknown, ...a: unknown[]) {
+      counts.legacy++;
+      return legacy.apply(this, a);
+    };
+    proto.getPeerX509Certificate = function (this: unknown, ...a: unknown[]) {
+      counts.x509++;
+      return x509.apply(this, a);
+    };
+    try {
+      for (let i = 0; i < 50; i++) assert.equal((await unary(c, 'unary', {})).peer, CLIENT_ID);
+    } finally {
+      proto.getPeerCertificate = legacy;
+      proto.getPeerX509Certificate = x509;
+    }
+    assert.deepEqual(counts, { legacy: 0, x509: 0 });
+  });
+
+  it('answers getAuthContext() in handlers with the client certificate', async () => {
+    const logger = captureLogger();
+    const server = new grpc.Server();
+    let raw: Buffer | undefined;
+    server.addService(
+      { ping: { path: '/t.Auth/Ping', requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } } as never,
+      {
+        ping(call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) {
+          const context = call.getAuthContext();
+          raw = context.sslPeerCertificate?.raw;
+          cb(null, Buffer.from(context.transportSecurityType ?? 'none'));
+        },
+      },
+    );
+    const port = await new Promise<number>((res, rej) => server.bindAsync('localhost:0', serverCredentials({ source: loadCredential(pki.server), allow: CLIENT_ID, logger }), (e, p) => (e ? rej(e) : res(p))));
+    open.push({ server, port, target: `localhost:${port}`, close: async () => server.forceShutdown() });
+    const Ping = grpc.makeGenericClientConstructor({ ping: { path: '/t.Auth/Ping', requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } } as never, 'Auth');
+    const c = new Ping(`localhost:${port}`, channelCredentials({ source: loadCredential(pki.client), allow: SERVER_ID }), { 'grpc.use_local_subchannel_pool': 1 }) as grpc.Client & { ping: Function };
+    clients.push(c);
+    const reply = await new Promise<Buffer>((res, rej) => c.ping(Buffer.from('x'), (e: Error | null, v: Buffer) => (e ? rej(e) : res(v))));
+    assert.equal(reply.toString(), 'ssl');
+    assert.ok(raw, 'sslPeerCertificate.raw is there');
+    assert.equal(new X509Certificate(raw).serialNumber, pki.client.serialNumber);
+  });
+
+  it('checks its options at construction', () => {
+    const source = staticSource(loadCredential(pki.server));
+    assert.throws(() => serverCredentials({ source } as never), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION) && /allow/.test((e as Error).message));
+    assert.throws(() => serverCredentials({ allow: '*' } as never), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION) && /source/.test((e as Error).message));
+    assert.throws(() => serverCredentials({ source, allow: [] }), (e: unknown) => isMeshlessError(e, codes.EMPTY_ALLOW_LIST));
+    assert.throws(() => serverCredentials({ source, allow: 'spiffe://td.example/a*' }), (e: unknown) => isMeshlessError(e, codes.INVALID_RULE));
+    assert.throws(() => serverCredentials({ source, allow: '*', minVersion: 'TLSv1.1' }), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION));
+  });
+});
