@@ -1,0 +1,199 @@
+import { constants, type BigIntStats } from 'node:fs';
+import { lstat, open, readlink, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MeshlessError, codes } from './errors.js';
+import type { CredentialFiles } from './layout.js';
+
+/** Files larger than this are refused (a PEM bundle of thousands of roots stays far below). */
+export const MAX_CREDENTIAL_FILE_BYTES = 4 * 1024 * 1024;
+
+/** Bytes of the three files, read from one generation of the mount. */
+export interface GenerationBytes {
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
+  /** The `..data` targets seen while reading (one per directory that has one), for logs. */
+  dataLinks: readonly string[];
+  /** How many attempts it took (1 when nothing moved). */
+  attempts: number;
+}
+
+export interface ReadGenerationOptions {
+  /** Attempts before giving up with GENERATION_UNSTABLE; default 5. */
+  maxAttempts?: number;
+}
+
+const roles = ['cert', 'key', 'ca'] as const;
+type Role = (typeof roles)[number];
+
+interface FileState {
+  real: string;
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+/** Signals "the mount moved while we looked": try again rather than report. */
+class Moved extends Error {}
+
+function stateOf(real: string, s: BigIntStats): FileState {
+  return { real, dev: s.dev, ino: s.ino, size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs };
+}
+
+function sameState(a: FileState, b: FileState): boolean {
+  return a.real === b.real && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+}
+
+/** `readlink(dir/..data)` for every distinct directory of the files; `''` where there is none. */
+async function dataLinksOf(dirs: readonly string[]): Promise<string[]> {
+  return Promise.all(
+    dirs.map(async (dir) => {
+      try {
+        return await readlink(path.join(dir, '..data'));
+      } catch {
+        return '';
+      }
+    }),
+  );
+}
+
+function unreadable(role: Role, file: string, why: string, cause?: unknown): MeshlessError {
+  const what = role === 'ca' ? 'trust bundle' : role === 'key' ? 'private key' : 'certificate';
+  return new MeshlessError(codes.FILE_UNREADABLE, `${what} file ${file} ${why}; the previous generation stays in use until it is readable again`, { file, field: role, cause });
+}
+
+async function explainMissing(role: Role, file: string, cause: unknown): Promise<MeshlessError> {
+  try {
+    const l = await lstat(file);
+    if (l.isSymbolicLink()) {
+      const target = await readlink(file).catch(() => '?');
+      return unreadable(role, file, `is a symbolic link to ${target}, which does not exist`, cause);
+    }
+  } catch {
+    // not there at all
+  }
+  return unreadable(role, file, 'does not exist', cause);
+}
+
+async function errnoToError(role: Role, file: string, cause: unknown): Promise<MeshlessError> {
+  const code = (cause as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOENT':
+      return explainMissing(role, file, cause);
+    case 'ENOTDIR':
+      return unreadable(role, file, 'is not reachable (a parent is not a directory)', cause);
+    case 'EACCES':
+    case 'EPERM':
+      return unreadable(role, file, `cannot be read: permission denied for uid ${process.getuid?.() ?? '?'}`, cause);
+    case 'ELOOP':
+      return unreadable(role, file, 'is a symbolic link loop', cause);
+    case 'EISDIR':
+      return unreadable(role, file, 'is a directory, not a file', cause);
+    default:
+      return unreadable(role, file, `cannot be read (${code ?? (cause as Error).message})`, cause);
+  }
+}
+
+function kindOf(s: BigIntStats): string {
+  if (s.isDirectory()) return 'a directory';
+  if (s.isFIFO()) return 'a named pipe (FIFO)';
+  if (s.isSocket()) return 'a socket';
+  if (s.isCharacterDevice() || s.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/**
+ * Reads one file without ever blocking: opened with O_NONBLOCK (a FIFO would otherwise hang
+ * the read), checked with fstat to be a regular file of sane size, then read from that same
+ * descriptor. Returns the bytes and the fstat seen.
+ */
+async function readRegularFile(role: Role, file: string, real: string): Promise<{ bytes: Buffer; state: FileState }> {
+  let handle;
+  try {
+    handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (cause) {
+    throw await errnoToError(role, file, cause);
+  }
+  try {
+    const s = await handle.stat({ bigint: true });
+    if (!s.isFile()) throw unreadable(role, file, `is ${kindOf(s)}, not a regular file`);
+    if (s.size > BigInt(MAX_CREDENTIAL_FILE_BYTES)) throw unreadable(role, file, `is ${s.size} bytes, larger than the ${MAX_CREDENTIAL_FILE_BYTES} accepted`);
+    const bytes = await handle.readFile();
+    return { bytes, state: stateOf(real, s) };
+  } catch (cause) {
+    throw cause instanceof MeshlessError ? cause : await errnoToError(role, file, cause);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+async function realOf(role: Role, file: string): Promise<string> {
+  try {
+    return await realpath(file);
+  } catch (cause) {
+    throw await errnoToError(role, file, cause);
+  }
+}
+
+async function attempt(files: CredentialFiles, dirs: readonly string[]): Promise<GenerationBytes> {
+  const linksBefore = await dataLinksOf(dirs);
+  const moved = async (): Promise<boolean> => (await dataLinksOf(dirs)).some((l, i) => l !== linksBefore[i]);
+  const bytes: Partial<Record<Role, Buffer>> = {};
+  const states: Partial<Record<Role, FileState>> = {};
+  for (const role of roles) {
+    try {
+      const real = await realOf(role, files[role]);
+      const read = await readRegularFile(role, files[role], real);
+      bytes[role] = read.bytes;
+      states[role] = read.state;
+    } catch (err) {
+      // A file that vanished while the kubelet swapped `..data` is a move, not a fault.
+      if (await moved()) throw new Moved();
+      throw err;
+    }
+  }
+  if (await moved()) throw new Moved();
+  for (const role of roles) {
+    const before = states[role]!;
+    let now: FileState;
+    try {
+      const real = await realpath(files[role]);
+      now = stateOf(real, await stat(real, { bigint: true }));
+    } catch {
+      throw new Moved();
+    }
+    if (!sameState(before, now)) throw new Moved();
+  }
+  return { cert: bytes.cert!, key: bytes.key!, ca: bytes.ca!, dataLinks: linksBefore.filter((l) => l !== ''), attempts: 1 };
+}
+
+/**
+ * Reads cert, key and bundle from one generation of the mount. Before reading it notes where
+ * each directory's `..data` points; it reads every file through its real path; afterwards it
+ * checks that `..data` did not move and that every file still has the same real path, inode,
+ * size, mtime and ctime. If anything moved it tries again (a short back-off, up to
+ * `maxAttempts`), then fails with GENERATION_UNSTABLE. Works for the kubelet's atomic swap and
+ * for plain files rewritten in place (a torn pair that happens to look stable is then caught by
+ * the key ↔ certificate check of `loadCredential`).
+ */
+export async function readGeneration(files: CredentialFiles, options: ReadGenerationOptions = {}): Promise<GenerationBytes> {
+  const maxAttempts = options.maxAttempts ?? 5;
+  const dirs = [...new Set(roles.map((r) => path.dirname(files[r])))];
+  for (let n = 1; n <= maxAttempts; n++) {
+    try {
+      const read = await attempt(files, dirs);
+      return { ...read, attempts: n };
+    } catch (err) {
+      if (!(err instanceof Moved)) throw err;
+      if (n < maxAttempts) await sleep(2 * n * n);
+    }
+  }
+  throw new MeshlessError(
+    codes.GENERATION_UNSTABLE,
+    `the credential files in ${dirs.join(', ')} kept changing during ${maxAttempts} reads, so no consistent generation of cert, key and bundle could be read; will retry on the next change`,
+    { file: dirs[0] },
+  );
+}

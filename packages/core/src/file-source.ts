@@ -1,0 +1,351 @@
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import { loadCredential, type Credential } from './credential.js';
+import { channels } from './diagnostics.js';
+import { MeshlessError, codes, isMeshlessError } from './errors.js';
+import { SourceMetrics } from './file-source-metrics.js';
+import { checkLocation, resolveFileSourceOptions, type FileSourceLocation, type FileSourceOptions, type ResolvedFileSourceOptions } from './file-source-options.js';
+import { readGeneration, type GenerationBytes } from './file-source-read.js';
+import { MountWatcher } from './file-source-watch.js';
+import { HealthTimer, sourceHealthState } from './health-timer.js';
+import { resolveFiles, type CredentialFiles, type CredentialLayout } from './layout.js';
+import { loggerOf, type Logger } from './logger.js';
+import { findFrozenMounts } from './mount-info.js';
+import type { Health, HealthState, Source, SourceEvents } from './source.js';
+
+export type { FileSourceLocation, FileSourceOptions } from './file-source-options.js';
+
+/** A Source backed by mounted files; also tells where it reads from. */
+export interface FileSource extends Source {
+  /** The three files read (absolute paths, as configured or detected). */
+  readonly files: Readonly<CredentialFiles>;
+  /** The layout detected in `dir`, when one was used. */
+  readonly layout: CredentialLayout | undefined;
+}
+
+/** Why a read was started; decides whether a failure is reported at once. */
+type Trigger = 'event' | 'confirm' | 'recheck' | 'manual';
+
+/** Upper bound of the debounce under a continuous stream of events, as a multiple of debounceMs. */
+const MAX_DEBOUNCE_FACTOR = 5;
+
+function rawHashOf(bytes: GenerationBytes): string {
+  return createHash('sha256').update(bytes.cert).update('\0').update(bytes.key).update('\0').update(bytes.ca).digest('hex');
+}
+
+function asMeshlessError(err: unknown, files: CredentialFiles): MeshlessError {
+  if (isMeshlessError(err)) return err;
+  // Not expected: every reader and validator throws coded errors. Keep only the message.
+  return new MeshlessError(codes.FILE_UNREADABLE, `reading the credential from ${path.dirname(files.cert)} failed unexpectedly: ${(err as Error)?.message ?? String(err)}`, { file: files.cert, cause: err });
+}
+
+function errorFields(err: MeshlessError): Record<string, unknown> {
+  return { code: err.code, message: err.message, ...(err.file ? { file: err.file } : {}) };
+}
+
+function credentialFields(c: Credential): Record<string, unknown> {
+  return { generation: c.generation, identity: String(c.identity), serialNumber: c.leaf.serialNumber, notAfter: c.notAfter.toISOString() };
+}
+
+class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
+  readonly files: Readonly<CredentialFiles>;
+  readonly layout: CredentialLayout | undefined;
+  readonly #options: ResolvedFileSourceOptions;
+  readonly #log: Logger;
+  readonly #label: string;
+  readonly #watcher: MountWatcher;
+  readonly #healthTimer: HealthTimer;
+  #metrics: SourceMetrics | undefined;
+  #current!: Credential;
+  #rawHash = '';
+  #anchorIdentity = '';
+  #failure: MeshlessError | undefined;
+  #lastReloadAt = new Date();
+  #healthState: HealthState = 'fresh';
+  #closed = false;
+  #debounceTimer: NodeJS.Timeout | undefined;
+  #debounceStartedAt = 0;
+  #confirmTimer: NodeJS.Timeout | undefined;
+  #recheckTimer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<void> | undefined;
+  #queued: { trigger: Trigger; promise: Promise<void>; resolve: () => void } | undefined;
+
+  constructor(files: CredentialFiles, layout: CredentialLayout | undefined, label: string, options: ResolvedFileSourceOptions) {
+    super();
+    this.files = Object.freeze({ ...files });
+    this.layout = layout;
+    this.#label = label;
+    this.#options = options;
+    this.#log = loggerOf(options.logger);
+    this.#healthTimer = new HealthTimer(() => this.#updateHealth());
+    const names = new Set([files.cert, files.key, files.ca].map((f) => path.basename(f)));
+    this.#watcher = new MountWatcher({
+      dirs: [...new Set([files.cert, files.key, files.ca].map((f) => path.dirname(f)))],
+      relevant: (name) => names.has(name) || name.startsWith('..'),
+      ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+      onChange: (why) => this.#onFileEvent(why),
+      onTrouble: (why, cause) =>
+        this.#log.warn({ source: this.#label, reason: why, ...(cause ? { cause: String((cause as Error).message ?? cause) } : {}) }, 'meshless: credential directory watch interrupted; polling until it is back'),
+    });
+  }
+
+  /** Starts the watcher, then loads the first generation; throws (and cleans up) when it is bad. */
+  async start(): Promise<void> {
+    try {
+      await this.#watcher.start();
+      const bytes = await readGeneration(this.files);
+      this.#current = this.#load(bytes, 1);
+      this.#rawHash = rawHashOf(bytes);
+      this.#anchorIdentity = String(this.#current.identity);
+      this.#lastReloadAt = new Date();
+    } catch (err) {
+      await this.#stop();
+      throw asMeshlessError(err, this.files);
+    }
+    this.#metrics = new SourceMetrics(this.#label, () => this.#current);
+    this.#metrics.reload('success');
+    this.#healthState = this.health().state;
+    this.#healthTimer.schedule(this.#current, this.#options.renewAtShare);
+    if (this.#options.recheckIntervalMs > 0) {
+      this.#recheckTimer = setInterval(() => void this.#recheck(), this.#options.recheckIntervalMs).unref();
+    }
+    this.#log.info({ source: this.#label, files: this.files, ...(this.layout ? { layout: this.layout.name } : {}), ...credentialFields(this.#current) }, 'meshless: credential loaded');
+    if (this.#healthState !== 'fresh') {
+      this.#log.warn({ source: this.#label, state: this.#healthState, ...credentialFields(this.#current) }, `meshless: credential health is ${this.#healthState} at start`);
+    }
+    void this.#warnAboutFrozenMounts();
+  }
+
+  current(): Credential {
+    return this.#current;
+  }
+
+  health(): Health {
+    const c = this.#current;
+    const state = sourceHealthState(c, Date.now(), this.#options.renewAtShare, this.#failure !== undefined);
+    return {
+      state,
+      notAfter: c.notAfter,
+      generation: c.generation,
+      lastReloadAt: this.#lastReloadAt,
+      ...(this.#failure ? { lastError: this.#failure } : {}),
+    };
+  }
+
+  async reload(): Promise<Credential> {
+    if (this.#closed) throw new MeshlessError(codes.SOURCE_CLOSED, `the file source for ${this.#label} is closed; create a new one to read the files again`);
+    await this.#request('manual');
+    return this.#current;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#stop();
+    this.#log.debug({ source: this.#label }, 'meshless: file source closed');
+  }
+
+  async #stop(): Promise<void> {
+    this.#closed = true;
+    for (const t of [this.#debounceTimer, this.#confirmTimer]) if (t !== undefined) clearTimeout(t);
+    if (this.#recheckTimer !== undefined) clearInterval(this.#recheckTimer);
+    this.#debounceTimer = this.#confirmTimer = this.#recheckTimer = undefined;
+    this.#healthTimer.stop();
+    this.#metrics?.close();
+    const queued = this.#queued;
+    this.#queued = undefined;
+    queued?.resolve();
+    await this.#watcher.close();
+    await this.#inFlight;
+  }
+
+  // ---- triggers -------------------------------------------------------------------------
+
+  #onFileEvent(why: string): void {
+    if (this.#closed) return;
+    this.#log.debug({ source: this.#label, event: why }, 'meshless: credential files changed');
+    if (this.#confirmTimer !== undefined) clearTimeout(this.#confirmTimer);
+    this.#confirmTimer = undefined;
+    const now = Date.now();
+    if (this.#debounceTimer === undefined) this.#debounceStartedAt = now;
+    else clearTimeout(this.#debounceTimer);
+    const { debounceMs } = this.#options;
+    const wait = Math.max(0, Math.min(debounceMs, this.#debounceStartedAt + debounceMs * MAX_DEBOUNCE_FACTOR - now));
+    this.#debounceTimer = setTimeout(() => {
+      this.#debounceTimer = undefined;
+      void this.#request('event').then(() => this.#scheduleConfirm());
+    }, wait).unref();
+  }
+
+  /** One more read `settleMs` after an event-driven read: catches a second swap whose event was dropped. */
+  #scheduleConfirm(): void {
+    if (this.#closed || this.#debounceTimer !== undefined) return;
+    if (this.#confirmTimer !== undefined) clearTimeout(this.#confirmTimer);
+    this.#confirmTimer = setTimeout(() => {
+      this.#confirmTimer = undefined;
+      void this.#request('confirm');
+    }, this.#options.settleMs).unref();
+  }
+
+  async #recheck(): Promise<void> {
+    if (this.#closed) return;
+    await this.#watcher.verifyRoots();
+    await this.#request('recheck');
+  }
+
+  /** Runs one read at a time; requests made meanwhile are merged into a single next read. */
+  #request(trigger: Trigger): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#inFlight === undefined) return this.#run(trigger);
+    if (this.#queued === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#queued = { trigger, promise, resolve };
+    } else if (this.#queued.trigger === 'event') {
+      this.#queued.trigger = trigger;
+    }
+    return this.#queued.promise;
+  }
+
+  #run(trigger: Trigger): Promise<void> {
+    const run = this.#attempt(trigger).finally(() => {
+      this.#inFlight = undefined;
+      const next = this.#queued;
+      this.#queued = undefined;
+      if (next !== undefined && !this.#closed) void this.#run(next.trigger).then(next.resolve);
+      else next?.resolve();
+    });
+    this.#inFlight = run;
+    return run;
+  }
+
+  // ---- one read -------------------------------------------------------------------------
+
+  async #attempt(trigger: Trigger): Promise<void> {
+    let next: Credential | undefined;
+    let rawHash: string;
+    try {
+      const bytes = await readGeneration(this.files);
+      rawHash = rawHashOf(bytes);
+      if (rawHash !== this.#rawHash) {
+        const candidate = this.#load(bytes, this.#current.generation + 1);
+        if (candidate.contentHash !== this.#current.contentHash) {
+          this.#checkIdentity(candidate);
+          next = candidate;
+        }
+      }
+    } catch (err) {
+      if (this.#closed) return;
+      // chokidar does not always report its root vanishing: a failed read is the moment to look.
+      await this.#watcher.verifyRoots();
+      if (!this.#closed) this.#fail(asMeshlessError(err, this.files), trigger);
+      return;
+    }
+    if (this.#closed) return;
+    this.#rawHash = rawHash;
+    this.#lastReloadAt = new Date();
+    const recovered = this.#failure;
+    this.#failure = undefined;
+    if (next === undefined) {
+      this.#metrics?.reload('unchanged');
+      if (recovered) this.#log.info({ source: this.#label, ...credentialFields(this.#current) }, 'meshless: credential files readable again (unchanged)');
+      this.#updateHealth();
+      return;
+    }
+    const previous = this.#current;
+    this.#current = next;
+    this.#metrics?.reload('success');
+    this.#log.info({ source: this.#label, ...credentialFields(next), previousGeneration: previous.generation, trigger }, 'meshless: credential rotated');
+    channels.sourceUpdate.publish({ source: this, credential: next, previous });
+    this.emit('update', next, previous);
+    this.#updateHealth();
+  }
+
+  #load(bytes: GenerationBytes, generation: number): Credential {
+    const { expectIdentity, clockSkewMs, passphrase } = this.#options;
+    return loadCredential(
+      { cert: bytes.cert, key: bytes.key, ca: bytes.ca, ...(passphrase === undefined ? {} : { passphrase }) },
+      { generation, clockSkewMs, files: { ...this.files }, ...(expectIdentity === undefined ? {} : { expectIdentity }) },
+    );
+  }
+
+  #checkIdentity(candidate: Credential): void {
+    const { expectIdentity, allowIdentityChange } = this.#options;
+    if (expectIdentity !== undefined || allowIdentityChange) return;
+    const identity = String(candidate.identity);
+    if (identity === this.#anchorIdentity) return;
+    throw new MeshlessError(
+      codes.IDENTITY_MISMATCH,
+      `cert file ${this.files.cert}: the new certificate's identity ${identity} differs from ${this.#anchorIdentity}, the identity this source started with; the rotation is refused. Pass expectIdentity (the rules a new identity must match) or allowIdentityChange: true to accept it`,
+      { file: this.files.cert, field: 'cert', peer: identity },
+    );
+  }
+
+  /**
+   * A failed read. Reads started by a file event are not reported: a writer may still be busy
+   * (in-place writes, a second swap); the confirming read `settleMs` later reports if the files
+   * are still bad. Every other trigger reports at once.
+   */
+  #fail(err: MeshlessError, trigger: Trigger): void {
+    if (trigger === 'event') {
+      this.#log.debug({ source: this.#label, err: errorFields(err) }, 'meshless: credential read failed while files were changing; confirming shortly');
+      return;
+    }
+    this.#failure = err;
+    this.#metrics?.reload('failure', err.code);
+    this.#log.warn({ source: this.#label, err: errorFields(err), servingGeneration: this.#current.generation, trigger }, `meshless: credential reload failed; still serving generation ${this.#current.generation}`);
+    channels.sourceError.publish({ source: this, error: err });
+    // An 'error' event with no listener would throw and crash the process: only emit to listeners.
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    this.#updateHealth();
+  }
+
+  #updateHealth(): void {
+    if (this.#closed) return;
+    this.#healthTimer.schedule(this.#current, this.#options.renewAtShare);
+    const health = this.health();
+    if (health.state === this.#healthState) return;
+    this.#healthState = health.state;
+    const fields = { source: this.#label, state: health.state, ...credentialFields(this.#current), ...(health.lastError ? { err: errorFields(health.lastError) } : {}) };
+    if (health.state === 'fresh') this.#log.info(fields, 'meshless: credential health is fresh');
+    else this.#log.warn(fields, `meshless: credential health is ${health.state}`);
+    channels.sourceHealth.publish({ source: this, health });
+    this.emit('health', health);
+  }
+
+  async #warnAboutFrozenMounts(): Promise<void> {
+    const dirs = [...new Set([this.files.cert, this.files.key, this.files.ca].map((f) => path.dirname(f)))];
+    const frozen = await findFrozenMounts([this.files.cert, this.files.key, this.files.ca], dirs);
+    for (const f of frozen) {
+      this.#log.warn(
+        { source: this.#label, path: f.path, mountRoot: f.entry.root, mountPoint: f.entry.mountPoint },
+        f.kind === 'file'
+          ? `meshless: ${f.path} is a single-file mount (a Kubernetes subPath or a file bind mount): rotations are never seen through it. Mount the whole volume as a directory and point fileSource at it`
+          : `meshless: ${f.path} is mounted from inside a kubelet generation directory (${f.entry.root}), as a subPath mount does: rotations are never seen through it. Mount the whole volume instead`,
+      );
+    }
+  }
+}
+
+/**
+ * A Source that serves the credential mounted in `dir` (layout detected: Kubernetes TLS Secret,
+ * Istio, spiffe-helper, GKE) or in three explicit files, and rotates it live. Resolves after the
+ * first valid load; rejects with the coded MeshlessError when the first load is bad.
+ *
+ * Every generation is read whole (cert, key and bundle from one `..data` target, re-read if it
+ * moved), validated by `loadCredential` (plus: identity unchanged unless `expectIdentity` or
+ * `allowIdentityChange` allows it) and only then served. A bad generation keeps the previous one
+ * serving, emits `error` (to listeners only) and turns health `stale` until the next good read.
+ *
+ * Triggers: chokidar events (debounced, then one confirming re-read), a periodic re-check by
+ * content hash, and `reload()`. Timers and watchers never keep the process alive.
+ */
+export async function fileSource(location: FileSourceLocation, options: FileSourceOptions = {}): Promise<FileSource> {
+  checkLocation(location);
+  const resolved = resolveFileSourceOptions(options);
+  const { files, layout } = await resolveFiles(location);
+  const label = location.dir !== undefined ? path.resolve(location.dir) : files.cert;
+  const source = new FileSourceImpl(files, layout, label, resolved);
+  await source.start();
+  return source;
+}
