@@ -22,7 +22,7 @@ export class ManualSource extends EventEmitter<SourceEvents> implements Source {
     try {
       next = loadCredential(input, { generation: this.#generation + 1 });
     } catch (err) {
-      this.emit('error', err as MeshlessError);
+      if (this.listenerCount('error') > 0) this.emit('error', err as MeshlessError);
       return err as MeshlessError;
     }
     this.#generation++;

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import grpc from '@grpc/grpc-js';
+import { codes, isMeshlessError, loadCredential, privateKeyPem } from '@meshless/core';
+import { authorizeMethods, channelCredentials, serverCredentials } from '@meshless/grpc';
+import { captureLogger } from './helpers/capture-logger.js';
+import { handlerRuns } from './helpers/echo-service.js';
+import { adminClient, bidi, clientStream, echoClient, failure, serverStream, startServer, unary, type Running } from './helpers/harness.js';
+import { ADMIN_ID, CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from './helpers/pki.js';
+
+describe('@meshless/grpc authorizeMethods', function () {
+  let pki: Pki;
+  const open: Running[] = [];
+  const clients: grpc.Client[] = [];
+
+  before(async () => {
+    pki = await createPki();
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await Promise.all(open.splice(0).map((r) => r.close()));
+  });
+
+  function creds(issued = pki.client) {
+    return channelCredentials({ source: loadCredential(issued), allow: SERVER_ID, logger: captureLogger() });
+  }
+
+  async function serve(methods: Parameters<typeof authorizeMethods>[0]) {
+    const logger = captureLogger();
+    const methodLogger = captureLogger();
+    const running = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: [CLIENT_ID, ADMIN_ID], logger }), {
+      interceptors: [authorizeMethods(methods, { logger: methodLogger })],
+    });
+    open.push(running);
+    return { running, logger, methodLogger };
+  }
+
+  it('applies exact-method rules over service rules, on every kind of call, and refuses unlisted methods', async () => {
+    const { running, methodLogger } = await serve({
+      '/meshless.test.Admin/Reset': ADMIN_ID,
+      '/meshless.test.Admin/*': [CLIENT_ID, ADMIN_ID],
+      '/meshless.test.Echo/Unary': '*',
+      '/meshless.test.Echo/Count': ADMIN_ID,
+      '/meshless.test.Echo/Chat': CLIENT_ID,
+      // /meshless.test.Echo/Sum is not listed: closed.
+    });
+    const asClient = { echo: echoClient(running.target, creds()), admin: adminClient(running.target, creds()) };
+    const asAdmin = { echo: echoClient(running.target, creds(pki.admin)), admin: adminClient(running.target, creds(pki.admin)) };
+    clients.push(asClient.echo, asClient.admin, asAdmin.echo, asAdmin.admin);
+
+    assert.equal((await unary(asClient.admin, 'status', {})).peer, CLIENT_ID);
+    assert.equal((await unary(asAdmin.admin, 'reset', {})).peer, ADMIN_ID);
+    const before = handlerRuns.count;
+    const reset = await failure(unary(asClient.admin, 'reset', {}));
+    assert.equal(reset.code, grpc.status.PERMISSION_DENIED);
+    assert.match(reset.details, /spiffe:\/\/td\.example\/ns\/web\/sa\/client is not allowed to call \/meshless\.test\.Admin\/Reset/);
+    assert.equal(handlerRuns.count, before, 'the refused handler never ran');
+
+    assert.equal((await unary(asClient.echo, 'unary', {})).peer, CLIENT_ID);
+    assert.equal((await failure(serverStream(asClient.echo, { n: 2 }))).code, grpc.status.PERMISSION_DENIED);
+    assert.equal((await serverStream(asAdmin.echo, { n: 2 })).length, 2);
+    assert.deepEqual((await bidi(asClient.echo, ['x'])).map((m) => m.text), ['X']);
+    assert.equal((await failure(bidi(asAdmin.echo, ['x']))).code, grpc.status.PERMISSION_DENIED);
+    const sum = await failure(clientStream(asAdmin.echo, [1]));
+    assert.equal(sum.code, grpc.status.PERMISSION_DENIED);
+    assert.match(sum.details, /\/meshless\.test\.Echo\/Sum is not open to any caller/);
+
+    const refusal = methodLogger.at('warn').find((l) => l.fields.method === '/meshless.test.Admin/Reset');
+    assert.ok(refusal, JSON.stringify(methodLogger.lines));
+    assert.equal(refusal.fields.peer, CLIENT_ID);
+    assert.equal(refusal.fields.methodRule, '/meshless.test.Admin/Reset');
+    assert.match(refusal.msg, /matches no allow rule/);
+    assert.ok(methodLogger.at('warn').some((l) => l.fields.method === '/meshless.test.Echo/Sum' && /not listed/.test(l.msg)));
+  });
+
+  it('opens the methods no other key covers only through an explicit "*" key', async () => {
+    const { running } = await serve({ '/meshless.test.Admin/Reset': ADMIN_ID, '*': `spiffe://${TD}/**` });
+    const c = adminClient(running.target, creds());
+    clients.push(c);
+    assert.equal((await unary(c, 'status', {})).peer, CLIENT_ID);
+    assert.equal((await failure(unary(c, 'reset', {}))).code, grpc.status.PERMISSION_DENIED);
+  });
+
+  it('runs after the server-wide check: a client the server refuses never reaches the per-method rules', async () => {
+    const { running, logger, methodLogger } = await serve({ '*': '*' });
+    const c = echoClient(running.target, creds(pki.denied));
+    clients.push(c);
+    const err = await failure(unary(c, 'unary', {}));
+    assert.equal(err.code, grpc.status.PERMISSION_DENIED);
+    assert.equal(logger.at('warn')[0]?.fields.peer, DENIED_ID);
+    assert.equal(methodLogger.lines.length, 0);
+  });
+
+  it('also works on a plain grpc-js TLS server (peer read from getAuthContext), and refuses callers without a certificate', async () => {
+    const { echoService, echoImplementation } = await import('./helpers/echo-service.js');
+    const serverCred = loadCredential(pki.server);
+    const targets: string[] = [];
+    // createSsl(…, true) requests and verifies client certificates; (…, false) never asks for one.
+    for (const checkClientCertificate of [true, false]) {
+      const server = new grpc.Server({ interceptors: [authorizeMethods({ '/meshless.test.Echo/Unary': CLIENT_ID }, { logger: captureLogger() })] });
+      server.addService(echoService, echoImplementation);
+      const plain = grpc.ServerCredentials.createSsl(Buffer.from(serverCred.bundlePem), [{ cert_chain: Buffer.from(serverCred.certPem), private_key: Buffer.from(privateKeyPem(serverCred)) }], checkClientCertificate);
+      const port = await new Promise<number>((res, rej) => server.bindAsync('localhost:0', plain, (e, p) => (e ? rej(e) : res(p))));
+      open.push({ server, port, target: `localhost:${port}`, close: async () => server.forceShutdown() });
+      targets.push(`localhost:${port}`);
+    }
+    const verified = echoClient(targets[0]!, creds());
+    const unasked = echoClient(targets[1]!, creds());
+    clients.push(verified, unasked);
+    assert.equal((await unary(verified, 'unary', {})).peer, CLIENT_ID);
+    const err = await failure(unary(unasked, 'unary', {}));
+    assert.equal(err.code, grpc.status.UNAUTHENTICATED);
+    assert.match(err.details, /needs a verified client certificate/);
+  });
+
+  it('checks its keys and rules at construction', () => {
+    const invalid = (methods: object, code: string, pattern: RegExp) =>
+      assert.throws(() => authorizeMethods(methods as never), (e: unknown) => isMeshlessError(e) && e.code === code && pattern.test(e.message));
+    invalid({}, codes.INVALID_OPTION, /no methods/);
+    invalid({ 'pkg.Svc/Method': '*' }, codes.INVALID_OPTION, /not a method key/);
+    invalid({ '/pkg.Svc/Meth*': '*' }, codes.INVALID_OPTION, /not a method key/);
+    invalid({ '/pkg.Svc': '*' }, codes.INVALID_OPTION, /not a method key/);
+    invalid({ '/pkg.Svc/Method': [] }, codes.EMPTY_ALLOW_LIST, /\/pkg\.Svc\/Method/);
+    invalid({ '/pkg.Svc/*': 'spiffe://td/a*' }, codes.INVALID_RULE, /\/pkg\.Svc\/\*/);
+    assert.equal(typeof authorizeMethods({ '/pkg.Svc/Method': '*', '/pkg.Svc/*': CLIENT_ID, '*': 'dns:localhost' }), 'function');
+  });
+});
