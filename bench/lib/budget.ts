@@ -1,0 +1,19 @@
+/** The run's time budget: work that would not fit is skipped, saying so, instead of overrunning. */
+export class Budget {
+  readonly startedAt = Date.now();
+  readonly deadline: number;
+  constructor(readonly totalMs: number) {
+    this.deadline = this.startedAt + totalMs;
+  }
+  /** Milliseconds left. */
+  left(): number {
+    return this.deadline - Date.now();
+  }
+  /** True when `neededMs` more would overrun the budget. */
+  cannotFit(neededMs: number): boolean {
+    return this.left() < neededMs;
+  }
+  elapsedSeconds(): number {
+    return (Date.now() - this.startedAt) / 1000;
+  }
+}

@@ -1,0 +1,195 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnTs, type BenchChild } from './children.js';
+import type { BenchContext } from './context.js';
+import { treeCpuSeconds } from './cpu.js';
+import { startNginxPair } from './sidecar-nginx.js';
+import { startStunnelPair } from './sidecar-stunnel.js';
+
+/** A measurable HTTP scenario: a load generator aimed at a server (maybe through sidecars). */
+export interface HttpTarget {
+  id: string;
+  label: string;
+  load: BenchChild;
+  /** The HTTP server process (asked for connection counts). */
+  server: BenchChild;
+  /** Every process on the serving path (server, sidecars): their CPU is counted. */
+  serving: BenchChild[];
+}
+
+/** A scenario that could not be set up, and why. */
+export interface Unavailable {
+  id: string;
+  label: string;
+  status: 'skipped' | 'failed';
+  reason: string;
+}
+
+export type ServerKind = 'plaintext' | 'mtls' | 'meshless';
+export type LoadKind = 'plaintext' | 'sidecar' | 'mtls' | 'mtls-full' | 'meshless';
+
+const READY_MS = 60_000;
+
+/** Starts an HTTP server process of `kind` and waits until it listens. */
+export async function startServer(ctx: BenchContext, kind: ServerKind, name: string, nodeFlags: string[] = []): Promise<{ child: BenchChild; port: number }> {
+  const child = spawnTs(name, 'proc/http-server.ts', ['--kind', kind, '--certs', ctx.certs.dir], { verbose: ctx.options.verbose, nodeFlags });
+  try {
+    const m = await child.waitFor('ready', READY_MS);
+    return { child, port: Number(m.port) };
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+}
+
+/** Starts a load-generator process of `kind` aimed at 127.0.0.1:port. */
+export async function startLoad(ctx: BenchContext, kind: LoadKind, port: number, name: string, nodeFlags: string[] = []): Promise<BenchChild> {
+  const child = spawnTs(name, 'proc/load.ts', ['--kind', kind, '--port', String(port), '--certs', ctx.certs.dir], { verbose: ctx.options.verbose, nodeFlags });
+  try {
+    await child.waitFor('ready', READY_MS);
+    return child;
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+}
+
+export interface TargetSpec {
+  id: string;
+  label: string;
+  server: ServerKind | 'stunnel' | 'nginx';
+  load: LoadKind;
+}
+
+/** Scenarios that can share one server process (same server kind, no sidecars). */
+type ServerPool = Map<string, Promise<{ child: BenchChild; port: number }>>;
+
+async function setUp(ctx: BenchContext, spec: TargetSpec, servers: ServerPool): Promise<HttpTarget> {
+  if (spec.server === 'stunnel' || spec.server === 'nginx') {
+    const binary = spec.server === 'stunnel' ? ctx.tools.stunnel : ctx.tools.nginx;
+    if (!binary) throw new Unavailability('skipped', `${spec.server} is not installed and scripts/setup-system.sh could not install it`);
+    const app = await startServer(ctx, 'plaintext', `app-behind-${spec.server}`);
+    try {
+      const dir = join(ctx.workDir, spec.server);
+      mkdirSync(dir, { recursive: true });
+      const start = spec.server === 'stunnel' ? startStunnelPair : startNginxPair;
+      const pair = await start(binary, dir, ctx.certs, app.port, ctx.options.verbose);
+      try {
+        const load = await startLoad(ctx, 'sidecar', pair.port, `load-${spec.id}`);
+        return { id: spec.id, label: spec.label, load, server: app.child, serving: [app.child, ...pair.children] };
+      } catch (err) {
+        await Promise.all(pair.children.map((c) => c.stop()));
+        throw err;
+      }
+    } catch (err) {
+      await app.child.stop();
+      throw err;
+    }
+  }
+  if (spec.server === 'meshless' && ctx.meshlessMissing) throw new Unavailability('skipped', ctx.meshlessMissing);
+  let shared = servers.get(spec.server);
+  if (!shared) {
+    shared = startServer(ctx, spec.server, `server-${spec.server}`);
+    servers.set(spec.server, shared);
+  }
+  const server = await shared;
+  const load = await startLoad(ctx, spec.load, server.port, `load-${spec.id}`);
+  return { id: spec.id, label: spec.label, load, server: server.child, serving: [server.child] };
+}
+
+class Unavailability extends Error {
+  constructor(
+    readonly status: 'skipped' | 'failed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Starts every scenario's processes (in parallel). A scenario that cannot start is returned as
+ * Unavailable with the reason; the others go on.
+ */
+export async function startTargets(ctx: BenchContext, specs: TargetSpec[]): Promise<(HttpTarget | Unavailable)[]> {
+  const servers: ServerPool = new Map();
+  return Promise.all(
+    specs.map(async (spec): Promise<HttpTarget | Unavailable> => {
+      try {
+        return await setUp(ctx, spec, servers);
+      } catch (err) {
+        const status = err instanceof Unavailability ? err.status : 'failed';
+        return { id: spec.id, label: spec.label, status, reason: (err as Error).message.split('\n').slice(0, 4).join(' | ') };
+      }
+    }),
+  );
+}
+
+/** Stops the processes of targets (each once). */
+export async function stopTargets(targets: (HttpTarget | Unavailable)[]): Promise<void> {
+  const children = new Set<BenchChild>();
+  for (const t of targets) if ('load' in t) [t.load, t.server, ...t.serving].forEach((c) => children.add(c));
+  await Promise.all([...children].map((c) => c.stop()));
+}
+
+export interface LoadShape {
+  concurrency: number;
+  path: string;
+  newConnection: boolean;
+}
+
+/** One measured window of one scenario. */
+export interface RunResult {
+  round: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuSecPer10k: number;
+  serverCpuSecPer10k: number;
+  clientCpuSecPer10k: number;
+  requests: number;
+  errors: number;
+  firstError?: string;
+  elapsedMs: number;
+  tlsConnections: number;
+  resumed: number;
+}
+
+/**
+ * Measures one window: fresh client pool, warm-up, then CPU of the serving processes (from
+ * /proc) and of the load generator (its own process.cpuUsage) around the measured window.
+ */
+export async function measureOnce(target: HttpTarget, shape: LoadShape, warmupMs: number, measureMs: number, round: number): Promise<RunResult> {
+  const timeout = measureMs + warmupMs + 30_000;
+  const load = { concurrency: shape.concurrency, path: shape.path, newConnection: shape.newConnection };
+  await target.load.request({ type: 'open' }, 10_000);
+  try {
+    await target.load.request({ type: 'warm', ...load, durationMs: warmupMs }, timeout);
+    const pids = target.serving.map((c) => c.pid);
+    const stats0 = await target.server.request({ type: 'stats' }, 10_000);
+    const cpu0 = treeCpuSeconds(pids);
+    const m = await target.load.request({ type: 'measure', ...load, durationMs: measureMs }, timeout);
+    const cpu1 = treeCpuSeconds(pids);
+    const stats1 = await target.server.request({ type: 'stats' }, 10_000);
+    const requests = Number(m.requests);
+    const serverCpu = cpu1 - cpu0;
+    const clientCpu = Number(m.cpuSeconds);
+    const per10k = (s: number) => (requests > 0 ? (s / requests) * 10_000 : NaN);
+    return {
+      round,
+      rps: requests / (Number(m.elapsedMs) / 1000),
+      p50Ms: Number(m.p50Ms),
+      p99Ms: Number(m.p99Ms),
+      cpuSecPer10k: per10k(serverCpu + clientCpu),
+      serverCpuSecPer10k: per10k(serverCpu),
+      clientCpuSecPer10k: per10k(clientCpu),
+      requests,
+      errors: Number(m.errors),
+      ...(m.firstError ? { firstError: String(m.firstError) } : {}),
+      elapsedMs: Number(m.elapsedMs),
+      tlsConnections: Number(stats1.tlsConnections) - Number(stats0.tlsConnections),
+      resumed: Number(stats1.resumed) - Number(stats0.resumed),
+    };
+  } finally {
+    if (target.load.running) await target.load.request({ type: 'close' }, 10_000).catch(() => undefined);
+  }
+}

@@ -1,0 +1,93 @@
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { benchDir } from './children.js';
+
+export const groups = ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'http-client'] as const;
+export type Group = (typeof groups)[number];
+
+/** Everything that sizes a run. Full defaults fit in < 10 minutes on 2 cores. */
+export interface BenchOptions {
+  mode: 'full' | 'quick';
+  rounds: number;
+  warmupMs: number;
+  measureMs: number;
+  newConnectionMs: number;
+  memoryRequests: number;
+  memoryRotations: number;
+  memoryCapMs: number;
+  rotations: number;
+  externalDurationMs: number;
+  microBatches: number;
+  /** The whole run stops starting new work after this (rows left are skipped, saying so). */
+  budgetMs: number;
+  only: Set<Group>;
+  out: string;
+  docs: string | undefined;
+  verbose: boolean;
+}
+
+const usage = `usage: npm run bench [-- options]
+  --quick                 ~1-minute smoke run (1 round, short windows, small memory run)
+  --rounds N              interleaved rounds per scenario (full 3, quick 1)
+  --warmup-ms N           warm-up before each measured window
+  --measure-ms N          measured window per scenario, variant and round
+  --only a,b              groups: ${groups.join(', ')}
+  --out FILE              results JSON (full: bench/results/latest.json, quick: bench/results/quick.json)
+  --docs FILE | --no-docs markdown report (full: docs/benchmarks.md; quick: none)
+  --verbose               show the children's output`;
+
+function int(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} takes a number (got ${JSON.stringify(value)})\n${usage}`);
+  return n;
+}
+
+/** Parses `npm run bench -- …` arguments. */
+export function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean' },
+      rounds: { type: 'string' },
+      'warmup-ms': { type: 'string' },
+      'measure-ms': { type: 'string' },
+      only: { type: 'string' },
+      out: { type: 'string' },
+      docs: { type: 'string' },
+      'no-docs': { type: 'boolean' },
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const quick = values.quick === true;
+  const measureMs = int(values['measure-ms'], quick ? 1000 : 2500, 'measure-ms');
+  const only = new Set<Group>();
+  for (const g of (values.only ?? groups.join(',')).split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (!(groups as readonly string[]).includes(g)) throw new Error(`--only: unknown group ${JSON.stringify(g)}\n${usage}`);
+    only.add(g as Group);
+  }
+  const root = join(benchDir, '..');
+  return {
+    mode: quick ? 'quick' : 'full',
+    rounds: Math.max(1, int(values.rounds, quick ? 1 : 3, 'rounds')),
+    warmupMs: int(values['warmup-ms'], quick ? 200 : 500, 'warmup-ms'),
+    measureMs,
+    newConnectionMs: Math.round(measureMs * 0.8),
+    memoryRequests: quick ? Math.max(2000, Math.round(measureMs * 20)) : 1_000_000,
+    memoryRotations: quick ? 20 : 1000,
+    memoryCapMs: quick ? 20_000 : 150_000,
+    rotations: quick ? 10 : 100,
+    externalDurationMs: measureMs,
+    microBatches: quick ? 5 : 15,
+    budgetMs: quick ? 4 * 60_000 : 9 * 60_000 + 30_000,
+    only,
+    out: values.out ?? join(benchDir, 'results', quick ? 'quick.json' : 'latest.json'),
+    docs: values['no-docs'] ? undefined : (values.docs ?? (quick ? undefined : join(root, 'docs', 'benchmarks.md'))),
+    verbose: values.verbose === true,
+  };
+}

@@ -1,0 +1,113 @@
+import type { BenchContext } from './context.js';
+import { measureOnce, type HttpTarget, type LoadShape, type RunResult, type Unavailable } from './http-targets.js';
+import { skippedRow, type Row } from './results.js';
+import { median, pairedRatio, round } from './stats.js';
+
+export interface Variant extends LoadShape {
+  id: string;
+}
+
+const metrics = ['rps', 'p50Ms', 'p99Ms', 'cpuSecPer10k', 'serverCpuSecPer10k', 'clientCpuSecPer10k'] as const;
+
+/**
+ * Runs every target in every variant, `rounds` times, interleaved: round 1 (A B C…, each variant),
+ * round 2 (A B C…)… so that drift on the machine lands on every scenario alike. A target that
+ * breaks is dropped with its error; the others go on. Returns one row per target and variant.
+ */
+export async function runInterleaved(
+  ctx: BenchContext,
+  group: Row['group'],
+  targets: (HttpTarget | Unavailable)[],
+  variants: Variant[],
+  measureMs: number,
+): Promise<Row[]> {
+  const { rounds, warmupMs } = ctx.options;
+  const results = new Map<string, RunResult[]>();
+  const broken = new Map<string, string>();
+  let skippedForTime = false;
+  const live = targets.filter((t): t is HttpTarget => 'load' in t);
+  const windowMs = warmupMs + measureMs + 500;
+  for (let r = 1; r <= rounds; r++) {
+    for (const variant of variants) {
+      for (const target of live) {
+        const key = `${target.id}|${variant.id}`;
+        if (broken.has(target.id)) continue;
+        if (ctx.budget.cannotFit(windowMs)) {
+          skippedForTime = true;
+          continue;
+        }
+        try {
+          const run = await measureOnce(target, variant, warmupMs, measureMs, r);
+          if (!results.has(key)) results.set(key, []);
+          results.get(key)!.push(run);
+          const err = run.errors > 0 ? `, ${run.errors} errors (${run.firstError})` : '';
+          console.log(
+            `  round ${r} ${variant.id.padEnd(8)} ${target.id.padEnd(10)} ${fmt(run.rps, 0).padStart(7)} req/s  p50 ${fmt(run.p50Ms, 3)} ms  p99 ${fmt(run.p99Ms, 3)} ms  ${fmt(run.cpuSecPer10k, 3)} CPU s/10k${err}`,
+          );
+        } catch (e) {
+          broken.set(target.id, (e as Error).message.split('\n').slice(0, 4).join(' | '));
+          console.log(`  ${target.id} failed: ${broken.get(target.id)}`);
+        }
+      }
+    }
+  }
+
+  const rows: Row[] = [];
+  for (const target of targets) {
+    for (const variant of variants) {
+      if (!('load' in target)) {
+        rows.push(skippedRow(group, target.id, variant.id, target.reason, target.status));
+        continue;
+      }
+      const runs = results.get(`${target.id}|${variant.id}`) ?? [];
+      if (runs.length === 0) {
+        const reason = broken.get(target.id) ?? (skippedForTime ? 'time budget exhausted before this row ran' : 'no run completed');
+        rows.push(skippedRow(group, target.id, variant.id, reason, broken.has(target.id) ? 'failed' : 'skipped'));
+        continue;
+      }
+      const med: Record<string, number | undefined> = {};
+      for (const m of metrics) med[m] = round(median(runs.map((x) => x[m])), 4);
+      const requests = runs.reduce((s, x) => s + x.requests, 0);
+      const errors = runs.reduce((s, x) => s + x.errors, 0);
+      const tls = runs.reduce((s, x) => s + x.tlsConnections, 0);
+      if (tls > 0) med.resumedShare = round(runs.reduce((s, x) => s + x.resumed, 0) / tls, 3);
+      const row: Row = { group, scenario: target.id, variant: variant.id, status: 'ok', median: med, rounds: runs.map((x) => ({ ...x })) };
+      if (errors > requests * 0.01) {
+        row.status = 'failed';
+        row.reason = `${errors} failed requests of ${requests + errors}: ${runs.find((x) => x.firstError)?.firstError}`;
+      } else if (broken.has(target.id)) {
+        row.reason = `incomplete: ${broken.get(target.id)}`;
+      }
+      rows.push(row);
+    }
+  }
+  addRatios(rows, variants);
+  return rows;
+}
+
+/** Baselines each scenario is compared with (paired by round). */
+const baselinesOf = (scenario: string): string[] =>
+  scenario === 'meshless' ? ['plaintext', 'mtls', 'mtls-full', 'stunnel', 'nginx'] : ['plaintext', 'mtls', 'mtls-full'];
+
+function addRatios(rows: Row[], variants: Variant[]): void {
+  for (const variant of variants) {
+    const sameVariant = rows.filter((r) => r.variant === variant.id && r.status !== 'skipped' && r.rounds);
+    for (const row of sameVariant) {
+      const ratios: Record<string, number | undefined> = {};
+      for (const baseId of baselinesOf(row.scenario)) {
+        const base = sameVariant.find((b) => b.scenario === baseId);
+        if (!base || base === row) continue;
+        const pick = (rr: Row, k: string) => rr.rounds!.map((x) => x[k] as number | undefined);
+        ratios[`rps/${baseId}`] = round(pairedRatio(pick(row, 'rps'), pick(base, 'rps')), 3);
+        ratios[`p99/${baseId}`] = round(pairedRatio(pick(row, 'p99Ms'), pick(base, 'p99Ms')), 3);
+        ratios[`cpu/${baseId}`] = round(pairedRatio(pick(row, 'cpuSecPer10k'), pick(base, 'cpuSecPer10k')), 3);
+      }
+      if (Object.keys(ratios).length > 0) row.ratios = ratios;
+    }
+  }
+}
+
+/** A number for console lines. */
+export function fmt(value: number | undefined, digits: number): string {
+  return value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
+}

@@ -1,0 +1,56 @@
+import type { Row, TargetCheck } from './results.js';
+import { round } from './stats.js';
+
+function find(rows: Row[], group: Row['group'], scenario: string, variant?: string): Row | undefined {
+  return rows.find((r) => r.group === group && r.scenario === scenario && (variant === undefined || r.variant === variant) && r.status !== 'skipped' && r.median);
+}
+
+function check(target: string, value: number | undefined, met: (v: number) => boolean, note?: string): TargetCheck {
+  if (value === undefined || !Number.isFinite(value)) return { target, note: note ?? 'not measured in this run' };
+  return { target, value: round(value, 3), met: met(value), ...(note ? { note } : {}) };
+}
+
+const RPS_FIELDS = ['rps', 'callsPerSecond', 'requestsPerSecond', 'opsPerSecond', 'qps'];
+
+function rateOf(row: Row | undefined): number | undefined {
+  if (!row?.median) return undefined;
+  for (const [k, v] of Object.entries(row.median)) if (RPS_FIELDS.some((f) => k === f || k.endsWith(`.${f}`))) return v;
+  return undefined;
+}
+
+/** Checks issue 9's targets (and issue 2's 2× rule) against this run's rows. */
+export function checkTargets(rows: Row[]): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const ratio = (variant: string, key: string) => find(rows, 'http', 'meshless', variant)?.ratios?.[key];
+  for (const v of ['c1', 'c32', 'c32-64k']) {
+    out.push(check(`meshless HTTP ${v}: req/s ≥ 0.97× hand-written mTLS`, ratio(v, 'rps/mtls'), (x) => x >= 0.97));
+  }
+  for (const v of ['c1', 'c32']) {
+    out.push(check(`meshless HTTP ${v}: req/s ≥ 2× stunnel pair`, ratio(v, 'rps/stunnel'), (x) => x >= 2));
+    out.push(check(`meshless HTTP ${v}: req/s ≥ 1.7× nginx pair`, ratio(v, 'rps/nginx'), (x) => x >= 1.7));
+    out.push(check(`meshless HTTP ${v}: p99 lower than stunnel pair (ratio < 1)`, ratio(v, 'p99/stunnel'), (x) => x < 1));
+    out.push(check(`meshless HTTP ${v}: p99 lower than nginx pair (ratio < 1)`, ratio(v, 'p99/nginx'), (x) => x < 1));
+    out.push(check(`meshless HTTP ${v}: CPU/request ≤ 0.5× stunnel pair`, ratio(v, 'cpu/stunnel'), (x) => x <= 0.5));
+    out.push(check(`meshless HTTP ${v}: CPU/request ≤ 0.5× nginx pair`, ratio(v, 'cpu/nginx'), (x) => x <= 0.5));
+    out.push(check(`meshless HTTP ${v}: req/s ≥ 0.92× plaintext (stretch)`, ratio(v, 'rps/plaintext'), (x) => x >= 0.92));
+  }
+  const grpcRows = rows.filter((r) => r.group === 'grpc' && r.status === 'ok');
+  const grpcMeshless = grpcRows.find((r) => /meshless/i.test(r.scenario));
+  const grpcSsl = grpcRows.find((r) => /createssl|ssl|tls/i.test(r.scenario) && !/meshless|insecure/i.test(r.scenario));
+  const gm = rateOf(grpcMeshless);
+  const gs = rateOf(grpcSsl);
+  out.push(check('meshless gRPC ≥ 0.95× grpc-js createSsl', gm !== undefined && gs ? gm / gs : undefined, (x) => x >= 0.95));
+  out.push(
+    check('new connections: meshless ≥ 2× hand-written full-handshake rate', find(rows, 'new-connections', 'meshless')?.ratios?.['rps/mtls-full'], (x) => x >= 2),
+  );
+  const rotation = find(rows, 'rotation', 'rotation');
+  out.push(check('rotation p99 ≤ 100 ms', rotation?.median?.p99Ms, (x) => x <= 100));
+  out.push(check('per-request decision (socketPeer + allowList) ≤ 1 µs at 10,000 rules (ns)', find(rows, 'per-request', 'request-10k')?.median?.nsPerOp, (x) => x <= 1000));
+  const a10 = find(rows, 'per-request', 'allow-10')?.median?.nsPerOp;
+  const a10k = find(rows, 'per-request', 'allow-10k')?.median?.nsPerOp;
+  out.push(check('allowList at 10,000 rules within 2× of 10 rules (issue 2)', a10 && a10k ? a10k / a10 : undefined, (x) => x <= 2));
+  for (const side of ['server', 'client']) {
+    out.push(check(`meshless ${side} heap growth < 10 MB after rotations and requests (MB)`, find(rows, 'memory', `meshless ${side}`)?.median?.heapGrowthMB, (x) => x < 10));
+  }
+  return out;
+}

@@ -1,0 +1,141 @@
+// The bench orchestrator: `npm run bench [-- --quick]` (bench/run.mjs starts this through tsx).
+// Starts every scenario's processes, runs the rounds, writes bench/results/*.json and
+// docs/benchmarks.md, and stops every child process on every exit path.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { Budget } from './lib/budget.js';
+import { mintCertificates } from './lib/certs.js';
+import { killAllNow, setChildMaxLifetime, stopAll } from './lib/children.js';
+import type { BenchContext } from './lib/context.js';
+import { procAvailable } from './lib/cpu.js';
+import { describeMachine } from './lib/machine.js';
+import { loadMeshlessHttp } from './lib/meshless.js';
+import { parseOptions, type Group } from './lib/options.js';
+import { renderMarkdown } from './lib/report.js';
+import type { Results, Row } from './lib/results.js';
+import { findSystemTools } from './lib/system-tools.js';
+import { checkTargets } from './lib/targets.js';
+import { runHttp } from './scenarios/http.js';
+import { runGrpc, runHttpClient, runPerRequest, runRotation } from './scenarios/external.js';
+import { runMemory } from './scenarios/memory.js';
+import { runNewConnections } from './scenarios/new-connections.js';
+
+const options = parseOptions(process.argv.slice(2));
+const budget = new Budget(options.budgetMs);
+// Children end themselves a little after the budget, whatever happens to this process.
+setChildMaxLifetime(options.budgetMs + 120_000);
+const workDir = mkdtempSync(join(os.tmpdir(), 'meshless-bench-'));
+
+let cleanedUp = false;
+function cleanupNow(): void {
+  if (cleanedUp) return;
+  cleanedUp = true;
+  killAllNow();
+  rmSync(workDir, { recursive: true, force: true });
+}
+process.on('exit', cleanupNow);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    console.error(`\nbench: ${signal}: stopping every child process`);
+    void stopAll().finally(() => {
+      cleanupNow();
+      process.exit(130);
+    });
+  });
+}
+// A hard stop well past the budget: nothing may keep the bench running forever.
+setTimeout(() => {
+  console.error('bench: hard time limit reached: stopping');
+  cleanupNow();
+  process.exit(3);
+}, options.budgetMs + 90_000).unref();
+
+const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+console.log(`${command}: ${options.mode} mode, ${options.rounds} round(s), groups ${[...options.only].join(', ')}`);
+console.log(`work directory: ${workDir}`);
+
+async function main(): Promise<number> {
+  const notes: string[] = [];
+  if (!procAvailable()) notes.push('/proc is not readable: server-side CPU cannot be measured on this system');
+  const tools = findSystemTools();
+  notes.push(...tools.notes);
+  const machine = describeMachine(tools);
+  console.log(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadAverageAtStart.join(' ')}`);
+  const certs = await mintCertificates(join(workDir, 'certs'));
+  const meshless = await loadMeshlessHttp();
+  const meshlessMissing = 'missing' in meshless ? meshless.missing : undefined;
+  if (meshlessMissing) notes.push(`meshless HTTP rows skipped: ${meshlessMissing}`);
+  const ctx: BenchContext = { options, budget, certs, workDir, tools, meshlessMissing, notes };
+
+  const plan: [Group, (c: BenchContext) => Promise<Row[]>][] = [
+    ['http', runHttp],
+    ['new-connections', runNewConnections],
+    ['per-request', runPerRequest],
+    ['rotation', runRotation],
+    ['grpc', runGrpc],
+    ['http-client', runHttpClient],
+    ['memory', runMemory],
+  ];
+  const rows: Row[] = [];
+  for (const [group, run] of plan) {
+    if (!options.only.has(group)) continue;
+    try {
+      rows.push(...(await run(ctx)));
+    } catch (err) {
+      console.error(`bench: ${group} failed: ${(err as Error).stack}`);
+      rows.push({ group, scenario: group, variant: '', status: 'failed', reason: (err as Error).message.split('\n')[0] });
+    } finally {
+      await stopAll();
+    }
+  }
+
+  const results: Results = {
+    date: new Date().toISOString(),
+    command,
+    mode: options.mode,
+    settings: {
+      rounds: options.rounds,
+      warmupMs: options.warmupMs,
+      measureMs: options.measureMs,
+      newConnectionMs: options.newConnectionMs,
+      memoryRequests: options.memoryRequests,
+      memoryRotations: options.memoryRotations,
+      rotations: options.rotations,
+      groups: [...options.only],
+    },
+    machine,
+    notes,
+    durationSeconds: Math.round(budget.elapsedSeconds()),
+    rows,
+    targets: checkTargets(rows),
+  };
+  mkdirSync(dirname(options.out), { recursive: true });
+  writeFileSync(options.out, JSON.stringify(results, null, 2) + '\n');
+  console.log(`\nresults: ${options.out}`);
+  const markdown = renderMarkdown(results);
+  if (options.docs) {
+    writeFileSync(options.docs, markdown);
+    console.log(`report: ${options.docs}`);
+  }
+  console.log('\n== targets ==');
+  for (const t of results.targets) console.log(`  ${t.met === undefined ? 'n/a ' : t.met ? 'met ' : 'MISS'}  ${t.target}: ${t.value ?? t.note}`);
+  const skipped = rows.filter((r) => r.status !== 'ok');
+  if (skipped.length) {
+    console.log('\n== skipped or failed ==');
+    for (const r of skipped) console.log(`  ${r.status}: ${r.group} ${r.scenario} ${r.variant}: ${r.reason}`);
+  }
+  console.log(`\nbench finished in ${Math.round(budget.elapsedSeconds())} s`);
+  return 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  console.error(`bench: ${(err as Error).stack}`);
+} finally {
+  await stopAll();
+  cleanupNow();
+}
+process.exit(code);

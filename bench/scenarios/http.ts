@@ -1,0 +1,31 @@
+import { stopAll } from '../lib/children.js';
+import type { BenchContext } from '../lib/context.js';
+import { startTargets, type TargetSpec } from '../lib/http-targets.js';
+import type { Row } from '../lib/results.js';
+import { runInterleaved, type Variant } from '../lib/rounds.js';
+
+/** The keep-alive scenarios: what a user would run instead of meshless, and meshless. */
+export const httpScenarios: TargetSpec[] = [
+  { id: 'plaintext', label: 'plaintext: node:http ← undici Pool', server: 'plaintext', load: 'plaintext' },
+  { id: 'mtls', label: 'hand-written mTLS: node:https requestCert ← undici Agent connect', server: 'mtls', load: 'mtls' },
+  { id: 'meshless', label: 'meshless: createServer ← createAgent', server: 'meshless', load: 'meshless' },
+  { id: 'stunnel', label: 'sidecar pair: undici → stunnel → stunnel → node:http', server: 'stunnel', load: 'sidecar' },
+  { id: 'nginx', label: 'sidecar pair: undici → nginx → nginx (ssl_verify_client on) → node:http', server: 'nginx', load: 'sidecar' },
+];
+
+export const httpVariants: Variant[] = [
+  { id: 'c1', concurrency: 1, path: '/', newConnection: false },
+  { id: 'c32', concurrency: 32, path: '/', newConnection: false },
+  { id: 'c32-64k', concurrency: 32, path: '/64k', newConnection: false },
+];
+
+/** HTTP/1.1 keep-alive: small responses at concurrency 1 and 32, and 64 KiB responses at 32. */
+export async function runHttp(ctx: BenchContext): Promise<Row[]> {
+  console.log('\n== HTTP/1.1 keep-alive ==');
+  const targets = await startTargets(ctx, httpScenarios);
+  try {
+    return await runInterleaved(ctx, 'http', targets, httpVariants, ctx.options.measureMs);
+  } finally {
+    await stopAll();
+  }
+}

@@ -1,0 +1,142 @@
+// Per-request cost of identity and authorization, in ns/op: core's identityOf, allowList at 10
+// and 10,000 rules, the cached-peer lookup socketPeer, and what hand-written code does instead.
+// Standalone: node --conditions=source --import tsx bench/scenarios/per-request.ts [--quick]
+import { X509Certificate } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { pathToFileURL } from 'node:url';
+import { allowList, identityOf, socketPeer, type Authorizer, type Peer } from '@meshless/core';
+import { createTestCA } from '@meshless/testing';
+import { CLIENT_ID, SERVER_ID, TRUST_DOMAIN } from '../lib/certs.js';
+import { median } from '../lib/stats.js';
+
+export interface PerRequestRow {
+  id: string;
+  label: string;
+  nsPerOp: number;
+  /** Fastest batch, for reference (the median is the figure). */
+  minNsPerOp: number;
+}
+
+export interface PerRequestResult {
+  rows: PerRequestRow[];
+  /** allowList at 10,000 rules ÷ at 10 rules (issue 2: within 2×). */
+  ratio10kTo10: number;
+}
+
+let sink: unknown;
+
+/** Median ns/op over `batches` batches of about `batchMs` each, after a calibration and warm-up. */
+function timeIt(fn: () => unknown, batches: number, batchMs: number): { nsPerOp: number; minNsPerOp: number } {
+  let n = 16;
+  for (;;) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) sink = fn();
+    const ns = Number(process.hrtime.bigint() - t0);
+    if (ns > 5e6 || n > 1e8) {
+      n = Math.max(1, Math.round((n * batchMs * 1e6) / ns));
+      break;
+    }
+    n *= 4;
+  }
+  const samples: number[] = [];
+  for (let b = 0; b < batches + 1; b++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) sink = fn();
+    const ns = Number(process.hrtime.bigint() - t0) / n;
+    if (b > 0) samples.push(ns); // batch 0 is warm-up
+  }
+  return { nsPerOp: median(samples)!, minNsPerOp: Math.min(...samples) };
+}
+
+function rules(count: number, last: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < count - 1; i++) out.push(`spiffe://${TRUST_DOMAIN}/ns/ns${i}/sa/svc${i}`);
+  out.push(last);
+  return out;
+}
+
+/** A real mTLS connection on 127.0.0.1: the server-side socket, for socketPeer and getPeerCertificate. */
+async function tlsPair(): Promise<{ socket: tls.TLSSocket; close: () => void }> {
+  const ca = await createTestCA({ trustDomain: TRUST_DOMAIN });
+  const server = await ca.issue(SERVER_ID);
+  const client = await ca.issue(CLIENT_ID);
+  const srv = tls.createServer({ cert: server.cert, key: server.key, ca: ca.bundle, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' });
+  const accepted = new Promise<tls.TLSSocket>((resolve) => srv.once('secureConnection', resolve));
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as AddressInfo).port;
+  const cli = tls.connect({ host: '127.0.0.1', port, cert: client.cert, key: client.key, ca: ca.bundle, checkServerIdentity: () => undefined });
+  cli.on('error', () => undefined);
+  const socket = await accepted;
+  return {
+    socket,
+    close: () => {
+      cli.destroy();
+      socket.destroy();
+      srv.close();
+    },
+  };
+}
+
+/** Runs the per-request microbenchmarks. */
+export async function runPerRequestBench(options: { quick?: boolean; batches?: number } = {}): Promise<PerRequestResult> {
+  const batches = options.batches ?? (options.quick ? 5 : 15);
+  const batchMs = options.quick ? 10 : 20;
+  const ca = await createTestCA({ trustDomain: TRUST_DOMAIN });
+  const issued = await ca.issue(CLIENT_ID);
+  const x509 = new X509Certificate(issued.cert);
+  const peer: Peer = identityOf(x509);
+  const stranger: Peer = identityOf(new X509Certificate((await ca.issue(`spiffe://${TRUST_DOMAIN}/ns/other/sa/nobody`)).cert));
+
+  const allow10: Authorizer = allowList(rules(10, CLIENT_ID));
+  const allow10k: Authorizer = allowList(rules(10_000, CLIENT_ID));
+  const allowPatterns: Authorizer = allowList([...rules(9_990, `spiffe://${TRUST_DOMAIN}/ns/x/sa/y`), ...Array.from({ length: 10 }, (_, i) => `spiffe://${TRUST_DOMAIN}/ns/*/sa/pat${i}`), `spiffe://${TRUST_DOMAIN}/ns/*/sa/client`]);
+  for (const [name, a] of [['10', allow10], ['10k', allow10k], ['patterns', allowPatterns]] as const) {
+    if (!a(peer).allowed) throw new Error(`allow-list ${name} does not allow ${String(peer)}: the bench is wrong`);
+  }
+  if (allow10k(stranger).allowed) throw new Error('allow-list 10k allows a stranger: the bench is wrong');
+
+  const pair = await tlsPair();
+  try {
+    const socket = pair.socket;
+    if (String(socketPeer(socket)) !== CLIENT_ID) throw new Error('socketPeer did not return the client identity');
+    const cases: [string, string, () => unknown][] = [
+      ['identityOf', 'identityOf(x509): identity from a parsed certificate (once per connection)', () => identityOf(x509)],
+      ['allow-10', 'allowList decision, 10 exact rules (match)', () => allow10(peer)],
+      ['allow-10k', 'allowList decision, 10,000 exact rules (match)', () => allow10k(peer)],
+      ['allow-10k-miss', 'allowList decision, 10,000 exact rules (no match: denied)', () => allow10k(stranger)],
+      ['allow-10k-pattern', "allowList decision, 10,000 rules matched by a 'ns/*' pattern", () => allowPatterns(peer)],
+      ['socketPeer', 'socketPeer(socket): cached peer of a connection', () => socketPeer(socket)],
+      ['request-10', 'per request: socketPeer + decision, 10 rules', () => allow10(socketPeer(socket)!)],
+      ['request-10k', 'per request: socketPeer + decision, 10,000 rules', () => allow10k(socketPeer(socket)!)],
+      [
+        'handwritten-getPeerCertificate',
+        "hand-written per request: socket.getPeerCertificate().subjectaltname.includes('URI:' + id)",
+        () => (socket.getPeerCertificate().subjectaltname ?? '').includes(`URI:${CLIENT_ID}`),
+      ],
+      ['handwritten-x509', 'uncached per request: identityOf(socket.getPeerX509Certificate())', () => identityOf(socket.getPeerX509Certificate()!)],
+    ];
+    const rows: PerRequestRow[] = [];
+    for (const [id, label, fn] of cases) {
+      const t = timeIt(fn, batches, batchMs);
+      rows.push({ id, label, nsPerOp: t.nsPerOp, minNsPerOp: t.minNsPerOp });
+    }
+    if (sink === Symbol.for('never')) console.log(sink);
+    const ns = (id: string) => rows.find((r) => r.id === id)!.nsPerOp;
+    return { rows, ratio10kTo10: ns('allow-10k') / ns('allow-10') };
+  } finally {
+    pair.close();
+  }
+}
+
+/** Prints the rows as a small table. */
+export function printPerRequest(result: PerRequestResult): void {
+  for (const r of result.rows) console.log(`  ${r.nsPerOp.toFixed(0).padStart(8)} ns/op  ${r.label}`);
+  const ok = result.ratio10kTo10 <= 2;
+  console.log(`  10,000 rules ÷ 10 rules = ${result.ratio10kTo10.toFixed(2)}× (${ok ? 'within' : 'NOT within'} 2×)`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const result = await runPerRequestBench({ quick: process.argv.includes('--quick') });
+  printPerRequest(result);
+}
