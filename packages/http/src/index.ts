@@ -10,4 +10,4 @@ export { peerOf, type PeerTarget } from './peer-of.js';
 export { healthHandler, type HealthBody } from './health.js';
 // The undici client (createAgent…) is exported from ./client.ts, written separately; this line
 // is uncommented when that file exists. Keep it here.
-// export * from './client.js';
+export * from './client.js';

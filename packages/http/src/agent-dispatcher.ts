@@ -1,0 +1,298 @@
+import { EventEmitter } from 'node:events';
+import {
+  MeshlessError,
+  channels,
+  codes,
+  loggerOf,
+  meshlessMetrics,
+  toSource,
+  type Credential,
+  type Logger,
+  type MeshlessMetrics,
+  type Peer,
+  type RefusalClass,
+  type Source,
+  type TlsPolicy,
+} from '@meshless/core';
+import { Dispatcher, type Agent, type errors } from 'undici';
+import { compileAllow, type AllowFor, type ServerPolicy } from './agent-allow.js';
+import { Generation, type GenerationEvents } from './agent-generation.js';
+import { splitAgentOptions, type ConnectorSettings, type CreateAgentOptions } from './agent-options.js';
+import { SessionCache } from './session-cache.js';
+
+/** Payload of the agent's `'peerAllowed'` event: a server passed the check on a new connection. */
+export interface ServerAllowed {
+  readonly origin: string;
+  readonly peer: Peer;
+  /** True when the connection resumed a TLS session (checked with the Peer verified with it). */
+  readonly resumed: boolean;
+  /** The agent generation (credential and policy) the connection belongs to. */
+  readonly generation: number;
+}
+
+/** Payload of the agent's `'peerRefused'` event: a server failed the check; its socket was destroyed. */
+export interface ServerRefused {
+  readonly origin: string;
+  readonly failure: RefusalClass;
+  /** True when the refused connection resumed a TLS session. */
+  readonly resumed: boolean;
+  /** The identity the server presented, when it presented one. */
+  readonly peer?: Peer;
+  /** The error the requests waiting for this connection failed with. */
+  readonly error: MeshlessError;
+  readonly generation: number;
+}
+
+/** Events a MeshlessAgent emits besides undici's. */
+export interface MeshlessAgentEvents {
+  peerAllowed: [event: ServerAllowed];
+  peerRefused: [event: ServerRefused];
+  generation: [generation: number, reason: string];
+}
+
+const MAX_REMEMBERED_ORIGINS = 1024;
+
+/** The origin of a URL or origin string, or undefined when it is not a URL. */
+function originOf(target: string | URL): string | undefined {
+  try {
+    return new URL(String(target)).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An undici Dispatcher that connects with our own credential and accepts only servers that pass
+ * its allow rules, on every connection. Use it wherever undici takes a dispatcher: `request`,
+ * `stream`, `pipeline`, `fetch`, or `setGlobalDispatcher(agent)` (which Node's built-in `fetch`
+ * also uses).
+ *
+ * Events, besides undici's (`connect`, `disconnect`, `connectionError`, `drain`):
+ * `'peerAllowed'` ({@link ServerAllowed}) and `'peerRefused'` ({@link ServerRefused}), once per
+ * new connection; `'generation'` (number, reason) when a rotation or `setAllow` swaps the pool.
+ */
+export class MeshlessAgent extends Dispatcher {
+  readonly #source: Source;
+  readonly #settings: ConnectorSettings;
+  readonly #tlsPolicy: TlsPolicy;
+  readonly #undiciOptions: Agent.Options;
+  readonly #logger: Logger;
+  readonly #metrics: MeshlessMetrics;
+  readonly #draining = new Set<Generation>();
+  readonly #peers = new Map<string, Peer>();
+  readonly #events: GenerationEvents;
+  #policy: ServerPolicy;
+  #generation: Generation;
+  #closed = false;
+  #destroyed = false;
+
+  readonly #onUpdate = (credential: Credential): void => {
+    this.#swap(credential, this.#policy, new SessionCache(this.#settings.maxCachedSessions), 'credential rotated');
+  };
+
+  readonly #onSourceError = (err: MeshlessError): void => {
+    this.#logger.warn({ code: err.code, err: err.message }, 'meshless agent: the credential source failed to reload; new connections keep the last good generation');
+  };
+
+  constructor(options: CreateAgentOptions) {
+    super();
+    const { settings, policy, undiciOptions } = splitAgentOptions(options);
+    this.#settings = settings;
+    this.#tlsPolicy = policy;
+    this.#undiciOptions = undiciOptions;
+    this.#logger = loggerOf(options.logger);
+    this.#metrics = meshlessMetrics();
+    this.#events = {
+      allowed: (generation, origin, peer, resumed) => this.#allowed(generation, origin, peer, resumed),
+      refused: (generation, origin, failure, resumed, error, peer) => this.#refused(generation, origin, failure, resumed, error, peer),
+      refresh: (generation, reason) => {
+        if (generation === this.#generation && !this.#closed) this.#swap(generation.credential, generation.policy, generation.sessions, reason);
+      },
+    };
+    this.#policy = compileAllow(options.allow, 1);
+    this.#source = toSource(options.source);
+    this.#generation = this.#build(1, this.#source.current(), this.#policy, new SessionCache(settings.maxCachedSessions));
+    this.#source.on('update', this.#onUpdate);
+    this.#source.on('error', this.#onSourceError);
+  }
+
+  /** The credential new connections present. */
+  get credential(): Credential {
+    return this.#generation.credential;
+  }
+
+  /** The current generation: 1 at start, +1 at every rotation, `setAllow` or pool refresh. */
+  get generation(): number {
+    return this.#generation.number;
+  }
+
+  /** Version of the allow policy: 1 at start, +1 at every `setAllow`. */
+  get policyVersion(): number {
+    return this.#policy.version;
+  }
+
+  /** `true` after `close()` or `destroy()`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** `true` after `destroy()`. */
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  /**
+   * The identity most recently verified for an origin (`https://host[:port]`, or any URL on it):
+   * the way to learn who answers when the response carries no context (WHATWG `fetch`). For one
+   * request's server, use `peerOfResponse(response)`.
+   */
+  peerOf(origin: string | URL): Peer | undefined {
+    const key = originOf(origin);
+    return key === undefined ? undefined : this.#peers.get(key);
+  }
+
+  /**
+   * Replaces the allow rules. Invalid rules throw and change nothing. New requests use a new
+   * generation at once (new connections, empty session cache, so nothing verified under the old
+   * rules resumes); connections of the previous generation finish their requests and close.
+   */
+  setAllow(allow: AllowFor): void {
+    if (this.#closed) throw new MeshlessError(codes.INVALID_OPTION, 'setAllow on a closed agent: create a new agent', { field: 'allow' });
+    const policy = compileAllow(allow, this.#policy.version + 1);
+    this.#policy = policy;
+    this.#swap(this.#generation.credential, policy, new SessionCache(this.#settings.maxCachedSessions), 'allow rules changed', true);
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return this.#generation.agent.dispatch(options, handler);
+  }
+
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    this.#stop();
+    const done = Promise.all([this.#generation, ...this.#draining].map((g) => g.agent.close())).then(() => undefined);
+    if (callback === undefined) return done;
+    void done.then(callback, callback);
+  }
+
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(): Promise<void>;
+  override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    const err = typeof errOrCallback === 'function' ? null : (errOrCallback ?? null);
+    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
+    this.#stop();
+    this.#destroyed = true;
+    const done = Promise.all([this.#generation, ...this.#draining].map((g) => g.agent.destroy(err))).then(() => undefined);
+    if (cb === undefined) return done;
+    void done.then(cb, cb);
+  }
+
+  #emit(event: 'generation' | 'peerAllowed' | 'peerRefused', ...args: unknown[]): void {
+    EventEmitter.prototype.emit.call(this, event, ...args);
+  }
+
+  #stop(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#source.off('update', this.#onUpdate);
+    this.#source.off('error', this.#onSourceError);
+  }
+
+  #build(number: number, credential: Credential, policy: ServerPolicy, sessions: SessionCache): Generation {
+    const generation = new Generation({
+      number,
+      credential,
+      policy,
+      sessions,
+      settings: this.#settings,
+      tlsPolicy: this.#tlsPolicy,
+      undiciOptions: this.#undiciOptions,
+      events: this.#events,
+    });
+    const agent = generation.agent;
+    agent.on('connect', (...args) => this.emit('connect', ...args));
+    agent.on('disconnect', (...args) => this.emit('disconnect', ...args));
+    agent.on('connectionError', (...args) => this.emit('connectionError', ...args));
+    agent.on('drain', (...args) => this.emit('drain', ...args));
+    return generation;
+  }
+
+  /** New requests go to a new generation now; the previous one closes once its requests finish. */
+  #swap(credential: Credential, policy: ServerPolicy, sessions: SessionCache, reason: string, rethrow = false): void {
+    if (this.#closed) return;
+    const previous = this.#generation;
+    let next: Generation;
+    try {
+      next = this.#build(previous.number + 1, credential, policy, sessions);
+    } catch (err) {
+      this.#logger.error({ err: (err as Error).message, reason }, 'meshless agent: could not build a new generation; new connections keep the previous one');
+      if (rethrow) throw err;
+      return;
+    }
+    this.#generation = next;
+    this.#draining.add(previous);
+    previous.agent.close().then(
+      () => this.#draining.delete(previous),
+      (err: unknown) => {
+        this.#draining.delete(previous);
+        this.#logger.warn({ err: (err as Error)?.message, generation: previous.number }, 'meshless agent: closing a previous generation failed');
+      },
+    );
+    this.#logger.info(
+      { generation: next.number, reason, identity: String(credential.identity), serialNumber: credential.identity.serialNumber, policyVersion: policy.version },
+      'meshless agent: new requests use a new generation',
+    );
+    this.#emit('generation', next.number, reason);
+  }
+
+  #allowed(generation: Generation, origin: string, peer: Peer, resumed: boolean): void {
+    if (!this.#peers.has(origin) && this.#peers.size >= MAX_REMEMBERED_ORIGINS) {
+      const oldest = this.#peers.keys().next();
+      if (!oldest.done) this.#peers.delete(oldest.value);
+    }
+    this.#peers.set(origin, peer);
+    if (channels.peerAllowed.hasSubscribers) channels.peerAllowed.publish({ side: 'client', origin, peer, resumed });
+    this.#logger.debug({ origin, peer: String(peer), serialNumber: peer.serialNumber, resumed, generation: generation.number }, 'meshless agent: server verified');
+    const event: ServerAllowed = { origin, peer, resumed, generation: generation.number };
+    this.#emit('peerAllowed', event);
+  }
+
+  #refused(generation: Generation, origin: string, failure: RefusalClass, resumed: boolean, error: MeshlessError, peer?: Peer): void {
+    this.#logger.warn(
+      { origin, failure, resumed, peer: peer === undefined ? undefined : String(peer), serialNumber: peer?.serialNumber, code: error.code, reason: error.message, generation: generation.number },
+      'meshless agent: refused a server',
+    );
+    this.#metrics.refusals.add(1, { side: 'client', failure });
+    if (channels.peerRefused.hasSubscribers) channels.peerRefused.publish({ side: 'client', origin, peer, failure, resumed, reason: error.message });
+    const event: ServerRefused = peer === undefined ? { origin, failure, resumed, error, generation: generation.number } : { origin, failure, resumed, error, peer, generation: generation.number };
+    this.#emit('peerRefused', event);
+  }
+}
+
+// Typed listeners for meshless's own events, next to undici's.
+export interface MeshlessAgent {
+  on(eventName: 'peerAllowed', listener: (event: ServerAllowed) => void): this;
+  on(eventName: 'peerRefused', listener: (event: ServerRefused) => void): this;
+  on(eventName: 'generation', listener: (generation: number, reason: string) => void): this;
+  on(eventName: 'connect', callback: (origin: URL, targets: readonly Dispatcher[]) => void): this;
+  on(eventName: 'disconnect', callback: (origin: URL, targets: readonly Dispatcher[], error: errors.UndiciError) => void): this;
+  on(eventName: 'connectionError', callback: (origin: URL, targets: readonly Dispatcher[], error: errors.UndiciError) => void): this;
+  on(eventName: 'drain', callback: (origin: URL) => void): this;
+  once(eventName: 'peerAllowed', listener: (event: ServerAllowed) => void): this;
+  once(eventName: 'peerRefused', listener: (event: ServerRefused) => void): this;
+  once(eventName: 'generation', listener: (generation: number, reason: string) => void): this;
+  once(eventName: 'connect', callback: (origin: URL, targets: readonly Dispatcher[]) => void): this;
+  once(eventName: 'disconnect', callback: (origin: URL, targets: readonly Dispatcher[], error: errors.UndiciError) => void): this;
+  once(eventName: 'connectionError', callback: (origin: URL, targets: readonly Dispatcher[], error: errors.UndiciError) => void): this;
+  once(eventName: 'drain', callback: (origin: URL) => void): this;
+  off(eventName: 'peerAllowed', listener: (event: ServerAllowed) => void): this;
+  off(eventName: 'peerRefused', listener: (event: ServerRefused) => void): this;
+  off(eventName: 'generation', listener: (generation: number, reason: string) => void): this;
+  off(eventName: 'connect', callback: (origin: URL, targets: readonly Dispatcher[]) => void): this;
+  off(eventName: 'disconnect', callback: (origin: URL, targets: readonly Dispatcher[], error: errors.UndiciError) => void): this;
+  off(eventName: 'connectionError', callback: (origin: URL, targets: readonly Dispatcher[], error: errors.UndiciError) => void): this;
+  off(eventName: 'drain', callback: (origin: URL) => void): this;
+}

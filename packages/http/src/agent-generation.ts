@@ -1,0 +1,86 @@
+import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
+import { clientTlsOptions, type Credential, type MeshlessError, type Peer, type RefusalClass, type TlsPolicy } from '@meshless/core';
+import { Agent, Pool, type Dispatcher } from 'undici';
+import type { ServerPolicy } from './agent-allow.js';
+import { MeshlessClient, type ClientGeneration } from './agent-client.js';
+import type { ConnectorSettings } from './agent-options.js';
+import type { ConnectCallback } from './connector.js';
+import type { SessionCache } from './session-cache.js';
+
+/** What a generation reports to its agent. */
+export interface GenerationEvents {
+  allowed(generation: Generation, origin: string, peer: Peer, resumed: boolean): void;
+  refused(generation: Generation, origin: string, failure: RefusalClass, resumed: boolean, error: MeshlessError, peer?: Peer): void;
+  refresh(generation: Generation, reason: string): void;
+}
+
+export interface GenerationInit {
+  readonly number: number;
+  readonly credential: Credential;
+  readonly policy: ServerPolicy;
+  readonly sessions: SessionCache;
+  readonly settings: ConnectorSettings;
+  readonly tlsPolicy: TlsPolicy;
+  readonly undiciOptions: Agent.Options;
+  readonly events: GenerationEvents;
+}
+
+/** The client side of the TLS policy, as one SecureContext: built once per credential generation. */
+function secureContextFor(credential: Credential, tlsPolicy: TlsPolicy): SecureContext {
+  // clientTlsOptions is the one place the client TLS policy is written; the identity check it
+  // adds is ours to run (on every connection), so only the context options are kept here.
+  const { checkServerIdentity: _check, rejectUnauthorized: _reject, servername: _name, ...contextOptions } = clientTlsOptions(credential, { ...tlsPolicy, allow: '*' });
+  return tls.createSecureContext(contextOptions as SecureContextOptions);
+}
+
+// Pools are given this so they do not build an unused connector of their own; every client
+// replaces it with meshless's connector.
+const unusedConnector = (_params: unknown, callback: ConnectCallback): void => callback(new Error('meshless: pool connector used in place of the client connector'), null);
+
+/**
+ * One generation of the agent: one credential, one allow policy, one SecureContext, one session
+ * cache, and the undici Agent whose every socket is made and checked by meshless. A rotation or a
+ * policy change makes a new generation; the old one closes gracefully.
+ */
+export class Generation implements ClientGeneration {
+  readonly number: number;
+  readonly credential: Credential;
+  readonly policy: ServerPolicy;
+  readonly sessions: SessionCache;
+  readonly settings: ConnectorSettings;
+  readonly tlsPolicy: TlsPolicy;
+  readonly secureContext: SecureContext;
+  readonly credentialNotAfter: number;
+  readonly agent: Agent;
+  readonly #events: GenerationEvents;
+
+  constructor(init: GenerationInit) {
+    this.number = init.number;
+    this.credential = init.credential;
+    this.policy = init.policy;
+    this.sessions = init.sessions;
+    this.settings = init.settings;
+    this.tlsPolicy = init.tlsPolicy;
+    this.#events = init.events;
+    this.credentialNotAfter = init.credential.notAfter.getTime();
+    this.secureContext = secureContextFor(init.credential, init.tlsPolicy);
+    const clientFactory = (origin: URL, options: object): Dispatcher => new MeshlessClient(origin, options, this);
+    this.agent = new Agent({
+      ...init.undiciOptions,
+      factory: (origin: string | URL, options: object): Dispatcher =>
+        new Pool(origin, { ...(options as Pool.Options), connect: unusedConnector as unknown as Pool.Options['connect'], factory: clientFactory }),
+    });
+  }
+
+  onAllowed(origin: string, peer: Peer, resumed: boolean): void {
+    this.#events.allowed(this, origin, peer, resumed);
+  }
+
+  onRefused(origin: string, failure: RefusalClass, resumed: boolean, error: MeshlessError, peer?: Peer): void {
+    this.#events.refused(this, origin, failure, resumed, error, peer);
+  }
+
+  requestRefresh(reason: string): void {
+    this.#events.refresh(this, reason);
+  }
+}

@@ -1,0 +1,177 @@
+import { isIP, type Socket } from 'node:net';
+import tls, { type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
+import { MeshlessError, codes, identityOf, rememberSocketPeer, type Peer, type RefusalClass } from '@meshless/core';
+import type { ServerPolicy } from './agent-allow.js';
+import type { ConnectorSettings } from './agent-options.js';
+import { checkServer, handshakeTimeoutError, untrustedServerError } from './connector-verify.js';
+import type { CachedSession, SessionCache } from './session-cache.js';
+
+/** What undici passes to a `connect` function. */
+export interface ConnectParams {
+  readonly hostname: string;
+  readonly host: string;
+  readonly protocol: string;
+  readonly port: string;
+  readonly servername?: string | null;
+  readonly localAddress?: string | null;
+  readonly httpSocket?: Socket;
+}
+
+/** undici's connector callback. */
+export type ConnectCallback = (...args: [null, Socket | TLSSocket] | [Error, null]) => void;
+
+/** What a connector works with: one credential generation and one allow policy. */
+export interface ConnectorContext {
+  /** Built once per credential generation from `clientTlsOptions` (never cert/key per socket). */
+  readonly secureContext: SecureContext;
+  readonly policy: ServerPolicy;
+  readonly sessions: SessionCache;
+  readonly settings: ConnectorSettings;
+  /** Our own certificate's notAfter (ms): no connection outlives it. */
+  readonly credentialNotAfter: number;
+  onAllowed(origin: string, peer: Peer, resumed: boolean): void;
+  onRefused(origin: string, failure: RefusalClass, resumed: boolean, error: MeshlessError, peer?: Peer): void;
+}
+
+/** Takes a verified socket before undici does: arms its lifetime. */
+export interface ConnectionOwner {
+  adopt(socket: TLSSocket, peer: Peer, deadline: number): void;
+}
+
+/** Socket options `tls.connect` passes on to `net.connect`, missing from its typings. */
+interface NetOptions {
+  highWaterMark?: number;
+  localAddress?: string;
+  autoSelectFamily?: boolean;
+  autoSelectFamilyAttemptTimeout?: number;
+}
+
+// Node calls checkServerIdentity on full handshakes only; the real check runs on 'secureConnect'
+// for every connection, resumed ones included, so this one only stands in for the host-name check.
+const identityCheckedOnSecureConnect = (): undefined => undefined;
+
+/**
+ * Opens one TLS connection for undici and hands it over only after the server passed
+ * {@link checkServer}. On a full handshake the server's identity is read once, before Node's own
+ * checks (so Node's `getPeerCertificate(true)` is skipped); on a resumed session it is the Peer
+ * verified with that session, re-checked against the current rules and clock. A refused socket is
+ * destroyed before undici sees it, so no request byte is written.
+ */
+export function connectVerified(ctx: ConnectorContext, params: ConnectParams, callback: ConnectCallback, owner: ConnectionOwner): void {
+  let done = false;
+  let timer: NodeJS.Timeout | undefined;
+  const finish = (err: Error | null, socket: TLSSocket | null): void => {
+    if (done) return;
+    done = true;
+    if (timer !== undefined) clearTimeout(timer);
+    if (err) callback(err, null);
+    else callback(null, socket!);
+  };
+  const fail = (err: Error): void => queueMicrotask(() => finish(err, null));
+
+  if (params.protocol !== 'https:') {
+    fail(new MeshlessError(codes.INVALID_OPTION, `a meshless agent makes TLS connections only; ${params.protocol}//${params.host} is not https`, { field: 'origin' }));
+    return;
+  }
+  const origin = `https://${params.host}`;
+  let authorize;
+  try {
+    authorize = ctx.policy.authorizerFor(origin);
+  } catch (err) {
+    fail(err as Error);
+    return;
+  }
+  const servername = params.servername || (isIP(params.hostname) === 0 ? params.hostname : undefined);
+  const sessionKey = servername === undefined ? origin : `${origin}|${servername}`;
+  const cached: CachedSession | undefined = ctx.sessions.get(sessionKey, Date.now());
+
+  const options: ConnectionOptions & NetOptions = {
+    host: params.hostname,
+    port: Number(params.port) || 443,
+    secureContext: ctx.secureContext,
+    ALPNProtocols: ctx.settings.allowH2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+    rejectUnauthorized: true,
+    checkServerIdentity: identityCheckedOnSecureConnect,
+    highWaterMark: 16384,
+  };
+  if (servername !== undefined) options.servername = servername;
+  if (cached !== undefined) options.session = cached.session;
+  if (params.localAddress) options.localAddress = params.localAddress;
+  if (params.httpSocket) options.socket = params.httpSocket;
+  if (ctx.settings.autoSelectFamily !== undefined) options.autoSelectFamily = ctx.settings.autoSelectFamily;
+  if (ctx.settings.autoSelectFamilyAttemptTimeout !== undefined) options.autoSelectFamilyAttemptTimeout = ctx.settings.autoSelectFamilyAttemptTimeout;
+
+  let socket: TLSSocket;
+  try {
+    socket = tls.connect(options);
+  } catch (err) {
+    fail(err as Error);
+    return;
+  }
+
+  let handshaken = false;
+  let presented: Peer | undefined;
+  let verified: Peer | undefined;
+  let earlySession: Buffer | undefined;
+
+  // 'secure' fires when OpenSSL finishes the handshake, before Node applies its own verdict:
+  // read the identity here, once, whatever that verdict is (it names the server in errors).
+  socket.prependListener('secure', () => {
+    handshaken = true;
+    if (socket.isSessionReused()) {
+      presented = cached?.peer;
+      return;
+    }
+    try {
+      const x509 = socket.getPeerX509Certificate();
+      presented = x509 === undefined ? undefined : identityOf(x509);
+    } catch {
+      presented = undefined;
+    }
+  });
+
+  socket.once('secureConnect', () => {
+    const resumed = socket.isSessionReused();
+    const check = checkServer(socket, { origin, peer: presented, resumed, authorize, now: Date.now() });
+    if (!check.ok) {
+      if (resumed) ctx.sessions.delete(sessionKey);
+      socket.destroy();
+      ctx.onRefused(origin, check.failure, resumed, check.error, check.peer);
+      finish(check.error, null);
+      return;
+    }
+    verified = check.peer;
+    rememberSocketPeer(socket, verified);
+    if (earlySession !== undefined) ctx.sessions.set(sessionKey, earlySession, verified);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    const maxAge = ctx.settings.maxConnectionAgeMs;
+    const deadline = Math.min(verified.notAfter.getTime(), ctx.credentialNotAfter, maxAge === undefined ? Infinity : Date.now() + maxAge);
+    ctx.onAllowed(origin, verified, resumed);
+    owner.adopt(socket, verified, deadline);
+    finish(null, socket);
+  });
+
+  socket.on('session', (session: Buffer) => {
+    if (verified !== undefined) ctx.sessions.set(sessionKey, session, verified);
+    else if (!done) earlySession = session;
+  });
+
+  socket.on('error', (err: Error) => {
+    if (done) return;
+    socket.destroy();
+    if (handshaken && verified === undefined) {
+      const error = untrustedServerError(origin, presented, err);
+      ctx.onRefused(origin, 'unverified', socket.isSessionReused(), error, presented);
+      finish(error, null);
+    } else {
+      finish(err, null);
+    }
+  });
+
+  timer = setTimeout(() => {
+    socket.destroy();
+    finish(handshakeTimeoutError(origin, ctx.settings.connectTimeout), null);
+  }, ctx.settings.connectTimeout);
+  timer.unref();
+}

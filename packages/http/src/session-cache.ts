@@ -1,0 +1,60 @@
+import type { Peer } from '@meshless/core';
+
+/** A TLS session the client may resume, with the server identity verified when it was made. */
+export interface CachedSession {
+  /** The session (ticket) bytes, as `tls.connect({ session })` takes them. */
+  readonly session: Buffer;
+  /**
+   * The server's Peer, verified on the full handshake that created the session. A resumed TLS 1.3
+   * session shows the client no certificate, so this is what a resumed connection is checked with.
+   */
+  readonly peer: Peer;
+}
+
+/**
+ * The client's TLS session cache: bounded, least recently used first out, holding strong
+ * references (undici's own cache holds WeakRefs that a GC empties, and is keyed by servername
+ * alone). One cache belongs to one credential generation and one allow policy: when either
+ * changes the agent starts an empty cache, so nothing verified under old trust or old rules
+ * resumes. Keys name the origin and the SNI name.
+ */
+export class SessionCache {
+  readonly #max: number;
+  readonly #entries = new Map<string, CachedSession>();
+
+  /** @param max most sessions kept; 0 disables resumption. */
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** The session for `key`, unless its server certificate has expired by `now`. */
+  get(key: string, now: number): CachedSession | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.peer.notAfter.getTime() <= now) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  /** Keeps the newest session for `key`, with the Peer its connection verified. */
+  set(key: string, session: Buffer, peer: Peer): void {
+    if (this.#max === 0) return;
+    this.#entries.delete(key);
+    if (this.#entries.size >= this.#max) {
+      const oldest = this.#entries.keys().next();
+      if (!oldest.done) this.#entries.delete(oldest.value);
+    }
+    this.#entries.set(key, { session, peer });
+  }
+
+  /** Forgets the session for `key` (its server was refused on resumption). */
+  delete(key: string): void {
+    this.#entries.delete(key);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}

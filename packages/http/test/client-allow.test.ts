@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { allowList, codes, isMeshlessError, silentLogger, type Peer } from '@meshless/core';
+import { createTestCA } from '@meshless/testing';
+import { fetch, request } from 'undici';
+import { createAgent, type MeshlessAgent, type ServerRefused } from '../src/index.js';
+import { OTHER_SERVER_ID, SERVER_ID, TD, createClientPki, credentialFor, recordingLogger, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
+
+describe('createAgent: which servers are accepted (allow)', function () {
+  let pki: ClientPki;
+  let pay: TestServer; // presents SERVER_ID
+  let ledger: TestServer; // presents OTHER_SERVER_ID
+  const agents: MeshlessAgent[] = [];
+  const agentWith = (allow: Parameters<typeof createAgent>[0]['allow'], extra: Partial<Parameters<typeof createAgent>[0]> = {}): MeshlessAgent => {
+    const agent = createAgent({ source: pki.client, allow, logger: silentLogger, ...extra });
+    agents.push(agent);
+    return agent;
+  };
+
+  before(async function () {
+    pki = await createClientPki();
+    pay = await startServer(pki.server);
+    ledger = await startServer(await credentialFor(pki.ca, OTHER_SERVER_ID, { dnsNames: ['localhost'] }));
+  });
+  after(async function () {
+    await Promise.all(agents.map((a) => a.close()));
+    await pay.close();
+    await ledger.close();
+  });
+
+  it('a denied server: PEER_DENIED naming the identity and the origin, before any request byte is written', async function () {
+    const log = recordingLogger();
+    const agent = agentWith(SERVER_ID, { logger: log });
+    const refused: ServerRefused[] = [];
+    agent.on('peerRefused', (e) => refused.push(e));
+    const before = ledger.requests.length;
+    const err = await rejectionOf(request(`${ledger.origin}/charge`, { dispatcher: agent, method: 'POST', body: 'secret body' }));
+    assert.ok(isMeshlessError(err, codes.PEER_DENIED), `expected PEER_DENIED, got ${String(err)}`);
+    assert.ok(err.message.includes(OTHER_SERVER_ID), err.message);
+    assert.ok(err.message.includes(ledger.origin), err.message);
+    assert.equal((err as { peer?: string }).peer, OTHER_SERVER_ID);
+    assert.equal(ledger.requests.length, before, 'the server must not have received the request');
+    assert.equal(refused.length, 1);
+    assert.equal(refused[0]!.failure, 'denied');
+    assert.equal(refused[0]!.peer?.spiffeId, OTHER_SERVER_ID);
+    const logged = log.entries.find((e) => e.level === 'warn');
+    assert.equal(logged?.obj.peer, OTHER_SERVER_ID);
+    assert.equal(logged?.obj.code, codes.PEER_DENIED);
+    assert.equal(logged?.obj.origin, ledger.origin);
+  });
+
+  it('fetch() surfaces the same coded error as the cause of its TypeError', async function () {
+    const agent = agentWith(SERVER_ID);
+    const err = await rejectionOf(fetch(`${ledger.origin}/`, { dispatcher: agent }));
+    assert.ok(err instanceof TypeError);
+    assert.ok(isMeshlessError(err.cause, codes.PEER_DENIED), String(err.cause));
+  });
+
+  it('DNS rules give the classic host-name check; trust-domain wildcards match any workload there', async function () {
+    const byDns = agentWith('dns:localhost');
+    const res = await request(`${pay.origin}/`, { dispatcher: byDns });
+    await res.body.dump();
+    assert.equal(res.statusCode, 200);
+    const wrongDns = agentWith('dns:payments.internal');
+    assert.ok(isMeshlessError(await rejectionOf(request(`${pay.origin}/`, { dispatcher: wrongDns })), codes.PEER_DENIED));
+    const anyInTd = agentWith(`spiffe://${TD}/**`);
+    for (const origin of [pay.origin, ledger.origin]) {
+      const r = await request(`${origin}/`, { dispatcher: anyInTd });
+      await r.body.dump();
+      assert.equal(r.statusCode, 200);
+    }
+  });
+
+  it('per-origin map: each origin gets its own rules, and an origin not listed is refused before connecting', async function () {
+    const agent = agentWith({ [pay.origin]: SERVER_ID, [`${ledger.origin}/`]: [OTHER_SERVER_ID] });
+    for (const origin of [pay.origin, ledger.origin]) {
+      const r = await request(`${origin}/`, { dispatcher: agent });
+      await r.body.dump();
+      assert.equal(r.statusCode, 200);
+    }
+    const swapped = agentWith({ [pay.origin]: OTHER_SERVER_ID, [ledger.origin]: SERVER_ID });
+    const denied = await rejectionOf(request(`${pay.origin}/`, { dispatcher: swapped }));
+    assert.ok(isMeshlessError(denied, codes.PEER_DENIED));
+    assert.ok(denied.message.includes(SERVER_ID) && denied.message.includes(pay.origin), denied.message);
+
+    const onlyPay = agentWith({ [pay.origin]: SERVER_ID });
+    const connectionsBefore = ledger.connections.length;
+    const unlisted = await rejectionOf(request(`${ledger.origin}/`, { dispatcher: onlyPay }));
+    assert.ok(isMeshlessError(unlisted, codes.INVALID_OPTION), String(unlisted));
+    assert.match(unlisted.message, new RegExp(`no allow rules for ${ledger.origin.replace(/[.]/g, '\\.')}`));
+    assert.equal(ledger.connections.length, connectionsBefore, 'no connection to an origin without rules');
+  });
+
+  it('a function (origin) => rules is called once per origin and cached', async function () {
+    const calls: string[] = [];
+    const agent = agentWith((origin: string) => {
+      calls.push(origin);
+      return origin === pay.origin ? SERVER_ID : OTHER_SERVER_ID;
+    }, { connections: 1 });
+    for (let i = 0; i < 2; i++) {
+      for (const origin of [pay.origin, ledger.origin]) {
+        const r = await request(`${origin}/`, { dispatcher: agent, reset: true });
+        await r.body.dump();
+      }
+    }
+    assert.deepEqual(calls, [pay.origin, ledger.origin]);
+  });
+
+  it('a bare (peer) => boolean in allow is explained, and works inside a list or allowList()', async function () {
+    const custom = (peer: Peer): boolean => peer.spiffeId === SERVER_ID;
+    const bare = agentWith(custom as unknown as (origin: string) => string);
+    const err = await rejectionOf(request(`${pay.origin}/`, { dispatcher: bare }));
+    assert.ok(isMeshlessError(err, codes.INVALID_OPTION), String(err));
+    assert.match(err.message, /allow: \[fn\] or allowList\(fn\)/);
+    for (const allow of [[custom], allowList(custom)]) {
+      const agent = agentWith(allow);
+      const r = await request(`${pay.origin}/`, { dispatcher: agent });
+      await r.body.dump();
+      assert.equal(r.statusCode, 200);
+      assert.ok(isMeshlessError(await rejectionOf(request(`${ledger.origin}/`, { dispatcher: agent })), codes.PEER_DENIED));
+    }
+  });
+
+  it('deny rules win over allow rules', async function () {
+    const agent = agentWith(allowList(`spiffe://${TD}/**`, { deny: OTHER_SERVER_ID }));
+    const ok = await request(`${pay.origin}/`, { dispatcher: agent });
+    await ok.body.dump();
+    const err = await rejectionOf(request(`${ledger.origin}/`, { dispatcher: agent }));
+    assert.ok(isMeshlessError(err, codes.PEER_DENIED));
+    assert.equal((err as { rule?: string }).rule, OTHER_SERVER_ID);
+  });
+
+  it('a server from another CA: PEER_UNVERIFIED naming what it presented', async function () {
+    const otherCa = await createTestCA({ trustDomain: TD });
+    const impostor = await startServer(await credentialFor(otherCa, SERVER_ID, { dnsNames: ['localhost'] }));
+    try {
+      const agent = agentWith(SERVER_ID);
+      const refused: ServerRefused[] = [];
+      agent.on('peerRefused', (e) => refused.push(e));
+      const err = await rejectionOf(request(`${impostor.origin}/`, { dispatcher: agent, method: 'POST', body: 'secret' }));
+      assert.ok(isMeshlessError(err, codes.PEER_UNVERIFIED), String(err));
+      assert.ok(err.message.includes(impostor.origin) && err.message.includes(SERVER_ID), err.message);
+      assert.ok(err.cause instanceof Error);
+      assert.equal(impostor.requests.length, 0);
+      assert.equal(refused[0]?.failure, 'unverified');
+    } finally {
+      await impostor.close();
+    }
+  });
+});
