@@ -121,10 +121,10 @@ describe('meshless inspect', function () {
         const c = await ca.issue({});
         return { 'tls.crt': c.cert, 'tls.key': c.key, 'ca.crt': c.ca };
       }, () => undefined],
-      ['a missing key file', 'MESHLESS_ERR_FILE_UNREADABLE', async () => {
+      ['a missing key file', 'MESHLESS_ERR_LAYOUT_NOT_FOUND', async () => {
         const c = await ca.issue(ID);
         return { 'tls.crt': c.cert, 'ca.crt': c.ca };
-      }, () => undefined],
+      }, (r) => assert.match(r.error!.message, /missing tls\.key/)],
       ['a directory with no known layout', 'MESHLESS_ERR_LAYOUT_NOT_FOUND', async () => ({ 'server.pem': 'x' }), () => undefined],
       ['a garbage certificate file', 'MESHLESS_ERR_PEM_INVALID', async () => {
         const c = await ca.issue(ID);

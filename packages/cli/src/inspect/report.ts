@@ -27,7 +27,7 @@ export interface InspectWarning {
 /** What `meshless inspect` found in a directory. */
 export interface InspectReport {
   path: string;
-  layout?: Omit<DetectedLayout, 'subPathMounts'>;
+  layout?: Omit<DetectedLayout, 'frozenMounts'>;
   identity?: { id: string; spiffeId?: string; trustDomain?: string; dnsNames: string[]; uris: string[]; commonName?: string };
   validity?: { notBefore: string; notAfter: string; timeLeftMs: number; lifetimeUsed: number };
   key?: { type: string; matchesLeaf: boolean };
@@ -101,10 +101,11 @@ export async function inspectDirectory(dir: string, now = Date.now()): Promise<I
   const report: InspectReport = { path: dir, ok: false, chain: [], bundle: [], warnings: [] };
   try {
     const layout = await detectLayout(dir);
-    const { subPathMounts, ...shown } = layout;
+    const { frozenMounts, ...shown } = layout;
     report.layout = shown;
-    for (const file of subPathMounts) {
-      report.warnings.push({ kind: 'subpath-mount', message: `${file} is mounted on its own (a subPath mount): Kubernetes never updates subPath mounts, so this credential will not rotate; mount the whole volume as a directory` });
+    for (const frozen of frozenMounts) {
+      const what = frozen.kind === 'file' ? `${frozen.path} is mounted on its own (a subPath or single-file mount)` : `${frozen.path} is mounted from inside one generation directory (${frozen.entry.root})`;
+      report.warnings.push({ kind: 'subpath-mount', message: `${what}: it pins one version of the file, so this credential will never rotate; mount the whole volume as a directory` });
     }
     const read = async (file: string, field: string) => {
       try {
