@@ -12,8 +12,8 @@ export interface MountWatcherOptions {
   relevant: (name: string) => boolean;
   /** Use stat polling at this interval instead of inotify (network filesystems). */
   pollIntervalMs?: number;
-  /** Called on every relevant change, and when a vanished directory came back. */
-  onChange: (why: string) => void;
+  /** Called on every relevant change (with the entry's name), and when a vanished directory came back. */
+  onChange: (why: string, name?: string) => void;
   /** Called when a watched directory vanished or the watcher failed (already being recovered). */
   onTrouble: (why: string, cause?: unknown) => void;
 }
@@ -97,7 +97,7 @@ export class MountWatcher {
       if (watchedDirs.has(changed)) return;
       if (!watchedDirs.has(path.dirname(changed))) return;
       const name = path.basename(changed);
-      if (this.#options.relevant(name)) this.#options.onChange(`${event} ${changed}`);
+      if (this.#options.relevant(name)) this.#options.onChange(`${event} ${changed}`, name);
     });
     watcher.on('error', (err) => {
       if (epoch !== this.#epoch || this.#closed) return;

@@ -27,6 +27,9 @@ export interface FileSource extends Source {
 /** Why a read was started; decides whether a failure is reported at once. */
 type Trigger = 'event' | 'confirm' | 'recheck' | 'manual';
 
+/** The kubelet's symlink to the current generation directory. */
+const DATA_LINK = '..data';
+
 /** Upper bound of the debounce under a continuous stream of events, as a multiple of debounceMs. */
 const MAX_DEBOUNCE_FACTOR = 5;
 
@@ -66,6 +69,7 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
   #closed = false;
   #debounceTimer: NodeJS.Timeout | undefined;
   #debounceStartedAt = 0;
+  #debouncePrompt = false;
   #confirmTimer: NodeJS.Timeout | undefined;
   #recheckTimer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> | undefined;
@@ -84,7 +88,7 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
       dirs: [...new Set([files.cert, files.key, files.ca].map((f) => path.dirname(f)))],
       relevant: (name) => names.has(name) || name.startsWith('..'),
       ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
-      onChange: (why) => this.#onFileEvent(why),
+      onChange: (why, name) => this.#onFileEvent(why, name),
       onTrouble: (why, cause) =>
         this.#log.warn({ source: this.#label, reason: why, ...(cause ? { cause: String((cause as Error).message ?? cause) } : {}) }, 'meshless: credential directory watch interrupted; polling until it is back'),
     });
@@ -161,18 +165,31 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
 
   // ---- triggers -------------------------------------------------------------------------
 
-  #onFileEvent(why: string): void {
+  /**
+   * A file event. The `..data` rename publishes a whole generation at once (the kubelet wrote
+   * it completely beforehand), so it is read at once; any other change may be one file of a
+   * writer still busy with the next, so it is debounced. Either way a confirming read follows.
+   */
+  #onFileEvent(why: string, name?: string): void {
     if (this.#closed) return;
     this.#log.debug({ source: this.#label, event: why }, 'meshless: credential files changed');
     if (this.#confirmTimer !== undefined) clearTimeout(this.#confirmTimer);
     this.#confirmTimer = undefined;
     const now = Date.now();
-    if (this.#debounceTimer === undefined) this.#debounceStartedAt = now;
-    else clearTimeout(this.#debounceTimer);
+    const prompt = name === DATA_LINK;
+    if (this.#debounceTimer === undefined) {
+      this.#debounceStartedAt = now;
+    } else {
+      // A prompt read already due is never postponed by the events that trail the swap.
+      if (this.#debouncePrompt) return;
+      clearTimeout(this.#debounceTimer);
+    }
     const { debounceMs } = this.#options;
-    const wait = Math.max(0, Math.min(debounceMs, this.#debounceStartedAt + debounceMs * MAX_DEBOUNCE_FACTOR - now));
+    const wait = prompt ? 0 : Math.max(0, Math.min(debounceMs, this.#debounceStartedAt + debounceMs * MAX_DEBOUNCE_FACTOR - now));
+    this.#debouncePrompt = prompt;
     this.#debounceTimer = setTimeout(() => {
       this.#debounceTimer = undefined;
+      this.#debouncePrompt = false;
       void this.#request('event').then(() => this.#scheduleConfirm());
     }, wait).unref();
   }
