@@ -18,10 +18,13 @@ export const RETIRE_POLL_MS = 50;
 /**
  * An undici Client (one connection at a time) whose sockets come from meshless's connector, and
  * which retires each socket at its deadline (server certificate's notAfter, our own, or
- * `maxConnectionAgeMs`): an idle socket is closed at once; a busy HTTP/1.1 socket sends its next
- * request with `connection: close` (undici's `reset`) and closes when idle; a busy HTTP/2 socket
- * asks the agent to move new requests to a fresh pool and closes when its streams end. No
- * request in progress is cut.
+ * `maxConnectionAgeMs`):
+ * - an idle socket is closed at once;
+ * - a busy HTTP/1.1 socket is closed as soon as its running request completes, before undici
+ *   writes the next one on it (queued requests go out on a new connection);
+ * - a busy HTTP/2 socket asks the agent to move new requests to a fresh pool, and closes when its
+ *   streams have ended.
+ * No request in progress is cut. A poll closes anything left once it is idle.
  */
 export class MeshlessClient extends Client implements ConnectionOwner, PeerHolder {
   readonly #generation: ClientGeneration;
@@ -49,8 +52,21 @@ export class MeshlessClient extends Client implements ConnectionOwner, PeerHolde
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    if (this.#retiring && options.reset !== true) options = { ...options, reset: true };
     return super.dispatch(options, isLegacyHandler(handler) ? (new PeerContextHandler(handler, this) as Dispatcher.DispatchHandler) : handler);
+  }
+
+  /**
+   * A request's response has been delivered. On a retiring HTTP/1.1 socket with nothing else
+   * running, close it in a microtask: after undici has marked the request done, before its
+   * deferred resume writes the next request on this socket.
+   */
+  requestEnded(): void {
+    if (!this.#retiring) return;
+    const socket = this.#socket;
+    if (socket === undefined || socket.alpnProtocol === 'h2') return;
+    queueMicrotask(() => {
+      if (socket === this.#socket && !socket.destroyed && this.stats.running === 0) socket.destroy();
+    });
   }
 
   adopt(socket: TLSSocket, peer: Peer, deadline: number): void {

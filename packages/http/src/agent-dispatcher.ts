@@ -85,6 +85,8 @@ export class MeshlessAgent extends Dispatcher {
   #generation: Generation;
   #closed = false;
   #destroyed = false;
+  #closing: Promise<void> | undefined;
+  #destroying: Promise<void> | undefined;
 
   readonly #onUpdate = (credential: Credential): void => {
     this.#swap(credential, this.#policy, new SessionCache(this.#settings.maxCachedSessions), 'credential rotated');
@@ -171,7 +173,8 @@ export class MeshlessAgent extends Dispatcher {
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
     this.#stop();
-    const done = Promise.all([this.#generation, ...this.#draining].map((g) => g.agent.close())).then(() => undefined);
+    this.#closing ??= this.#destroying ?? Promise.all([this.#generation, ...this.#draining].map((g) => g.agent.close())).then(() => undefined);
+    const done = this.#closing;
     if (callback === undefined) return done;
     void done.then(callback, callback);
   }
@@ -185,7 +188,8 @@ export class MeshlessAgent extends Dispatcher {
     const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
     this.#stop();
     this.#destroyed = true;
-    const done = Promise.all([this.#generation, ...this.#draining].map((g) => g.agent.destroy(err))).then(() => undefined);
+    this.#destroying ??= Promise.all([this.#generation, ...this.#draining].map((g) => (g.agent.destroyed ? undefined : g.agent.destroy(err)))).then(() => undefined);
+    const done = this.#destroying;
     if (cb === undefined) return done;
     void done.then(cb, cb);
   }

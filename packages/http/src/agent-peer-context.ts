@@ -34,6 +34,8 @@ export function peerOfResponse(response: PeerContextCarrier): Peer | undefined {
 /** Where the handler wrapper reads the Peer of the connection a request is written to. */
 export interface PeerHolder {
   readonly connectionPeer: Peer | undefined;
+  /** Called when a request's response has ended (after the handler saw it). */
+  requestEnded(): void;
 }
 
 type LegacyHandler = Dispatcher.DispatchHandler & {
@@ -51,7 +53,8 @@ type LegacyHandler = Dispatcher.DispatchHandler & {
 /**
  * Wraps the handler undici's Client receives (the legacy callback form, which is what a Pool hands
  * its clients) so that `onConnect`, called when the request is written to a socket, adds the
- * Peer of that socket to the request's context. One small object per request.
+ * Peer of that socket to the request's context, and `onComplete` lets the client retire a socket
+ * past its deadline between two requests. One small object per request.
  */
 export class PeerContextHandler {
   readonly #handler: LegacyHandler;
@@ -85,6 +88,7 @@ export class PeerContextHandler {
 
   onComplete(trailers: string[] | null): void {
     this.#handler.onComplete?.(trailers);
+    this.#holder.requestEnded();
   }
 
   onError(err: Error): void {

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { codes, isMeshlessError, silentLogger } from '@meshless/core';
+import { getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
+import { createAgent, type CreateAgentOptions, type MeshlessAgent } from '../src/index.js';
+import { SERVER_ID, closeServer, createClientPki, listen, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
+
+describe('createAgent: options, timeouts and the global dispatcher', function () {
+  let pki: ClientPki;
+  let server: TestServer;
+
+  before(async function () {
+    pki = await createClientPki();
+    server = await startServer(pki.server);
+  });
+  after(async function () {
+    await server.close();
+  });
+
+  it('refuses bad options at construction with coded errors', function () {
+    const base = { source: pki.client, allow: SERVER_ID, logger: silentLogger };
+    const cases: [Partial<CreateAgentOptions> & Record<string, unknown>, string, RegExp][] = [
+      [{ allow: undefined }, codes.INVALID_OPTION, /needs \{ allow \}/],
+      [{ source: undefined }, codes.INVALID_OPTION, /needs \{ source \}/],
+      [{ allow: [] }, codes.EMPTY_ALLOW_LIST, /./],
+      [{ allow: 'spiffe://Bad/x' }, codes.INVALID_RULE, /./],
+      [{ allow: {} }, codes.EMPTY_ALLOW_LIST, /empty map/],
+      [{ allow: { 'http://plain:80': SERVER_ID } }, codes.INVALID_OPTION, /not an https origin/],
+      [{ allow: { 'https://a.example/path': SERVER_ID } }, codes.INVALID_OPTION, /more than an origin/],
+      [{ allow: { 'https://a.example:443': SERVER_ID, 'https://a.example': SERVER_ID } }, codes.INVALID_OPTION, /twice/],
+      [{ allow: { 'https://a.example': 'nonsense' } }, codes.INVALID_RULE, /https:\/\/a\.example/],
+      [{ connect: { cert: 'x' } }, codes.INVALID_OPTION, /does not take "connect"/],
+      [{ factory: () => undefined }, codes.INVALID_OPTION, /does not take "factory"/],
+      [{ maxConnectionAgeMs: 0 }, codes.INVALID_OPTION, /maxConnectionAgeMs/],
+      [{ maxCachedSessions: -1 }, codes.INVALID_OPTION, /maxCachedSessions/],
+      [{ minVersion: 'TLSv1.1' }, codes.INVALID_OPTION, /minVersion/],
+    ];
+    for (const [patch, code, message] of cases) {
+      assert.throws(
+        () => createAgent({ ...base, ...patch } as CreateAgentOptions),
+        (err: unknown) => isMeshlessError(err) && err.code === code && message.test(err.message),
+        `expected ${code} for ${JSON.stringify(Object.keys(patch))}`,
+      );
+    }
+  });
+
+  it('a server that never finishes the handshake: HANDSHAKE_TIMEOUT after connectTimeout', async function () {
+    const silent = net.createServer(() => {
+      /* accepts TCP, never speaks TLS */
+    });
+    const port = await listen(silent);
+    const agent = createAgent({ source: pki.client, allow: SERVER_ID, connectTimeout: 200, logger: silentLogger });
+    try {
+      const started = Date.now();
+      const err = await rejectionOf(request(`https://localhost:${port}/`, { dispatcher: agent }));
+      assert.ok(isMeshlessError(err, codes.HANDSHAKE_TIMEOUT), String(err));
+      assert.ok(err.message.includes(`https://localhost:${port}`), err.message);
+      assert.ok(Date.now() - started >= 190);
+    } finally {
+      await agent.close();
+      silent.close();
+      await closeServer(silent);
+    }
+  });
+
+  it("a refused TCP connection is undici's own error, untouched", async function () {
+    const probe = net.createServer();
+    const port = await listen(probe);
+    await closeServer(probe);
+    const agent = createAgent({ source: pki.client, allow: SERVER_ID, logger: silentLogger });
+    try {
+      const err = await rejectionOf(request(`https://localhost:${port}/`, { dispatcher: agent }));
+      assert.equal(err.code, 'ECONNREFUSED');
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it("setGlobalDispatcher(agent) drives undici's request and Node's built-in fetch", async function () {
+    const previous = getGlobalDispatcher();
+    const agent: MeshlessAgent = createAgent({ source: pki.client, allow: SERVER_ID, logger: silentLogger });
+    setGlobalDispatcher(agent);
+    try {
+      const viaRequest = await request(`${server.origin}/global-request`);
+      assert.equal(await viaRequest.body.text(), pki.client.identity.serialNumber);
+      const viaFetch = await globalThis.fetch(`${server.origin}/global-fetch`);
+      assert.equal(viaFetch.status, 200);
+      assert.equal(await viaFetch.text(), pki.client.identity.serialNumber);
+      assert.equal(server.requests.at(-1)!.url, '/global-fetch');
+      assert.equal(agent.peerOf(server.origin)?.spiffeId, SERVER_ID);
+    } finally {
+      setGlobalDispatcher(previous);
+      await agent.close();
+    }
+  });
+
+  it("Node's built-in fetch through the agent refuses a denied server with the coded error as cause", async function () {
+    const agent = createAgent({ source: pki.client, allow: 'spiffe://prod.example/ns/other/sa/x', logger: silentLogger });
+    const previous = getGlobalDispatcher();
+    setGlobalDispatcher(agent);
+    try {
+      const err = await rejectionOf(globalThis.fetch(`${server.origin}/denied`));
+      assert.ok(err instanceof TypeError);
+      assert.ok(isMeshlessError(err.cause, codes.PEER_DENIED), String(err.cause));
+    } finally {
+      setGlobalDispatcher(previous);
+      await agent.close();
+    }
+  });
+});
