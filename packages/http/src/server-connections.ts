@@ -4,8 +4,8 @@ import type { Peer } from '@meshless/core';
 
 /**
  * Why a live connection is retired: the peer no longer verifies against a new trust bundle
- * (`trust-changed`), a changed allow-list refuses it (`policy-changed`), its certificate reached
- * `notAfter` (`certificate-expired`), or it reached `maxConnectionAgeMs` (`max-age`).
+ * (`trust-changed`), a changed allow-list refuses it (`policy-changed`), its certificate reaches
+ * `notAfter` (`certificate-expired`), or it reaches `maxConnectionAgeMs` (`max-age`).
  */
 export type RetireReason = 'trust-changed' | 'policy-changed' | 'certificate-expired' | 'max-age';
 
@@ -16,8 +16,10 @@ export interface PeerRetirement {
   /** A sentence for logs. */
   readonly detail: string;
   readonly remoteAddress?: string;
-  /** Requests still in flight on the connection: they complete, with `Connection: close`. */
+  /** Requests in flight on the connection when it was retired: they complete, with `Connection: close`. */
   readonly inFlight: number;
+  /** For a planned retirement (max age, certificate expiry): when the connection is closed at the latest. */
+  readonly closesBy?: Date;
 }
 
 /** One accepted connection: its verified peer, the bundle it was verified against, its requests. */
@@ -31,15 +33,25 @@ export interface LiveConnection {
   /** The latest response on the connection (HTTP/1.1 answers in order: the last one closes it). */
   lastResponse: ServerResponse | undefined;
   retiring: RetireReason | undefined;
+  /** Planned retirement: the moment the connection is closed even if idle. */
+  closesBy: number | undefined;
   timer: NodeJS.Timeout | undefined;
 }
 
-// setTimeout's limit; longer deadlines are re-armed.
+// setTimeout's limit; longer delays are re-armed.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * The live connections of one server, with graceful retirement: an idle keep-alive connection
- * ends at once; one with a request in flight answers it with `Connection: close`, then ends.
+ * The live connections of one server, with graceful retirement.
+ *
+ * Retiring for a trust or policy change: a connection with a request in flight answers it with
+ * `Connection: close`, then ends; an idle one ends at once.
+ *
+ * Planned retirement (certificate `notAfter`, `maxConnectionAgeMs`) starts a drain window before
+ * the deadline (the server's `keepAliveTimeout`, at most half the connection's span): every
+ * response in it carries `Connection: close`, and a connection still idle at the deadline ends
+ * then. A client that honours the server's `Keep-Alive: timeout` hint (undici does) has closed
+ * an idle connection before that, so a busy client never sends a request into a closing socket.
  */
 export class ConnectionRegistry {
   readonly #connections = new Set<LiveConnection>();
@@ -47,6 +59,8 @@ export class ConnectionRegistry {
 
   constructor(
     private readonly maxConnectionAgeMs: number | undefined,
+    /** The drain window of a planned retirement (the server's current keepAliveTimeout). */
+    private readonly drainWindowMs: () => number,
     private readonly onRetire: (connection: LiveConnection, retirement: PeerRetirement) => void,
   ) {}
 
@@ -58,7 +72,7 @@ export class ConnectionRegistry {
     return this.#connections.values();
   }
 
-  /** Starts tracking an accepted socket; arms its retirement at notAfter / max age. */
+  /** Starts tracking an accepted socket; arms its planned retirement (notAfter / max age). */
   add(socket: TLSSocket, peer: Peer, bundleHash: string, now = Date.now()): LiveConnection {
     const connection: LiveConnection = {
       socket,
@@ -68,42 +82,28 @@ export class ConnectionRegistry {
       inFlight: 0,
       lastResponse: undefined,
       retiring: undefined,
+      closesBy: undefined,
       timer: undefined,
     };
     this.#connections.add(connection);
     this.#bySocket.set(socket, connection);
     socket.once('close', () => {
-      if (connection.timer) clearTimeout(connection.timer);
-      connection.timer = undefined;
+      this.#clearTimer(connection);
       this.#connections.delete(connection);
     });
-    const expiry = peer.notAfter.getTime();
-    let deadline = expiry;
+    let deadline = peer.notAfter.getTime();
     let reason: RetireReason = 'certificate-expired';
     if (this.maxConnectionAgeMs !== undefined) {
+      // Jittered ±10 % so a fleet of connections opened together does not reconnect together.
       const aged = now + this.maxConnectionAgeMs * (0.9 + 0.2 * Math.random());
       if (aged < deadline) {
         deadline = aged;
         reason = 'max-age';
       }
     }
-    this.#arm(connection, deadline, reason);
+    const window = Math.max(0, Math.min(this.drainWindowMs(), (deadline - now) / 2));
+    this.#at(connection, deadline - window, () => this.#startDrain(connection, reason, deadline));
     return connection;
-  }
-
-  #arm(connection: LiveConnection, deadline: number, reason: RetireReason): void {
-    const delay = Math.max(0, deadline - Date.now());
-    const timer = setTimeout(() => {
-      connection.timer = undefined;
-      if (delay > MAX_TIMER_MS - 1) return this.#arm(connection, deadline, reason);
-      const detail =
-        reason === 'max-age'
-          ? `connection of ${String(connection.peer)} reached maxConnectionAgeMs (${String(this.maxConnectionAgeMs)} ms, jittered)`
-          : `certificate of ${String(connection.peer)} expired at ${connection.peer.notAfter.toISOString()}`;
-      this.retire(connection, reason, detail);
-    }, Math.min(delay, MAX_TIMER_MS - 1));
-    timer.unref();
-    connection.timer = timer;
   }
 
   /** Counts a request on its connection (call from the server's first `request` listener). */
@@ -116,28 +116,77 @@ export class ConnectionRegistry {
     res.once('close', () => {
       connection.inFlight--;
       if (connection.lastResponse === res) connection.lastResponse = undefined;
-      if (connection.retiring !== undefined && connection.inFlight === 0) endGracefully(connection.socket);
+      if (connection.retiring === undefined || connection.inFlight > 0) return;
+      // Told the client to close, or retired for trust/policy: end now. Otherwise (the headers
+      // had gone out before the retirement), a planned retirement ends it at its deadline.
+      if (res.getHeader('connection') === 'close' || connection.closesBy === undefined) endGracefully(connection.socket);
     });
   }
 
   /**
-   * Retires a connection gracefully (once): idle, it ends now; busy, its latest response gets
-   * `Connection: close` (when its headers are not sent yet) and the socket ends after it.
+   * Retires a connection at once (trust or policy change): idle, it ends now; busy, its latest
+   * response gets `Connection: close` (when its headers are not sent yet) and it ends after it.
    */
   retire(connection: LiveConnection, reason: RetireReason, detail: string): void {
-    if (connection.retiring !== undefined || connection.socket.destroyed) return;
+    if (!this.#mark(connection, reason, detail, undefined)) return;
+    if (connection.inFlight === 0) endGracefully(connection.socket);
+    else this.#closeAfterResponse(connection);
+  }
+
+  #startDrain(connection: LiveConnection, reason: RetireReason, deadline: number): void {
+    const detail =
+      reason === 'max-age'
+        ? `connection of ${String(connection.peer)} reaches maxConnectionAgeMs (${String(this.maxConnectionAgeMs)} ms, jittered) at ${new Date(deadline).toISOString()}`
+        : `certificate of ${String(connection.peer)} expires at ${connection.peer.notAfter.toISOString()}`;
+    if (!this.#mark(connection, reason, detail, deadline)) return;
+    this.#closeAfterResponse(connection);
+    this.#at(connection, deadline, () => {
+      if (connection.inFlight === 0) endGracefully(connection.socket);
+      else this.#closeAfterResponse(connection);
+    });
+  }
+
+  /**
+   * Marks a connection retiring and reports it; false when it already was (or is gone). A trust
+   * or policy retirement overrides a planned one in progress.
+   */
+  #mark(connection: LiveConnection, reason: RetireReason, detail: string, closesBy: number | undefined): boolean {
+    if (connection.socket.destroyed) return false;
+    if (connection.retiring !== undefined && (closesBy !== undefined || connection.closesBy === undefined)) return false;
     connection.retiring = reason;
-    if (connection.timer) {
-      clearTimeout(connection.timer);
-      connection.timer = undefined;
-    }
-    this.onRetire(connection, { peer: connection.peer, reason, detail, remoteAddress: connection.remoteAddress, inFlight: connection.inFlight });
-    if (connection.inFlight === 0) {
-      endGracefully(connection.socket);
-      return;
-    }
+    connection.closesBy = closesBy;
+    this.#clearTimer(connection);
+    this.onRetire(connection, {
+      peer: connection.peer,
+      reason,
+      detail,
+      remoteAddress: connection.remoteAddress,
+      inFlight: connection.inFlight,
+      ...(closesBy === undefined ? {} : { closesBy: new Date(closesBy) }),
+    });
+    return true;
+  }
+
+  #closeAfterResponse(connection: LiveConnection): void {
     const res = connection.lastResponse;
     if (res !== undefined && !res.headersSent) res.setHeader('Connection', 'close');
+  }
+
+  /** One unref'd timer per connection, re-armed past setTimeout's limit. */
+  #at(connection: LiveConnection, when: number, fire: () => void): void {
+    this.#clearTimer(connection);
+    const delay = Math.max(0, when - Date.now());
+    connection.timer = setTimeout(() => {
+      connection.timer = undefined;
+      if (delay >= MAX_TIMER_MS) this.#at(connection, when, fire);
+      else fire();
+    }, Math.min(delay, MAX_TIMER_MS));
+    connection.timer.unref();
+  }
+
+  #clearTimer(connection: LiveConnection): void {
+    if (connection.timer !== undefined) clearTimeout(connection.timer);
+    connection.timer = undefined;
   }
 }
 

@@ -22,6 +22,9 @@ import { parseServerOptions, secureOptionsFor, type ServerOptions } from './serv
 import { peerChainProblem } from './peer-chain.js';
 import { RefusalReporter, handshakeRefusal, type PeerRefusal } from './server-refusals.js';
 
+/** Drain window of a planned retirement when the server has no keepAliveTimeout. */
+const DEFAULT_DRAIN_WINDOW_MS = 5_000;
+
 /**
  * A real `https.Server` that only lets allowed peers reach its request listener, rotates its
  * credential live, and retires connections whose trust ended.
@@ -74,9 +77,16 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
 
   const server = https.createServer(secureOptionsFor(served, parsed, ticketKeys), requestListener) as MeshlessServer;
   const reporter = new RefusalReporter(logger, meshlessMetrics(), (refusal) => server.emit('peerRefused', refusal));
-  const connections = new ConnectionRegistry(parsed.maxConnectionAgeMs, (connection, retirement) => {
+  const connections = new ConnectionRegistry(parsed.maxConnectionAgeMs, () => server.keepAliveTimeout || DEFAULT_DRAIN_WINDOW_MS, (_connection, retirement) => {
     logger.info(
-      { peer: String(retirement.peer), reason: retirement.reason, detail: retirement.detail, remoteAddress: retirement.remoteAddress, inFlight: retirement.inFlight },
+      {
+        peer: String(retirement.peer),
+        reason: retirement.reason,
+        detail: retirement.detail,
+        remoteAddress: retirement.remoteAddress,
+        inFlight: retirement.inFlight,
+        closesBy: retirement.closesBy?.toISOString(),
+      },
       'meshless server: retiring a connection',
     );
     server.emit('peerRetired', retirement);
@@ -121,7 +131,8 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
     const now = Date.now();
     const problems = new Map<string, string | undefined>();
     for (const connection of connections) {
-      if (connection.retiring !== undefined) continue;
+      // Skip connections already closing for trust or policy (a planned drain can still be overridden).
+      if (connection.retiring !== undefined && connection.closesBy === undefined) continue;
       if (connection.bundleHash !== credential.bundleHash) {
         const fingerprint = connection.peer.fingerprint256;
         if (!problems.has(fingerprint)) problems.set(fingerprint, peerChainProblem(connection.socket, credential.bundle, now));
