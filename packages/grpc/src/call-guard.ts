@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import type { Http2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { channels, identityOf, type Authorizer, type Credential, type Logger, type MeshlessMetrics } from '@meshless/core';
-import { checkConnection, type Verdict } from './connection-verdict.js';
+import { connectionVerdict, type Verdict } from './connection-verdict.js';
 import { grpc } from './grpc-js.js';
 import { AuthorizedCall, refusedCall, sessionOf } from './intercepting-call.js';
 import { retireSession } from './session-retire.js';
@@ -91,7 +91,7 @@ export class CallGuard {
     if (socket === undefined || session.destroyed || typeof socket.getPeerX509Certificate !== 'function') {
       verdict = { ok: false, failure: 'unverified', code: grpc.status.UNAUTHENTICATED, reason: 'the connection is not a TLS connection, or is closed', resumed: false, bundleHash: this.#credential.bundleHash, expiresAt: Infinity };
     } else {
-      verdict = checkConnection(socket, { authorize: this.#authorize, credential: this.#credential, reverify: this.#reverify, now: Date.now() });
+      verdict = connectionVerdict(socket, { authorize: this.#authorize, credential: this.#credential, reverify: this.#reverify, now: Date.now() });
     }
     this.#verdicts.set(session, verdict);
     if (cached === undefined) this.#track(session);

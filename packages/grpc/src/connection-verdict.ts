@@ -91,7 +91,7 @@ export interface VerdictInput {
  * session, or after a trust change, the chain re-verified against the current bundle (the
  * stored verdict may predate the change); validity; then the identity against the allow-list.
  */
-export function checkConnection(socket: TLSSocket, input: VerdictInput): Verdict {
+export function connectionVerdict(socket: TLSSocket, input: VerdictInput): Verdict {
   const { credential, now } = input;
   const bundleHash = credential.bundleHash;
   const resumed = socket.isSessionReused();

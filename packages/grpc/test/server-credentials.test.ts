@@ -9,6 +9,7 @@ import { handlerRuns } from './helpers/echo-service.js';
 import { bidi, clientStream, echoClient, failure, serverStream, startServer, unary, type Running } from './helpers/harness.js';
 import { ManualSource } from './helpers/manual-source.js';
 import { CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from './helpers/pki.js';
+import { waitFor } from './helpers/wait.js';
 
 describe('@meshless/grpc serverCredentials', function () {
   let pki: Pki;
@@ -97,13 +98,17 @@ describe('@meshless/grpc serverCredentials', function () {
   });
 
   it('has the first generation loaded before bindAsync resolves: the very first connection succeeds, also on a second server bound later', async () => {
-    const credentials = serverCredentials({ source: new ManualSource(pki.server), allow: CLIENT_ID, logger: captureLogger() });
+    const source = new ManualSource(pki.server);
+    const credentials = serverCredentials({ source, allow: CLIENT_ID, logger: captureLogger() });
+    assert.equal(source.listenerCount('update'), 0, 'no subscription before a server listens');
     for (let round = 0; round < 2; round++) {
       const running = await startServer(credentials);
+      assert.equal(source.listenerCount('update'), 1);
       const reply = await unary(client(running.target), 'unary', { text: String(round) });
       assert.equal(reply.text, String(round));
       for (const c of clients.splice(0)) c.close();
       await running.close();
+      assert.equal(source.listenerCount('update'), 0, 'unsubscribed when the server closed');
     }
   });
 
@@ -184,6 +189,20 @@ describe('@meshless/grpc serverCredentials', function () {
     assert.equal(reply.toString(), 'ssl');
     assert.ok(raw, 'sslPeerCertificate.raw is there');
     assert.equal(new X509Certificate(raw).serialNumber, pki.client.serialNumber);
+  });
+
+  it('refuses further calls with UNAUTHENTICATED once the client certificate expires on a long-lived connection', async () => {
+    const { running, logger } = await serve();
+    const shortLived = await pki.ca.issue({ spiffeId: CLIENT_ID, ttlMs: 2500 });
+    const c = client(running.target, shortLived);
+    assert.equal((await unary(c, 'unary', {})).peer, CLIENT_ID);
+    const notAfter = Date.parse(new X509Certificate(shortLived.cert).validTo);
+    await waitFor(() => Date.now() > notAfter + 50, 10_000, 'the client certificate to expire');
+    const err = await failure(unary(c, 'unary', {}));
+    assert.equal(err.code, grpc.status.UNAUTHENTICATED);
+    assert.match(err.details, /expired/);
+    const warn = logger.at('warn').find((l) => l.fields.failure === 'unverified');
+    assert.equal(warn?.fields.peer, CLIENT_ID);
   });
 
   it('checks its options at construction', () => {
