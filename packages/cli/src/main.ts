@@ -4,11 +4,13 @@ import { exitCodes, type Command } from './command.js';
 import { caInit } from './commands/ca-init.js';
 import { caIssue } from './commands/ca-issue.js';
 import { inspect } from './commands/inspect.js';
+import { probeCommand } from './commands/probe.js';
+import { serve } from './commands/serve.js';
 import { processIO, type CommandIO } from './io.js';
 import { isUsageError } from './usage.js';
 
 /** Every command, in the order `meshless --help` lists them. */
-export const commands: readonly Command[] = [caInit, caIssue, inspect];
+export const commands: readonly Command[] = [caInit, caIssue, inspect, probeCommand, serve];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -8,7 +8,7 @@ describe('meshless (the binary)', function () {
   it('lists its commands on --help and exits 0', async () => {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0, r.stderr);
-    for (const cmd of ['ca init', 'ca issue', 'inspect']) assert.match(r.stdout, new RegExp(`^  ${cmd} `, 'm'));
+    for (const cmd of ['ca init', 'ca issue', 'inspect', 'probe', 'serve']) assert.match(r.stdout, new RegExp(`^  ${cmd} `, 'm'));
   });
 
   it('prints usage and exits 2 without a command', async () => {
@@ -32,7 +32,7 @@ describe('meshless (the binary)', function () {
     assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
   });
 
-  for (const cmd of [['ca', 'init'], ['ca', 'issue'], ['inspect']]) {
+  for (const cmd of [['ca', 'init'], ['ca', 'issue'], ['inspect'], ['probe'], ['serve']]) {
     it(`\`meshless ${cmd.join(' ')} --help\` shows its usage and exits 0; an unknown option exits 2`, async () => {
       const help = await runCli([...cmd, '--help']);
       assert.equal(help.code, 0, help.stderr);

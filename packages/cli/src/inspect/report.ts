@@ -49,7 +49,8 @@ function oneLine(name: string): string {
   return name.replace(/\n/g, ', ');
 }
 
-function summarize(cert: X509Certificate, now: number): CertificateSummary {
+/** One certificate as `inspect` and `probe` show it. */
+export function summarize(cert: X509Certificate, now: number): CertificateSummary {
   const id = identityOf(cert);
   const out: CertificateSummary = {
     subject: oneLine(cert.subject),

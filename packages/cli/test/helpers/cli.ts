@@ -78,3 +78,42 @@ export async function tempDir(prefix = 'meshless-cli-'): Promise<{ dir: string; 
   const dir = await mkdtemp(join(tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
+
+/** A `meshless` process left running (serve), with its output as it arrives. */
+export interface RunningCli {
+  child: import('node:child_process').ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves with the exit code (or null when killed by a signal). */
+  exited: Promise<number | null>;
+  /** JSON lines of stderr that parse. */
+  events: () => Array<Record<string, unknown>>;
+}
+
+/** Starts `node dist/bin.js ...args` and returns at once. */
+export function startCli(args: readonly string[]): RunningCli {
+  ensureBuilt();
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const events = () =>
+    stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { child, stdout: () => stdout, stderr: () => stderr, exited, events };
+}
+
+/** Polls `predicate` every 20 ms until it returns a truthy value, or fails after `timeoutMs`. */
+export async function waitFor<T>(predicate: () => T | undefined | false | null, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = predicate();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
