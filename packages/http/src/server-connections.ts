@@ -113,14 +113,9 @@ export class ConnectionRegistry {
     connection.inFlight++;
     connection.lastResponse = res;
     if (connection.retiring !== undefined) res.setHeader('Connection', 'close');
-    res.once('close', () => {
-      connection.inFlight--;
-      if (connection.lastResponse === res) connection.lastResponse = undefined;
-      if (connection.retiring === undefined || connection.inFlight > 0) return;
-      // Told the client to close, or retired for trust/policy: end now. Otherwise (the headers
-      // had gone out before the retirement), a planned retirement ends it at its deadline.
-      if (res.getHeader('connection') === 'close' || connection.closesBy === undefined) endGracefully(connection.socket);
-    });
+    // One shared listener, no closure per request: the hot path stays allocation-light.
+    (res as ResponseWithConnection)[kConnection] = connection;
+    res.on('close', onResponseClose);
   }
 
   /**
@@ -188,6 +183,21 @@ export class ConnectionRegistry {
     if (connection.timer !== undefined) clearTimeout(connection.timer);
     connection.timer = undefined;
   }
+}
+
+const kConnection = Symbol('meshless.connection');
+type ResponseWithConnection = ServerResponse & { [kConnection]?: LiveConnection };
+
+function onResponseClose(this: ResponseWithConnection): void {
+  const connection = this[kConnection];
+  if (connection === undefined) return;
+  this[kConnection] = undefined;
+  connection.inFlight--;
+  if (connection.lastResponse === this) connection.lastResponse = undefined;
+  if (connection.retiring === undefined || connection.inFlight > 0) return;
+  // Told the client to close, or retired for trust/policy: end now. Otherwise (the headers had
+  // gone out before a planned retirement began), the retirement ends it at its deadline.
+  if (this.getHeader('connection') === 'close' || connection.closesBy === undefined) endGracefully(connection.socket);
 }
 
 function endGracefully(socket: TLSSocket): void {
