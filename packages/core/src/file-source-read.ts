@@ -167,14 +167,26 @@ async function attempt(files: CredentialFiles, dirs: readonly string[]): Promise
     }
     if (!sameState(before, now)) throw new Moved();
   }
+  // File times are coarse (a kernel tick): two in-place rewrites of the same size within one
+  // tick leave size and mtime as they were. Reading the bytes again closes that gap.
+  for (const role of roles) {
+    let again: Buffer;
+    try {
+      again = (await readRegularFile(role, files[role], states[role]!.real)).bytes;
+    } catch {
+      throw new Moved();
+    }
+    if (!again.equals(bytes[role]!)) throw new Moved();
+  }
+  if (await moved()) throw new Moved();
   return { cert: bytes.cert!, key: bytes.key!, ca: bytes.ca!, dataLinks: linksBefore.filter((l) => l !== ''), attempts: 1 };
 }
 
 /**
  * Reads cert, key and bundle from one generation of the mount. Before reading it notes where
  * each directory's `..data` points; it reads every file through its real path; afterwards it
- * checks that `..data` did not move and that every file still has the same real path, inode,
- * size, mtime and ctime. If anything moved it tries again (a short back-off, up to
+ * checks that `..data` did not move, that every file still has the same real path, inode,
+ * size, mtime and ctime, and that reading each file again gives the same bytes. If anything moved it tries again (a short back-off, up to
  * `maxAttempts`), then fails with GENERATION_UNSTABLE. Works for the kubelet's atomic swap and
  * for plain files rewritten in place (a torn pair that happens to look stable is then caught by
  * the key ↔ certificate check of `loadCredential`).

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import diagnostics_channel from 'node:diagnostics_channel';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -552,6 +553,59 @@ describe('fileSource', () => {
       await inPlaceWriter(dir).write(files(pool[1]!));
       await rig.servesSerial(pool[1]!.serialNumber);
       rig.assertClean(allKeys());
+    });
+
+    it('files that never stop changing: GENERATION_UNSTABLE, never a half-read file', async function () {
+      this.timeout(20_000);
+      const dir = await plainDir(pool[0]!);
+      // polling once a minute: no file event (this writer would flood inotify), only reload()
+      rig = await Rig.open({ dir }, { pollIntervalMs: 60_000, recheckIntervalMs: 0 });
+      // Another process rewrites the certificate in place every 0.2 ms without truncating (pwrite
+      // at offset 0): the size never changes and the mtime only moves once per kernel tick, so
+      // only reading the bytes twice can tell that the file is never still.
+      const a = `${pool[0]!.cert}\n${'x'.repeat(64)}\n`;
+      const b = `${pool[0]!.cert}\n${'y'.repeat(64)}\n`;
+      await writeFile(path.join(dir, 'tls.crt'), a);
+      const writer = spawn(process.execPath, ['-e', `
+        const fs = require('node:fs');
+        const [file, a, b] = process.argv.slice(1);
+        const fd = fs.openSync(file, 'r+');
+        const pause = new Int32Array(new SharedArrayBuffer(4));
+        const end = Date.now() + 15000;
+        for (let i = 0; Date.now() < end; i++) {
+          fs.writeSync(fd, i % 2 ? a : b, 0);
+          Atomics.wait(pause, 0, 0, 0.2);
+        }
+      `, path.join(dir, 'tls.crt'), a, b], { stdio: 'ignore' });
+      try {
+        await waitFor(() => readFileSync(path.join(dir, 'tls.crt'), 'utf8').includes('y'.repeat(64)), 5000, 'the writer to start');
+        const seen = new Set<string>();
+        for (let i = 0; i < 40 && !seen.has(codes.GENERATION_UNSTABLE); i++) {
+          rig.errors.length = 0;
+          await rig.source.reload();
+          for (const e of rig.errors) seen.add(e.code);
+        }
+        assert.ok(seen.has(codes.GENERATION_UNSTABLE), `expected GENERATION_UNSTABLE among ${[...seen].join(', ') || 'no errors'}`);
+        assert.deepEqual([...seen], [codes.GENERATION_UNSTABLE]);
+        const unstable = rig.source.health().lastError;
+        assert.equal(unstable?.code, codes.GENERATION_UNSTABLE);
+        assert.match(unstable.message, /kept changing/);
+        assert.equal(rig.serial(), pool[0]!.serialNumber);
+      } finally {
+        writer.kill('SIGKILL');
+      }
+      rig.assertClean(allKeys());
+    });
+
+    it('an encrypted key loads with passphrase, and is refused without it', async () => {
+      const encrypted = createPrivateKey(pool[0]!.key).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'open sesame' }).toString();
+      const dir = path.join(tmp, 'enc');
+      await inPlaceWriter(dir).write({ 'tls.crt': pool[0]!.cert, 'tls.key': encrypted, 'ca.crt': ca.bundle });
+      const refused = await fileSource({ dir }, { logger: new MemoryLogger() }).then(() => undefined, (e: unknown) => e);
+      assert.ok(isMeshlessError(refused, codes.KEY_ENCRYPTED), String(refused));
+      rig = await Rig.open({ dir }, { passphrase: 'open sesame' });
+      assert.equal(rig.serial(), pool[0]!.serialNumber);
+      assert.ok(!rig.logger.text().includes('open sesame'));
     });
 
     it('explicit files in a kubelet volume are read from one generation too', async () => {
