@@ -1,7 +1,7 @@
 // The bench orchestrator: `npm run bench [-- --quick]` (bench/run.mjs starts this through tsx).
 // Starts every scenario's processes, runs the rounds, writes bench/results/*.json and
 // docs/benchmarks.md, and stops every child process on every exit path.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { Budget } from './lib/budget.js';
@@ -10,7 +10,7 @@ import { killAllNow, setChildMaxLifetime, stopAll } from './lib/children.js';
 import type { BenchContext } from './lib/context.js';
 import { procAvailable } from './lib/cpu.js';
 import { describeMachine } from './lib/machine.js';
-import { loadMeshlessHttp } from './lib/meshless.js';
+import { meshlessAvailability } from './lib/meshless.js';
 import { parseOptions, type Group } from './lib/options.js';
 import { renderMarkdown } from './lib/report.js';
 import type { Results, Row } from './lib/results.js';
@@ -25,7 +25,23 @@ const options = parseOptions(process.argv.slice(2));
 const budget = new Budget(options.budgetMs);
 // Children end themselves a little after the budget, whatever happens to this process.
 setChildMaxLifetime(options.budgetMs + 120_000);
+removeStaleWorkDirs();
 const workDir = mkdtempSync(join(os.tmpdir(), 'meshless-bench-'));
+writeFileSync(join(workDir, 'owner.pid'), String(process.pid));
+
+/** Work directories of earlier runs that were killed (their owner process is gone): remove them. */
+function removeStaleWorkDirs(): void {
+  for (const name of readdirSync(os.tmpdir())) {
+    if (!/^meshless-bench-[A-Za-z0-9]{6}$/.test(name)) continue;
+    const dir = join(os.tmpdir(), name);
+    try {
+      const owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'));
+      if (Number.isInteger(owner) && owner > 0 && !existsSync(`/proc/${owner}`)) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* not ours, or already gone */
+    }
+  }
+}
 
 let cleanedUp = false;
 function cleanupNow(): void {
@@ -63,10 +79,9 @@ async function main(): Promise<number> {
   const machine = describeMachine(tools);
   console.log(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadAverageAtStart.join(' ')}`);
   const certs = await mintCertificates(join(workDir, 'certs'));
-  const meshless = await loadMeshlessHttp();
-  const meshlessMissing = 'missing' in meshless ? meshless.missing : undefined;
-  if (meshlessMissing) notes.push(`meshless HTTP rows skipped: ${meshlessMissing}`);
-  const ctx: BenchContext = { options, budget, certs, workDir, tools, meshlessMissing, notes };
+  const meshless = await meshlessAvailability();
+  for (const missing of new Set([meshless.server, meshless.agent])) if (missing) notes.push(`meshless HTTP rows skipped: ${missing}`);
+  const ctx: BenchContext = { options, budget, certs, workDir, tools, meshless, notes };
 
   const plan: [Group, (c: BenchContext) => Promise<Row[]>][] = [
     ['http', runHttp],

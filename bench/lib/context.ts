@@ -1,5 +1,6 @@
 import type { Budget } from './budget.js';
 import type { CertFiles } from './certs.js';
+import type { MeshlessAvailability } from './meshless.js';
 import type { BenchOptions } from './options.js';
 import type { SystemTools } from './system-tools.js';
 
@@ -11,8 +12,8 @@ export interface BenchContext {
   /** A fresh temp directory for configuration files and logs (removed at the end). */
   workDir: string;
   tools: SystemTools;
-  /** Why meshless HTTP cannot be measured yet, or undefined when createServer/createAgent exist. */
-  meshlessMissing: string | undefined;
+  /** Why meshless's createServer / createAgent cannot be measured yet (undefined: they exist). */
+  meshless: MeshlessAvailability;
   /** Notes for the report (installs, skips). */
   notes: string[];
 }

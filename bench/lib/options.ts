@@ -80,7 +80,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     newConnectionMs: Math.round(measureMs * 0.8),
     memoryRequests: quick ? Math.max(2000, Math.round(measureMs * 20)) : 1_000_000,
     memoryRotations: quick ? 20 : 1000,
-    memoryCapMs: quick ? 20_000 : 150_000,
+    // The memory run gets whatever is left of the budget when it runs alone (--only memory).
+    memoryCapMs: quick ? 20_000 : only.size === 1 && only.has('memory') ? 8 * 60_000 : 150_000,
     rotations: quick ? 10 : 100,
     externalDurationMs: measureMs,
     microBatches: quick ? 5 : 15,

@@ -19,8 +19,10 @@ function table(header: string[], lines: Cell[][]): string {
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...lines.map((l) => `| ${l.map(cell).join(' | ')} |`)].join('\n');
 }
 
+/** Status and the first words of the reason (the full reason is listed under the tables). */
 function skipCell(row: Row): string {
-  return `${row.status}: ${row.reason ?? ''}`;
+  const reason = (row.reason ?? '').split(' | ')[0]!;
+  return `${row.status}: ${reason.length > 90 ? `${reason.slice(0, 87)}…` : reason}`;
 }
 
 const labels: Record<string, string> = {
@@ -28,6 +30,7 @@ const labels: Record<string, string> = {
   mtls: 'hand-written mTLS (node:https ← undici Agent `connect`)',
   'mtls-full': 'hand-written mTLS, undici session cache off (full handshakes)',
   meshless: '**meshless** (createServer ← createAgent)',
+  'meshless-server': 'meshless createServer ← hand-written undici client',
   stunnel: 'sidecar pair: stunnel → stunnel',
   nginx: 'sidecar pair: nginx → nginx',
 };
@@ -109,6 +112,10 @@ function meaning(results: Results): string {
       out.push(`${s}.`);
     }
   }
+  const ms = c32('meshless-server');
+  if (ms?.ratios?.['rps/mtls'] !== undefined) {
+    out.push(`- The meshless **server** alone (same hand-written undici client) served ${ratio(ms.ratios['rps/mtls'])} the requests/s of the hand-written \`node:https\` server at concurrency 32, at ${ratio(ms.ratios['cpu/mtls'])} its CPU per request.`);
+  }
   if (ip?.median && plain?.median) {
     out.push(`- TLS itself, on kept-alive connections, costs ${who} ${((1 - (ip.median.rps ?? 0) / (plain.median.rps ?? 1)) * 100).toFixed(0)} % of plaintext requests/s at concurrency 32 here.`);
   }
@@ -183,7 +190,7 @@ export function renderMarkdown(results: Results): string {
   }
   for (const [group, title] of [
     ['memory', 'Memory (heap after forced GC)'],
-    ['rotation', 'Rotation: `..data` swap → first new connection with the new certificate (bench/rotation.ts)'],
+    ['rotation', 'Rotation: kubelet-style `..data` swaps, latency until the new credential is in effect (bench/rotation.ts says exactly what it times)'],
     ['grpc', 'gRPC, unary, 32 in flight (bench/grpc.ts)'],
     ['http-client', 'meshless HTTP client (bench/http-client.ts)'],
   ] as const) {

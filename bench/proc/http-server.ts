@@ -48,7 +48,7 @@ if (kind === 'plaintext') {
   );
 } else if (kind === 'meshless') {
   if (!files) throw new Error('--certs is required');
-  const loaded = await loadMeshlessHttp();
+  const loaded = await loadMeshlessHttp(['createServer']);
   if ('missing' in loaded) throw new Error(loaded.missing);
   source = new BenchSource(files.dir, 'server');
   peerOf = loaded.mod.peerOf;

@@ -24,7 +24,7 @@ const files = values.certs ? certFiles(values.certs) : undefined;
 const timeouts = { headersTimeout: 10_000, bodyTimeout: 10_000, keepAliveTimeout: 60_000 };
 
 let source: BenchSource | undefined;
-const meshless = kind === 'meshless' ? await loadMeshlessHttp() : undefined;
+const meshless = kind === 'meshless' ? await loadMeshlessHttp(['createAgent']) : undefined;
 if (meshless && 'missing' in meshless) throw new Error(meshless.missing);
 
 function newDispatcher(): Dispatcher {

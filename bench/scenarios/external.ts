@@ -24,7 +24,7 @@ export async function runPerRequest(ctx: BenchContext): Promise<Row[]> {
 }
 
 export async function runRotation(ctx: BenchContext): Promise<Row[]> {
-  console.log('\n== rotation: ..data swap → first new connection served with the new certificate ==');
+  console.log('\n== rotation (bench/rotation.ts) ==');
   const rotations = ctx.options.rotations;
   const outcome = await runModule(ctx, 'rotation.ts', 'runRotationBench', { rotations }, Math.max(60_000, rotations * 3_000));
   if (!outcome.ok) return [skippedRow('rotation', 'rotation', `${rotations} swaps`, outcome.reason, outcome.status)];

@@ -9,6 +9,7 @@ export const httpScenarios: TargetSpec[] = [
   { id: 'plaintext', label: 'plaintext: node:http ← undici Pool', server: 'plaintext', load: 'plaintext' },
   { id: 'mtls', label: 'hand-written mTLS: node:https requestCert ← undici Agent connect', server: 'mtls', load: 'mtls' },
   { id: 'meshless', label: 'meshless: createServer ← createAgent', server: 'meshless', load: 'meshless' },
+  { id: 'meshless-server', label: 'meshless createServer ← hand-written undici Agent connect (server side alone)', server: 'meshless', load: 'mtls' },
   { id: 'stunnel', label: 'sidecar pair: undici → stunnel → stunnel → node:http', server: 'stunnel', load: 'sidecar' },
   { id: 'nginx', label: 'sidecar pair: undici → nginx → nginx (ssl_verify_client on) → node:http', server: 'nginx', load: 'sidecar' },
 ];
