@@ -6,7 +6,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { Budget } from './lib/budget.js';
 import { mintCertificates } from './lib/certs.js';
-import { killAllNow, setChildMaxLifetime, stopAll } from './lib/children.js';
+import { killAllNow, setChildMaxLifetime, setChildNodeFlags, stopAll } from './lib/children.js';
 import type { BenchContext } from './lib/context.js';
 import { procAvailable } from './lib/cpu.js';
 import { describeMachine } from './lib/machine.js';
@@ -25,6 +25,10 @@ const options = parseOptions(process.argv.slice(2));
 const budget = new Budget(options.budgetMs);
 // Children end themselves a little after the budget, whatever happens to this process.
 setChildMaxLifetime(options.budgetMs + 120_000);
+if (options.cpuProfDir) {
+  mkdirSync(options.cpuProfDir, { recursive: true });
+  setChildNodeFlags(['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`]);
+}
 removeStaleWorkDirs();
 const workDir = mkdtempSync(join(os.tmpdir(), 'meshless-bench-'));
 writeFileSync(join(workDir, 'owner.pid'), String(process.pid));

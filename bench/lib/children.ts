@@ -20,6 +20,12 @@ export function setChildMaxLifetime(ms: number): void {
   childMaxLifetimeMs = ms;
 }
 
+/** Node flags given to every TypeScript child (e.g. `--cpu-prof`). */
+let extraNodeFlags: string[] = [];
+export function setChildNodeFlags(flags: string[]): void {
+  extraNodeFlags = flags;
+}
+
 /**
  * A child process of the bench, in its own process group (so one signal stops it and everything
  * it started), with an IPC channel: when this process dies the channel closes and the child
@@ -158,12 +164,14 @@ export interface SpawnOptions {
 
 /** Starts a TypeScript file of bench/ in a child node (through tsx, workspace sources). */
 export function spawnTs(name: string, file: string, args: string[] = [], options: SpawnOptions = {}): BenchChild {
-  const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', ...(options.nodeFlags ?? []), join(benchDir, file), ...args], {
+  const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', ...extraNodeFlags, ...(options.nodeFlags ?? []), join(benchDir, file), ...args], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     detached: true,
     env: { ...process.env, ...options.env, BENCH_MAX_LIFETIME_MS: String(childMaxLifetimeMs) },
   });
-  return new BenchChild(name, proc, options.verbose ?? false);
+  const child = new BenchChild(name, proc, options.verbose ?? false);
+  if (extraNodeFlags.includes('--cpu-prof')) console.log(`  cpu profile: ${name} is pid ${child.pid} (CPU.<date>.<time>.${child.pid}.0.*.cpuprofile)`);
+  return child;
 }
 
 /**

@@ -24,6 +24,8 @@ export interface BenchOptions {
   out: string;
   docs: string | undefined;
   verbose: boolean;
+  /** Directory for V8 CPU profiles of every child (`--cpu-prof`), or undefined. */
+  cpuProfDir: string | undefined;
 }
 
 const usage = `usage: npm run bench [-- options]
@@ -34,7 +36,9 @@ const usage = `usage: npm run bench [-- options]
   --only a,b              groups: ${groups.join(', ')}
   --out FILE              results JSON (full: bench/results/latest.json, quick: bench/results/quick.json)
   --docs FILE | --no-docs markdown report (full: docs/benchmarks.md; quick: none)
-  --verbose               show the children's output`;
+  --verbose               show the children's output
+  --cpu-prof              write a V8 CPU profile of every server and load generator
+                          into bench/results/profiles (or --cpu-prof-dir DIR); open in Chrome DevTools`;
 
 function int(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
@@ -57,6 +61,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       docs: { type: 'string' },
       'no-docs': { type: 'boolean' },
       verbose: { type: 'boolean' },
+      'cpu-prof': { type: 'boolean' },
+      'cpu-prof-dir': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -90,5 +96,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     out: values.out ?? join(benchDir, 'results', quick ? 'quick.json' : 'latest.json'),
     docs: values['no-docs'] ? undefined : (values.docs ?? (quick ? undefined : join(root, 'docs', 'benchmarks.md'))),
     verbose: values.verbose === true,
+    cpuProfDir: values['cpu-prof'] || values['cpu-prof-dir'] ? (values['cpu-prof-dir'] ?? join(benchDir, 'results', 'profiles')) : undefined,
   };
 }
