@@ -274,7 +274,7 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
     this.#metrics?.reload('success');
     this.#log.info({ source: this.#label, ...credentialFields(next), previousGeneration: previous.generation, trigger }, 'meshless: credential rotated');
     channels.sourceUpdate.publish({ source: this, credential: next, previous });
-    this.emit('update', next, previous);
+    this.#emitSafely('update', next, previous);
     this.#updateHealth();
   }
 
@@ -313,7 +313,7 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
     this.#log.warn({ source: this.#label, err: errorFields(err), servingGeneration: this.#current.generation, trigger }, `meshless: credential reload failed; still serving generation ${this.#current.generation}`);
     channels.sourceError.publish({ source: this, error: err });
     // An 'error' event with no listener would throw and crash the process: only emit to listeners.
-    if (this.listenerCount('error') > 0) this.emit('error', err);
+    if (this.listenerCount('error') > 0) this.#emitSafely('error', err);
     this.#updateHealth();
   }
 
@@ -327,7 +327,19 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
     if (health.state === 'fresh') this.#log.info(fields, 'meshless: credential health is fresh');
     else this.#log.warn(fields, `meshless: credential health is ${health.state}`);
     channels.sourceHealth.publish({ source: this, health });
-    this.emit('health', health);
+    this.#emitSafely('health', health);
+  }
+
+  /**
+   * Emits to the application's listeners. A listener that throws must not break the source (the
+   * new generation is already served, timers must be re-armed): its error is logged instead.
+   */
+  #emitSafely<K extends keyof SourceEvents>(event: K, ...args: SourceEvents[K]): void {
+    try {
+      (this.emit as (event: K, ...args: SourceEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.#log.error({ source: this.#label, event, listenerError: (err as Error)?.message ?? String(err) }, `meshless: a '${event}' listener of the file source threw; the source goes on`);
+    }
   }
 
   async #warnAboutFrozenMounts(): Promise<void> {

@@ -645,6 +645,20 @@ describe('fileSource', () => {
       await rig.servesSerial(pool[2]!.serialNumber);
     });
 
+    it('a listener that throws does not break the source', async () => {
+      const dir = await kubeletDir(pool[0]!);
+      rig = await Rig.open({ dir });
+      rig.source.on('update', () => {
+        throw new Error('listener bug');
+      });
+      await volume!.write(files(pool[1]!));
+      await rig.servesSerial(pool[1]!.serialNumber);
+      await volume!.write(files(pool[2]!));
+      await rig.servesSerial(pool[2]!.serialNumber);
+      assert.ok(rig.logger.lines.some((l) => l.level === 'error' && (l.obj as { listenerError?: string }).listenerError === 'listener bug'));
+      assert.equal(rig.source.health().state, 'fresh');
+    });
+
     it('a failure with no error listener is logged, not thrown', async () => {
       const dir = await kubeletDir(pool[0]!);
       const logger = new MemoryLogger();
