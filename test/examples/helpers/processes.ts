@@ -1,0 +1,71 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+/**
+ * Examples run on the built packages (plain `node`, no "source" condition). `npm test` builds
+ * first; a lone `mocha test/examples/…` builds once here when a dist is missing.
+ */
+export function ensureBuilt(): void {
+  const missing = ['core', 'http', 'grpc', 'testing', 'cli'].some((p) => !existsSync(join(root, 'packages', p, 'dist', 'index.js')));
+  if (!missing) return;
+  const r = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-b'], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tsc -b failed:\n${r.stdout}${r.stderr}`);
+}
+
+/** A child `node` process with its output collected as it arrives. */
+export interface Child {
+  process: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<number | null>;
+  /** Parsed JSON lines of stdout. */
+  events(): Array<Record<string, unknown>>;
+}
+
+export function startNode(script: string, args: string[] = [], env: Record<string, string> = {}): Child {
+  const child = spawn(process.execPath, [script, ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    process: child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    events: () =>
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+/** Polls `predicate` every 20 ms until truthy, or fails after `timeoutMs`. */
+export async function waitFor<T>(predicate: () => T | undefined | null | false, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = predicate();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Resolves with the exit code, or with 'timeout' after `ms`. */
+export function exitWithin(child: Child, ms: number): Promise<number | null | 'timeout'> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([child.exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** Kills a child that is still running (by its own pid) and waits for it. */
+export async function stop(child: Child | undefined): Promise<void> {
+  if (!child || child.process.exitCode !== null || child.process.signalCode !== null) return;
+  child.process.kill('SIGKILL');
+  await child.exited;
+}
