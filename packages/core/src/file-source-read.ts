@@ -138,48 +138,37 @@ async function realOf(role: Role, file: string): Promise<string> {
   }
 }
 
+/** True when the file at `file` still has `before`'s real path, inode, size, times and bytes. */
+async function unchanged(role: Role, file: string, before: FileState, bytes: Buffer): Promise<boolean> {
+  try {
+    const real = await realpath(file);
+    if (!sameState(before, stateOf(real, await stat(real, { bigint: true })))) return false;
+    // File times are coarse (a kernel tick): two in-place rewrites of the same size within one
+    // tick leave size and mtime as they were. Reading the bytes again closes that gap.
+    const again = await readRegularFile(role, file, real);
+    return sameState(before, again.state) && again.bytes.equals(bytes);
+  } catch {
+    return false;
+  }
+}
+
 async function attempt(files: CredentialFiles, dirs: readonly string[]): Promise<GenerationBytes> {
   const linksBefore = await dataLinksOf(dirs);
   const moved = async (): Promise<boolean> => (await dataLinksOf(dirs)).some((l, i) => l !== linksBefore[i]);
-  const bytes: Partial<Record<Role, Buffer>> = {};
-  const states: Partial<Record<Role, FileState>> = {};
-  for (const role of roles) {
-    try {
-      const real = await realOf(role, files[role]);
-      const read = await readRegularFile(role, files[role], real);
-      bytes[role] = read.bytes;
-      states[role] = read.state;
-    } catch (err) {
-      // A file that vanished while the kubelet swapped `..data` is a move, not a fault.
-      if (await moved()) throw new Moved();
-      throw err;
-    }
+  // The three files are read in parallel (fewer round trips to the thread pool); consistency
+  // is established afterwards, over all three.
+  const reads = await Promise.allSettled(roles.map(async (role) => readRegularFile(role, files[role], await realOf(role, files[role]))));
+  const failed = reads.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    // A file that vanished while the kubelet swapped `..data` is a move, not a fault.
+    if (await moved()) throw new Moved();
+    throw failed.reason;
   }
+  const read = reads.map((r) => (r as PromiseFulfilledResult<{ bytes: Buffer; state: FileState }>).value);
   if (await moved()) throw new Moved();
-  for (const role of roles) {
-    const before = states[role]!;
-    let now: FileState;
-    try {
-      const real = await realpath(files[role]);
-      now = stateOf(real, await stat(real, { bigint: true }));
-    } catch {
-      throw new Moved();
-    }
-    if (!sameState(before, now)) throw new Moved();
-  }
-  // File times are coarse (a kernel tick): two in-place rewrites of the same size within one
-  // tick leave size and mtime as they were. Reading the bytes again closes that gap.
-  for (const role of roles) {
-    let again: Buffer;
-    try {
-      again = (await readRegularFile(role, files[role], states[role]!.real)).bytes;
-    } catch {
-      throw new Moved();
-    }
-    if (!again.equals(bytes[role]!)) throw new Moved();
-  }
-  if (await moved()) throw new Moved();
-  return { cert: bytes.cert!, key: bytes.key!, ca: bytes.ca!, dataLinks: linksBefore.filter((l) => l !== ''), attempts: 1 };
+  const same = await Promise.all(roles.map((role, i) => unchanged(role, files[role], read[i]!.state, read[i]!.bytes)));
+  if (same.includes(false) || (await moved())) throw new Moved();
+  return { cert: read[0]!.bytes, key: read[1]!.bytes, ca: read[2]!.bytes, dataLinks: linksBefore.filter((l) => l !== ''), attempts: 1 };
 }
 
 /**
