@@ -67,6 +67,9 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
   #lastReloadAt = new Date();
   #healthState: HealthState = 'fresh';
   #closed = false;
+  /** False until the first generation is loaded; events seen before are replayed once after. */
+  #started = false;
+  #changedDuringStart = false;
   #debounceTimer: NodeJS.Timeout | undefined;
   #debounceStartedAt = 0;
   #debouncePrompt = false;
@@ -118,7 +121,9 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
     if (this.#healthState !== 'fresh') {
       this.#log.warn({ source: this.#label, state: this.#healthState, ...credentialFields(this.#current) }, `meshless: credential health is ${this.#healthState} at start`);
     }
-    void this.#warnAboutFrozenMounts();
+    this.#started = true;
+    if (this.#changedDuringStart) this.#onFileEvent('changed while the first generation was loading');
+    void this.#warnAboutFrozenMounts().catch(() => undefined);
   }
 
   current(): Credential {
@@ -172,6 +177,10 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
    */
   #onFileEvent(why: string, name?: string): void {
     if (this.#closed) return;
+    if (!this.#started) {
+      this.#changedDuringStart = true;
+      return;
+    }
     this.#log.debug({ source: this.#label, event: why }, 'meshless: credential files changed');
     if (this.#confirmTimer !== undefined) clearTimeout(this.#confirmTimer);
     this.#confirmTimer = undefined;

@@ -309,6 +309,16 @@ describe('fileSource', () => {
       rig.assertClean(allKeys());
     });
 
+    it('swaps during the first load end on the last generation', async () => {
+      const dir = await kubeletDir(pool[0]!);
+      const opening = Rig.open({ dir });
+      await volume!.write(files(pool[1]!));
+      await volume!.write(files(pool[2]!));
+      rig = await opening;
+      await rig.servesSerial(pool[2]!.serialNumber);
+      rig.assertClean(allKeys());
+    });
+
     it('rapid double swaps (< 50 ms apart) end on the last generation', async () => {
       const dir = await kubeletDir(pool[0]!);
       rig = await Rig.open({ dir });
