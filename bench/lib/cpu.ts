@@ -67,3 +67,19 @@ export function treeCpuSeconds(roots: readonly number[]): number {
   }
   return ticks / ticksPerSecond;
 }
+
+/**
+ * CPU seconds the whole machine has been busy (all cores, from /proc/stat), or NaN where
+ * unavailable. Minus the bench's own processes over a window, it tells how much else ran.
+ */
+export function machineBusySeconds(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal …: busy = all but idle and iowait.
+    const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0);
+    return busy / ticksPerSecond;
+  } catch {
+    return NaN;
+  }
+}

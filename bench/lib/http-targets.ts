@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnTs, type BenchChild } from './children.js';
 import type { BenchContext } from './context.js';
-import { treeCpuSeconds } from './cpu.js';
+import { machineBusySeconds, treeCpuSeconds } from './cpu.js';
 import { startNginxPair } from './sidecar-nginx.js';
 import { startStunnelPair } from './sidecar-stunnel.js';
 
@@ -111,8 +111,10 @@ class Unavailability extends Error {
  * Starts every scenario's processes (in parallel). A scenario that cannot start is returned as
  * Unavailable with the reason; the others go on.
  */
-export async function startTargets(ctx: BenchContext, specs: TargetSpec[]): Promise<(HttpTarget | Unavailable)[]> {
+export async function startTargets(ctx: BenchContext, all: TargetSpec[]): Promise<(HttpTarget | Unavailable)[]> {
   const servers: ServerPool = new Map();
+  const wanted = ctx.options.scenarios;
+  const specs = wanted ? all.filter((s) => wanted.has(s.id)) : all;
   return Promise.all(
     specs.map(async (spec): Promise<HttpTarget | Unavailable> => {
       try {
@@ -153,6 +155,8 @@ export interface RunResult {
   elapsedMs: number;
   tlsConnections: number;
   resumed: number;
+  /** Cores kept busy by other processes during the window (machine busy − this scenario): noise. */
+  otherCoresBusy: number;
 }
 
 /**
@@ -168,7 +172,9 @@ export async function measureOnce(target: HttpTarget, shape: LoadShape, warmupMs
     const pids = target.serving.map((c) => c.pid);
     const stats0 = await target.server.request({ type: 'stats' }, 10_000);
     const cpu0 = treeCpuSeconds(pids);
+    const busy0 = machineBusySeconds();
     const m = await target.load.request({ type: 'measure', ...load, durationMs: measureMs }, timeout);
+    const busy1 = machineBusySeconds();
     const cpu1 = treeCpuSeconds(pids);
     const stats1 = await target.server.request({ type: 'stats' }, 10_000);
     const requests = Number(m.requests);
@@ -189,6 +195,7 @@ export async function measureOnce(target: HttpTarget, shape: LoadShape, warmupMs
       elapsedMs: Number(m.elapsedMs),
       tlsConnections: Number(stats1.tlsConnections) - Number(stats0.tlsConnections),
       resumed: Number(stats1.resumed) - Number(stats0.resumed),
+      otherCoresBusy: Math.max(0, (busy1 - busy0 - serverCpu - clientCpu) / (Number(m.elapsedMs) / 1000)),
     };
   } finally {
     if (target.load.running) await target.load.request({ type: 'close' }, 10_000).catch(() => undefined);

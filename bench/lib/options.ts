@@ -21,6 +21,8 @@ export interface BenchOptions {
   /** The whole run stops starting new work after this (rows left are skipped, saying so). */
   budgetMs: number;
   only: Set<Group>;
+  /** HTTP and new-connection scenario ids to run (all when undefined). */
+  scenarios: Set<string> | undefined;
   out: string;
   docs: string | undefined;
   verbose: boolean;
@@ -34,6 +36,7 @@ const usage = `usage: npm run bench [-- options]
   --warmup-ms N           warm-up before each measured window
   --measure-ms N          measured window per scenario, variant and round
   --only a,b              groups: ${groups.join(', ')}
+  --scenarios a,b         HTTP scenarios only: plaintext, mtls, mtls-full, meshless, meshless-server, stunnel, nginx
   --out FILE              results JSON (full: bench/results/latest.json, quick: bench/results/quick.json)
   --docs FILE | --no-docs markdown report (full: docs/benchmarks.md; quick: none)
   --verbose               show the children's output
@@ -57,6 +60,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'warmup-ms': { type: 'string' },
       'measure-ms': { type: 'string' },
       only: { type: 'string' },
+      scenarios: { type: 'string' },
       out: { type: 'string' },
       docs: { type: 'string' },
       'no-docs': { type: 'boolean' },
@@ -93,6 +97,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     microBatches: quick ? 5 : 15,
     budgetMs: quick ? 4 * 60_000 : 9 * 60_000 + 30_000,
     only,
+    scenarios: values.scenarios ? new Set(values.scenarios.split(',').map((x) => x.trim())) : undefined,
     out: values.out ?? join(benchDir, 'results', quick ? 'quick.json' : 'latest.json'),
     docs: values['no-docs'] ? undefined : (values.docs ?? (quick ? undefined : join(root, 'docs', 'benchmarks.md'))),
     verbose: values.verbose === true,

@@ -1,4 +1,5 @@
 import type { Results, Row } from './results.js';
+import { median } from './stats.js';
 
 type Cell = string | number | undefined;
 
@@ -146,6 +147,16 @@ function meaning(results: Results): string {
   ].join('\n');
 }
 
+/** How busy the machine was with other work during the measured windows. */
+function otherLoad(results: Results): string {
+  const samples = results.rows.flatMap((r) => (r.rounds ?? []).map((x) => x.otherCoresBusy as number | undefined)).filter((x): x is number => typeof x === 'number');
+  const med = median(samples);
+  if (med === undefined) return 'not measured';
+  const max = Math.max(...samples);
+  const verdict = med < 0.2 ? 'a quiet machine' : med < 0.6 ? 'some noise: compare ratios, not absolute figures' : 'a busy machine: figures are noisy, compare ratios and rerun on a quiet machine';
+  return `other processes kept a median of ${med.toFixed(2)} (max ${max.toFixed(2)}) of ${results.machine.nproc} cores busy during the measured windows: ${verdict}`;
+}
+
 /** The markdown report (docs/benchmarks.md). */
 export function renderMarkdown(results: Results): string {
   const m = results.machine;
@@ -159,6 +170,7 @@ export function renderMarkdown(results: Results): string {
     `- **Date:** ${results.date}`,
     `- **Machine:** ${m.nproc} CPUs (\`nproc\`), ${m.cpuModel}, ${m.os}, load average at start ${m.loadAverageAtStart.join(' / ')}`,
     `- **Software:** Node ${m.node}, OpenSSL ${m.tools.openssl}, undici ${m.tools.undici ?? '?'}, @grpc/grpc-js ${m.tools['@grpc/grpc-js'] ?? '?'}, ${m.tools.stunnel ?? 'stunnel: not installed'}, ${m.tools.nginx ?? 'nginx: not installed'}`,
+    `- **Other load:** ${otherLoad(results)}`,
     '- **Raw results:** `bench/results/latest.json` (every round of every row).',
     ...(results.notes.length ? ['', ...results.notes.map((n) => `> ${n}`)] : []),
     '',
@@ -220,6 +232,16 @@ export function renderMarkdown(results: Results): string {
     '  (1 worker each, `ssl_verify_client on`, upstream keep-alive, `keepalive_requests` raised to 1,000,000).',
     '- Each window starts with a fresh client pool and a warm-up; the load generator runs N concurrent request loops.',
     '- The machine is shared: compare rows of one run (the ratios), not absolute figures across runs.',
+    '',
+    '## Running it',
+    '',
+    '- `npm run bench`: everything, under 10 minutes on 2 cores; writes `bench/results/latest.json` and this page.',
+    '- `npm run bench -- --quick`: a ~1-minute smoke run (writes `bench/results/quick.json`, leaves this page alone);',
+    '  `test/bench/` runs it with even shorter windows in `npm test` and checks that every row has figures or a reason.',
+    '- `--only http,new-connections,per-request,memory,rotation,grpc,http-client`, `--rounds N`, `--measure-ms N`,',
+    '  `--warmup-ms N`; `--only memory` alone gets up to 8 minutes for its 1,000,000 requests.',
+    '- `--cpu-prof`: a V8 CPU profile of every server and load generator in `bench/results/profiles/` (by pid).',
+    '- The per-request microbench alone: `node --conditions=source --import tsx bench/scenarios/per-request.ts`.',
     '',
   );
   return parts.join('\n');

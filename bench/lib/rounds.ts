@@ -7,7 +7,7 @@ export interface Variant extends LoadShape {
   id: string;
 }
 
-const metrics = ['rps', 'p50Ms', 'p99Ms', 'cpuSecPer10k', 'serverCpuSecPer10k', 'clientCpuSecPer10k'] as const;
+const metrics = ['rps', 'p50Ms', 'p99Ms', 'cpuSecPer10k', 'serverCpuSecPer10k', 'clientCpuSecPer10k', 'otherCoresBusy'] as const;
 
 /**
  * Runs every target in every variant, `rounds` times, interleaved: round 1 (A B C…, each variant),
@@ -42,7 +42,7 @@ export async function runInterleaved(
           results.get(key)!.push(run);
           const err = run.errors > 0 ? `, ${run.errors} errors (${run.firstError})` : '';
           console.log(
-            `  round ${r} ${variant.id.padEnd(8)} ${target.id.padEnd(15)} ${fmt(run.rps, 0).padStart(7)} req/s  p50 ${fmt(run.p50Ms, 3)} ms  p99 ${fmt(run.p99Ms, 3)} ms  ${fmt(run.cpuSecPer10k, 3)} CPU s/10k${err}`,
+            `  round ${r} ${variant.id.padEnd(8)} ${target.id.padEnd(15)} ${fmt(run.rps, 0).padStart(7)} req/s  p50 ${fmt(run.p50Ms, 3)} ms  p99 ${fmt(run.p99Ms, 3)} ms  ${fmt(run.cpuSecPer10k, 3)} CPU s/10k  (others busy: ${fmt(run.otherCoresBusy, 1)} cores)${err}`,
           );
         } catch (e) {
           broken.set(target.id, (e as Error).message.split('\n').slice(0, 4).join(' | '));
