@@ -118,7 +118,10 @@ describe('npm run demo (examples/demo/run.mjs)', function () {
     assert.equal(await exitWithin(demo, 20_000), 0, demo.stderr());
     const { port } = new URL(env.ORDERS_URL!);
     const refused = await new Promise<string>((resolve) => {
-      const socket = net.connect(Number(port), '127.0.0.1', () => resolve('connected'));
+      const socket = net.connect(Number(port), '127.0.0.1', () => {
+        socket.destroy();
+        resolve('connected');
+      });
       socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
     });
     assert.equal(refused, 'ECONNREFUSED', 'orders stopped with the demo');
