@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { allowList, createPeer, type Peer } from '@meshless/core';
 import { knownLayouts } from 'meshless';
+import { ensureBuilt, root as repoRoot } from './helpers/processes.js';
 
 const root = fileURLToPath(new URL('../../examples/kubernetes/', import.meta.url));
 const TRUST_DOMAIN = 'prod.example';
@@ -133,6 +135,18 @@ describe('examples/kubernetes manifests', () => {
         assert.equal(ordersAllows(peerOf(`spiffe://${TRUST_DOMAIN}/ns/shop/sa/frontend`)).allowed, true);
         assert.equal(ordersAllows(peerOf(`spiffe://${TRUST_DOMAIN}/ns/ops/sa/oncall`)).allowed, true);
         assert.equal(ordersAllows(peerOf(`spiffe://${TRUST_DOMAIN}/ns/shop/sa/payments`)).allowed, false);
+      });
+
+      it('runs `meshless serve` with arguments the CLI accepts (it fails only on the missing mount)', async function () {
+        this.timeout(60_000);
+        ensureBuilt();
+        for (const d of of('Deployment')) {
+          const { app, dir } = service(d);
+          const r = spawnSync(process.execPath, [join(repoRoot, 'packages/cli/dist/bin.js'), ...app.args], { encoding: 'utf8', timeout: 20_000 });
+          assert.equal(r.status, 1, `${d.metadata.name}: ${r.stderr}`);
+          assert.match(r.stderr, /MESHLESS_ERR_FILE_UNREADABLE/, 'the arguments parsed; the mount is what is missing here');
+          assert.ok(r.stderr.includes(dir));
+        }
       });
 
       it('exposes the port each service listens on through its Service', () => {
