@@ -1,0 +1,257 @@
+// The meshless HTTP client against a hand-configured undici Agent, same certificates, same server.
+//
+//   node --conditions=source --import tsx bench/http-client.ts [durationMs]
+//
+// The server is a plain node:https server (requestCert, options from core's serverTlsOptions) in
+// its own process, so client and server do not share a thread. Measured in interleaved rounds
+// (A B, then B A, …) to cancel drift:
+// - keep-alive requests/s at 32 requests in flight, and client CPU per request;
+// - new connections/s (each request on a new connection: TCP + TLS + one request), full handshakes
+//   (no session cache) and resumed ones (session cache on).
+// Each ratio is the median of the per-round ratios (each round pairs a meshless and a baseline run
+// next to each other in time), which is robust to a machine whose load changes under the bench.
+// `runClientBench({ durationMs })` returns the figures; run directly, it prints them and the ratios.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { loadCredential, privateKeyPem, serverTlsOptions, silentLogger } from '@meshless/core';
+import { createAgent } from '@meshless/http';
+import { createTestCA } from '@meshless/testing';
+import { Agent, request, type Dispatcher } from 'undici';
+
+const SERVER_ID = 'spiffe://bench.example/ns/bench/sa/server';
+const CLIENT_ID = 'spiffe://bench.example/ns/bench/sa/client';
+
+export interface ClientBenchOptions {
+  /** Total measuring time per scenario and variant, in ms, split into rounds. Default 4000 (quick: 1000). */
+  durationMs?: number;
+  /** Rounds per variant. Default 8 (quick: 2). */
+  rounds?: number;
+  /** Requests in flight for keep-alive. Default 32. */
+  concurrency?: number;
+  /** Requests in flight for new connections. Default 8. */
+  newConnectionConcurrency?: number;
+  quick?: boolean;
+}
+
+export interface ClientBenchRow {
+  scenario: 'keep-alive' | 'new-connections';
+  variant: string;
+  /** meshless createAgent. */
+  meshlessPerSec: number;
+  /** Hand-configured undici Agent with connect: { cert, key, ca }. */
+  baselinePerSec: number;
+  /** Median over rounds of meshless ÷ baseline (rounds run side by side). */
+  ratio: number;
+  /** Lowest and highest per-round ratio. */
+  ratioMin: number;
+  ratioMax: number;
+  /** Client process CPU per request, µs. */
+  meshlessCpuUsPerRequest: number;
+  baselineCpuUsPerRequest: number;
+  errors: number;
+}
+
+export interface ClientBenchResult {
+  rows: ClientBenchRow[];
+  /** Resumed ÷ full new connections per second, meshless. */
+  meshlessResumedOverFull: number;
+  /** Resumed ÷ full new connections per second, baseline. */
+  baselineResumedOverFull: number;
+  durationMs: number;
+  rounds: number;
+}
+
+interface Measure {
+  count: number;
+  elapsedMs: number;
+  cpuUs: number;
+  errors: number;
+}
+
+const SERVER_SCRIPT = `
+const https = require('node:https');
+process.once('message', (tls) => {
+  const server = https.createServer(tls, (req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  server.keepAliveTimeout = 60000;
+  server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
+  process.on('disconnect', () => process.exit(0));
+});
+`;
+
+async function startServerProcess(tls: object): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['-e', SERVER_SCRIPT], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port));
+    child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
+    child.send(tls);
+  });
+  return { port, child };
+}
+
+async function load(dispatcher: Dispatcher, url: string, concurrency: number, durationMs: number, reset: boolean): Promise<Measure> {
+  let count = 0;
+  let errors = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const end = t0 + durationMs;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        try {
+          const res = await request(url, { dispatcher, reset });
+          await res.body.dump();
+          count++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const elapsedMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { count, elapsedMs, cpuUs: cpu.user + cpu.system, errors };
+}
+
+function sum(ms: Measure[]): Measure {
+  return ms.reduce((a, b) => ({ count: a.count + b.count, elapsedMs: a.elapsedMs + b.elapsedMs, cpuUs: a.cpuUs + b.cpuUs, errors: a.errors + b.errors }), { count: 0, elapsedMs: 0, cpuUs: 0, errors: 0 });
+}
+
+const perSec = (m: Measure): number => (m.count * 1000) / m.elapsedMs;
+const cpuPerRequest = (m: Measure): number => (m.count === 0 ? 0 : m.cpuUs / m.count);
+
+/** Runs the variants of one scenario in interleaved rounds: A B, B A, A B… */
+async function interleaved(
+  variants: { meshless: Dispatcher; baseline: Dispatcher },
+  url: string,
+  concurrency: number,
+  durationMs: number,
+  rounds: number,
+  reset: boolean,
+): Promise<Paired> {
+  // Warm-up: connections, sessions, JIT.
+  await load(variants.meshless, url, concurrency, Math.max(500, durationMs), reset);
+  await load(variants.baseline, url, concurrency, Math.max(500, durationMs), reset);
+  const meshless: Measure[] = [];
+  const baseline: Measure[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) {
+      meshless.push(await load(variants.meshless, url, concurrency, durationMs, reset));
+      baseline.push(await load(variants.baseline, url, concurrency, durationMs, reset));
+    } else {
+      baseline.push(await load(variants.baseline, url, concurrency, durationMs, reset));
+      meshless.push(await load(variants.meshless, url, concurrency, durationMs, reset));
+    }
+  }
+  const ratios = meshless.map((m, i) => perSec(m) / perSec(baseline[i]!)).sort((a, b) => a - b);
+  return { meshless: sum(meshless), baseline: sum(baseline), ratios };
+}
+
+interface Paired {
+  meshless: Measure;
+  baseline: Measure;
+  /** Per-round meshless ÷ baseline, sorted. */
+  ratios: number[];
+}
+
+function median(sorted: number[]): number {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function row(scenario: ClientBenchRow['scenario'], variant: string, m: Paired): ClientBenchRow {
+  const meshlessPerSec = perSec(m.meshless);
+  const baselinePerSec = perSec(m.baseline);
+  return {
+    scenario,
+    variant,
+    meshlessPerSec: Math.round(meshlessPerSec),
+    baselinePerSec: Math.round(baselinePerSec),
+    ratio: Number(median(m.ratios).toFixed(3)),
+    ratioMin: Number(m.ratios[0]!.toFixed(3)),
+    ratioMax: Number(m.ratios.at(-1)!.toFixed(3)),
+    meshlessCpuUsPerRequest: Math.round(cpuPerRequest(m.meshless)),
+    baselineCpuUsPerRequest: Math.round(cpuPerRequest(m.baseline)),
+    errors: m.meshless.errors + m.baseline.errors,
+  };
+}
+
+/** Measures createAgent against a hand-configured undici Agent; see the file comment. */
+export async function runClientBench(options: ClientBenchOptions = {}): Promise<ClientBenchResult> {
+  const quick = options.quick === true;
+  const totalMs = options.durationMs ?? (quick ? 1000 : 4000);
+  const rounds = options.rounds ?? (quick ? 2 : 8);
+  const durationMs = Math.max(100, Math.round(totalMs / rounds));
+  const concurrency = options.concurrency ?? 32;
+  const newConnectionConcurrency = options.newConnectionConcurrency ?? 8;
+
+  const ca = await createTestCA({ trustDomain: 'bench.example' });
+  const server = loadCredential(await ca.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] }));
+  const client = loadCredential(await ca.issue(CLIENT_ID));
+  const { port, child } = await startServerProcess(serverTlsOptions(server));
+  const url = `https://localhost:${port}/`;
+  const handConnect = { cert: client.certPem, key: privateKeyPem(client), ca: client.bundlePem, servername: 'localhost' };
+  const dispatchers: Dispatcher[] = [];
+  const track = <D extends Dispatcher>(d: D): D => (dispatchers.push(d), d);
+  try {
+    const keepAlive = await interleaved(
+      { meshless: track(createAgent({ source: client, allow: SERVER_ID, logger: silentLogger })), baseline: track(new Agent({ connect: handConnect })) },
+      url,
+      concurrency,
+      durationMs,
+      rounds,
+      false,
+    );
+    const full = await interleaved(
+      {
+        meshless: track(createAgent({ source: client, allow: SERVER_ID, maxCachedSessions: 0, logger: silentLogger })),
+        baseline: track(new Agent({ connect: { ...handConnect, maxCachedSessions: 0 } })),
+      },
+      url,
+      newConnectionConcurrency,
+      durationMs,
+      rounds,
+      true,
+    );
+    const resumed = await interleaved(
+      { meshless: track(createAgent({ source: client, allow: SERVER_ID, logger: silentLogger })), baseline: track(new Agent({ connect: handConnect })) },
+      url,
+      newConnectionConcurrency,
+      durationMs,
+      rounds,
+      true,
+    );
+    const rows = [row('keep-alive', `c${concurrency}`, keepAlive), row('new-connections', 'full', full), row('new-connections', 'resumed', resumed)];
+    return {
+      rows,
+      meshlessResumedOverFull: Number((perSec(resumed.meshless) / perSec(full.meshless)).toFixed(3)),
+      baselineResumedOverFull: Number((perSec(resumed.baseline) / perSec(full.baseline)).toFixed(3)),
+      durationMs,
+      rounds,
+    };
+  } finally {
+    await Promise.all(dispatchers.map((d) => d.close()));
+    child.kill();
+  }
+}
+
+function print(result: ClientBenchResult): void {
+  console.log(`meshless createAgent vs hand-configured undici Agent (${result.rounds} interleaved rounds of ${result.durationMs} ms each)`);
+  for (const r of result.rows) {
+    const unit = r.scenario === 'keep-alive' ? 'req/s' : 'conn/s';
+    console.log(
+      `  ${`${r.scenario} ${r.variant}`.padEnd(24)} meshless ${String(r.meshlessPerSec).padStart(6)} ${unit}  baseline ${String(r.baselinePerSec).padStart(6)} ${unit}` +
+        `  ratio ${r.ratio.toFixed(3)} (rounds ${r.ratioMin.toFixed(2)}–${r.ratioMax.toFixed(2)})` +
+        `  client CPU ${r.meshlessCpuUsPerRequest} vs ${r.baselineCpuUsPerRequest} µs/req${r.errors ? `  errors ${r.errors}` : ''}`,
+    );
+  }
+  console.log(`  resumed ÷ full new connections/s: meshless ${result.meshlessResumedOverFull.toFixed(2)}×, baseline ${result.baselineResumedOverFull.toFixed(2)}×`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const durationMs = process.argv[2] === undefined ? undefined : Number(process.argv[2]);
+  print(await runClientBench(durationMs === undefined ? {} : { durationMs }));
+}
