@@ -73,7 +73,16 @@ async function setUp(ctx: BenchContext, spec: TargetSpec, servers: ServerPool): 
       const dir = join(ctx.workDir, spec.server);
       mkdirSync(dir, { recursive: true });
       const start = spec.server === 'stunnel' ? startStunnelPair : startNginxPair;
-      const pair = await start(binary, dir, ctx.certs, app.port, ctx.options.verbose);
+      // Sidecars listen on ports picked a moment before: another process may take one
+      // meanwhile, so try again (fresh ports) before giving up.
+      let pair: Awaited<ReturnType<typeof start>> | undefined;
+      for (let attempt = 1; !pair; attempt++) {
+        try {
+          pair = await start(binary, dir, ctx.certs, app.port, ctx.options.verbose);
+        } catch (err) {
+          if (attempt >= 3) throw err;
+        }
+      }
       try {
         const load = await startLoad(ctx, 'sidecar', pair.port, `load-${spec.id}`);
         return { id: spec.id, label: spec.label, load, server: app.child, serving: [app.child, ...pair.children] };
