@@ -86,9 +86,9 @@ export class CallGuard {
   #verdictOf(session: Http2Session): Verdict {
     const cached = this.#verdicts.get(session);
     if (cached !== undefined && cached.bundleHash === this.#credential.bundleHash && cached.expiresAt > Date.now()) return cached;
-    const socket = session.socket as TLSSocket | undefined;
+    const socket = session.destroyed ? undefined : (session.socket as TLSSocket | undefined);
     let verdict: Verdict;
-    if (socket === undefined || session.destroyed || typeof socket.getPeerX509Certificate !== 'function') {
+    if (socket === undefined || typeof socket.getPeerX509Certificate !== 'function') {
       verdict = { ok: false, failure: 'unverified', code: grpc.status.UNAUTHENTICATED, reason: 'the connection is not a TLS connection, or is closed', resumed: false, bundleHash: this.#credential.bundleHash, expiresAt: Infinity };
     } else {
       verdict = connectionVerdict(socket, { authorize: this.#authorize, credential: this.#credential, reverify: this.#reverify, now: Date.now() });
