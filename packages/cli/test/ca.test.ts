@@ -104,6 +104,16 @@ describe('meshless ca', function () {
       await assert.rejects(lstat(join(out, dataBefore)), 'the previous generation is removed');
     });
 
+    it('refuses to turn plain files into a kubernetes mount (exit 1, coded), and leaves them alone', async () => {
+      const out = join(dir, 'plain');
+      assert.equal((await runCli(['ca', 'issue', 'spiffe://prod.example/a', '--ca', caDir, '--out', out, '--layout', 'files'])).code, 0);
+      const before = await readFile(join(out, 'tls.crt'), 'utf8');
+      const r = await runCli(['ca', 'issue', 'spiffe://prod.example/a', '--ca', caDir, '--out', out]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /MESHLESS_ERR_INVALID_OPTION: .*tls\.crt is a plain file.*--layout files/);
+      assert.equal(await readFile(join(out, 'tls.crt'), 'utf8'), before);
+    });
+
     it('--trust appends roots to the bundle (the overlap bundle of a CA rotation)', async () => {
       const next = await createTestCA({ trustDomain: 'prod.example' });
       const nextRoot = join(dir, 'next-root.pem');

@@ -1,4 +1,6 @@
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MeshlessError, codes } from '@meshless/core';
 import { kubernetesVolume } from '@meshless/testing';
 import { issueLayouts, type IssueLayout } from '../layouts.js';
 import { PRIVATE_MODE, PUBLIC_MODE, writeFileAtomic } from '../files.js';
@@ -18,6 +20,12 @@ export interface CredentialPem {
 export async function writeLayout(dir: string, layout: IssueLayout, pem: CredentialPem): Promise<string[]> {
   const { files, atomicSwap } = issueLayouts[layout];
   if (atomicSwap) {
+    for (const name of [files.cert, files.key, files.ca]) {
+      const existing = await lstat(join(dir, name)).catch(() => undefined);
+      if (existing && !existing.isSymbolicLink()) {
+        throw new MeshlessError(codes.INVALID_OPTION, `${join(dir, name)} is a plain file, not a symlink into ..data: the kubernetes layout cannot swap it atomically; use --layout files for this directory, or an empty --out`, { file: join(dir, name), field: 'layout' });
+      }
+    }
     const volume = kubernetesVolume(dir, { keyFileMode: PRIVATE_MODE, fileMode: PUBLIC_MODE });
     try {
       await volume.write({ [files.cert]: pem.cert, [files.key]: pem.key, [files.ca]: pem.ca });
