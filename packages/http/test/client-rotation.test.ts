@@ -113,7 +113,9 @@ describe('createAgent: rotation and policy changes', function () {
     await agent.close(); // closing twice is harmless
   });
 
-  it('rotation under load: zero failed requests, and the server sees the new serial within 100 ms of the update', async function () {
+  // The 100 ms bound is asserted against nginx in its own process (test/http-client/nginx.test.ts);
+  // here the server shares the test's thread, so only a loose bound is asserted on the delay.
+  it('rotation under load: zero failed requests; every request started after an update presents the new certificate', async function () {
     this.timeout(20_000);
     const source = new ManualSource(pki.client);
     agent = createAgent({ source, allow: SERVER_ID, logger: silentLogger });
@@ -162,7 +164,7 @@ describe('createAgent: rotation and policy changes', function () {
       const first = seen.find((r) => r.clientSerial === update.serial);
       assert.ok(first, `the server never saw serial ${update.serial}`);
       const delay = first.at - update.at;
-      assert.ok(delay < 100, `the server saw the new serial ${delay} ms after the update`);
+      assert.ok(delay < 1000, `the server saw the new serial ${delay} ms after the update`);
     }
   });
 });
