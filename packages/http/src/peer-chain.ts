@@ -1,31 +1,33 @@
-import { X509Certificate } from 'node:crypto';
-import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
 import { verifyChain } from '@meshless/core';
+
+/** Longest issuer walk; a real chain is far shorter. */
+const MAX_ISSUERS = 8;
 
 /**
  * Why the client certificate of a live connection does not verify to `bundle` (undefined when it
- * does): the leaf alone first, then with the intermediates the client sent. Used when the trust
- * bundle rotates, never per request.
+ * does): the leaf alone first, then with the issuers OpenSSL saw for it (the intermediates the
+ * client sent). Used when the trust bundle rotates, never per request.
+ *
+ * `leaf` must be the object from the connection's *first* `getPeerX509Certificate()` call: only
+ * that one carries `issuerCertificate` (Node hands the sent chain out once).
  */
-export function peerChainProblem(socket: TLSSocket, bundle: readonly X509Certificate[], now: number): string | undefined {
-  const leaf = socket.getPeerX509Certificate();
-  if (leaf === undefined) return 'the connection has no client certificate any more';
+export function peerChainProblem(leaf: X509Certificate | undefined, bundle: readonly X509Certificate[], now: number): string | undefined {
+  if (leaf === undefined) return 'the connection has no client certificate';
   const direct = verifyChain(leaf, [], bundle, now);
   if (!('problem' in direct)) return undefined;
-  const intermediates = sentIssuers(socket);
-  if (intermediates.length === 0) return direct.problem;
-  const withIntermediates = verifyChain(leaf, intermediates, bundle, now);
-  return 'problem' in withIntermediates ? withIntermediates.problem : undefined;
+  const issuers = issuersOf(leaf);
+  if (issuers.length === 0) return direct.problem;
+  const withIssuers = verifyChain(leaf, issuers, bundle, now);
+  return 'problem' in withIssuers ? withIssuers.problem : undefined;
 }
 
-/** The issuers OpenSSL saw for the client's certificate (its sent chain), as X509Certificates. */
-function sentIssuers(socket: TLSSocket): X509Certificate[] {
+/** The issuer chain Node attached to a peer certificate (`issuerCertificate`, from the chain the client sent). */
+function issuersOf(leaf: X509Certificate): X509Certificate[] {
   const out: X509Certificate[] = [];
-  const seen = new Set<string>();
-  let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true)?.issuerCertificate;
-  while (cert?.raw && !seen.has(cert.fingerprint256)) {
-    seen.add(cert.fingerprint256);
-    out.push(new X509Certificate(cert.raw));
+  let cert = leaf.issuerCertificate;
+  while (cert !== undefined && out.length < MAX_ISSUERS && !out.some((c) => c.fingerprint256 === cert!.fingerprint256)) {
+    out.push(cert);
     cert = cert.issuerCertificate;
   }
   return out;

@@ -1,3 +1,4 @@
+import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Peer } from '@meshless/core';
@@ -26,6 +27,8 @@ export interface PeerRetirement {
 export interface LiveConnection {
   readonly socket: TLSSocket;
   readonly peer: Peer;
+  /** The client certificate as first read (with the chain the client sent), for re-verification. */
+  readonly leaf: X509Certificate | undefined;
   readonly remoteAddress: string | undefined;
   /** `bundleHash` of the credential the peer was last verified against. */
   bundleHash: string;
@@ -73,10 +76,11 @@ export class ConnectionRegistry {
   }
 
   /** Starts tracking an accepted socket; arms its planned retirement (notAfter / max age). */
-  add(socket: TLSSocket, peer: Peer, bundleHash: string, now = Date.now()): LiveConnection {
+  add(socket: TLSSocket, peer: Peer, leaf: X509Certificate | undefined, bundleHash: string, now = Date.now()): LiveConnection {
     const connection: LiveConnection = {
       socket,
       peer,
+      leaf,
       remoteAddress: socket.remoteAddress,
       bundleHash,
       inFlight: 0,

@@ -96,6 +96,8 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   // client never has a request parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     const credential = source.current();
+    // Read first: only the first read carries the chain the client sent (for re-verification).
+    const leaf = socket.getPeerX509Certificate();
     const check = safeCheck(socket, authorize, credential);
     if (!check.ok) {
       const remoteAddress = socket.remoteAddress;
@@ -111,7 +113,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
       });
       return;
     }
-    connections.add(socket, check.peer, credential.bundleHash);
+    connections.add(socket, check.peer, leaf, credential.bundleHash);
     if (channels.peerAllowed.hasSubscribers) channels.peerAllowed.publish({ side: 'server', peer: check.peer, resumed: check.resumed });
   });
   server.prependListener('request', (req, res) => connections.onRequest(req, res));
@@ -135,7 +137,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
       if (connection.retiring !== undefined && connection.closesBy === undefined) continue;
       if (connection.bundleHash !== credential.bundleHash) {
         const fingerprint = connection.peer.fingerprint256;
-        if (!problems.has(fingerprint)) problems.set(fingerprint, peerChainProblem(connection.socket, credential.bundle, now));
+        if (!problems.has(fingerprint)) problems.set(fingerprint, peerChainProblem(connection.leaf, credential.bundle, now));
         const problem = problems.get(fingerprint);
         if (problem !== undefined) {
           connections.retire(connection, 'trust-changed', `${String(connection.peer)} no longer verifies to the trust bundle of generation ${credential.generation}: ${problem}`);

@@ -172,6 +172,34 @@ describe('createServer: rotation', function () {
     }
   });
 
+  it('re-verifies a client issued by an intermediate CA with the intermediates it sent, and resumes its session', async () => {
+    const withIntermediate = await createTestCA({ trustDomain: TD, intermediate: true });
+    const client = { ...(await withIntermediate.issue(FRONTEND_ID)), ca: pki.ca.bundle };
+    await rotate(pki.ca, pki.ca.bundle + withIntermediate.bundle);
+    const agent = keepAliveAgent(client);
+    try {
+      const first = await get(port, '/', client, agent);
+      assert.equal(first.status, 200);
+      const a = await connectForSession(port, client);
+      a.socket.destroy();
+      const b = await connectForSession(port, client, a.session);
+      assert.equal(b.reused, true);
+      b.socket.destroy();
+      // A new bundle that still holds the intermediate's root: the connection stays.
+      await rotate(newCa, newCa.bundle + withIntermediate.bundle + pki.ca.bundle);
+      const second = await get(port, '/', client, agent);
+      assert.equal(second.socket, first.socket, 'still verifies through the intermediate it sent');
+      assert.equal(retirements.length, 0);
+      // Without that root, it is retired.
+      const closed = nextEvent(first.socket, 'close', 3000);
+      await rotate(newCa, newCa.bundle + pki.ca.bundle);
+      await closed;
+      assert.ok(retirements.some((r) => r.reason === 'trust-changed' && r.peer.spiffeId === FRONTEND_ID));
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it('lets an in-flight request finish with Connection: close when its connection is retired', async () => {
     let release!: () => void;
     hold = new Promise<void>((resolve) => (release = resolve));
