@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { request, Agent } from 'undici';
@@ -117,6 +119,30 @@ describe('meshless serve', function () {
     assert.equal(code, 0, serve!.stderr());
     const names = serve!.events().map((e) => e.event);
     assert.ok(names.indexOf('draining') < names.indexOf('stopped') && names.includes('draining'), names.join(','));
+  });
+
+  it('warns with a frozen-mount event when the certificate is a subPath-style mount', async function () {
+    if (spawnSync('unshare', ['-m', 'true']).status !== 0) {
+      console.log('      (skipped: cannot create a mount namespace with `unshare -m` here)');
+      return this.skip();
+    }
+    const issued = await ca.issue(SERVER);
+    const plain = join(dir, 'subpath');
+    await mkdir(plain);
+    await writeFile(join(plain, 'tls.crt'), 'placeholder');
+    await writeFile(join(plain, 'tls.key'), issued.key);
+    await writeFile(join(plain, 'ca.crt'), issued.ca);
+    await writeFile(join(dir, 'pinned.crt'), issued.cert);
+    const wrap = ['unshare', '-m', 'sh', '-c', 'mount --bind "$1" "$2" && shift 2 && exec "$@"', 'sh', join(dir, 'pinned.crt'), join(plain, 'tls.crt')];
+    const pinned = startCli(['serve', '--dir', plain, '--allow', '*', '--http', '0'], wrap);
+    try {
+      const event = await waitFor(() => pinned.events().find((e) => e.event === 'frozen-mount'), 20_000, `a frozen-mount event (stderr: ${pinned.stderr()})`);
+      assert.equal(event.path, join(plain, 'tls.crt'));
+      assert.equal(event.level, 'warn');
+    } finally {
+      pinned.child.kill('SIGTERM');
+      await pinned.exited;
+    }
   });
 
   describe('usage', () => {

@@ -12,7 +12,8 @@ end to end, or as the other side while you write a client.
   gRPC   meshless.echo.v1.Echo/Who (proto/echo.proto in this package)
 
 When listening it prints one JSON line on stdout: {"event":"ready","http":PORT,"grpc":PORT}.
-Events (rotated, reload-failed, refused, draining, stopped) are JSON lines on stderr. SIGTERM
+Events (started, rotated, reload-failed, refused, frozen-mount, draining, stopped) are JSON
+lines on stderr. SIGTERM
 or SIGINT stops accepting, lets requests in flight finish, and exits 0.
 
 Options:
@@ -82,6 +83,11 @@ export const serve: Command = {
       logger: jsonLogger((line) => io.err(line), level),
       log,
     });
+    const { findFrozenMounts } = await import('@meshless/core');
+    const files = service.source.files;
+    for (const frozen of await findFrozenMounts([files.cert, files.key, files.ca], [dir])) {
+      log('warn', { event: 'frozen-mount', path: frozen.path, kind: frozen.kind }, `${frozen.path} is a mount of its own (subPath): it will never see a rotation; mount the volume as a directory`);
+    }
     const credential = service.source.current();
     log('info', { event: 'started', dir, identity: String(credential.identity), serial: credential.leaf.serialNumber, notAfter: credential.notAfter.toISOString(), ...service.ports }, 'listening');
     io.out(JSON.stringify({ event: 'ready', ...service.ports }) + '\n');

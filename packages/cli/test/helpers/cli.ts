@@ -91,9 +91,11 @@ export interface RunningCli {
 }
 
 /** Starts `node dist/bin.js ...args` and returns at once. */
-export function startCli(args: readonly string[]): RunningCli {
+export function startCli(args: readonly string[], wrap?: string[]): RunningCli {
   ensureBuilt();
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...pre] = wrap ?? [process.execPath];
+  const argv = wrap ? [...pre, process.execPath, BIN, ...args] : [BIN, ...args];
+  const child = spawn(cmd!, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
