@@ -128,6 +128,11 @@ export class MeshlessAgent extends Dispatcher {
     return this.#generation.number;
   }
 
+  /** undici's per-origin pool statistics of the current generation. */
+  get stats(): Agent['stats'] {
+    return this.#generation.agent.stats;
+  }
+
   /** Version of the allow policy: 1 at start, +1 at every `setAllow`. */
   get policyVersion(): number {
     return this.#policy.version;

@@ -91,6 +91,7 @@ describe('createAgent: requests through undici', function () {
       await res.body.dump();
     }
     assert.equal(server.connections.length - before, 1);
+    assert.equal(agent.stats[server.origin]?.connected, 1);
   });
 
   it('accepts a Source as well as a Credential, and reports each verified connection', async function () {
