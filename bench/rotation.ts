@@ -1,6 +1,6 @@
 // Rotation latency: the kubelet's atomic `..data` rename → the file source's `update` event.
 //
-//   node --conditions=source --import tsx bench/rotation.ts [--rotations 100] [--interval-ms 150]
+//   node --conditions=source --import tsx bench/rotation.ts [--rotations 100] [--interval-ms 150] [--verbose]
 //
 // Each rotation is done exactly as the kubelet's AtomicWriter does it (new `..<timestamp>`
 // directory with the files, `..data_tmp` symlink to it, rename onto `..data`, then removal of the
@@ -23,6 +23,8 @@ export interface RotationBenchOptions {
   intervalMs?: number;
   /** Give up on one swap after this long, in ms. Default 5000. */
   timeoutMs?: number;
+  /** Print every swap and the source's own rotation log lines. */
+  verbose?: boolean;
 }
 
 export interface RotationBenchResult {
@@ -79,7 +81,9 @@ export async function runRotationBench(options: RotationBenchOptions = {}): Prom
 
   await (await prepare(certs[0]!))();
   for (const name of ['tls.crt', 'tls.key', 'ca.crt']) await symlink(path.join('..data', name), path.join(dir, name));
-  const source = await fileSource({ dir }, { logger: silentLogger });
+  // verbose: print the source's own "rotated" lines (trigger, read attempts, read time)
+  const logger = options.verbose ? { ...silentLogger, info: (o: object, msg?: string) => console.log(`  ${performance.now().toFixed(1)} ${msg ?? ''} ${JSON.stringify(o)}`) } : silentLogger;
+  const source = await fileSource({ dir }, { logger });
   const samples: number[] = [];
   let missed = 0;
   try {
@@ -104,6 +108,7 @@ export async function runRotationBench(options: RotationBenchOptions = {}): Prom
       await publish();
       const credential = await updated;
       const t1 = performance.now();
+      if (options.verbose) console.log(`${t0.toFixed(1)} swap ${i}: rename → update ${credential ? (t1 - t0).toFixed(1) + ' ms' : 'missed'}`);
       if (credential) samples.push(round2(t1 - t0));
       else missed++;
       await sleep(intervalMs);
@@ -118,9 +123,9 @@ export async function runRotationBench(options: RotationBenchOptions = {}): Prom
 
 const runDirectly = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (runDirectly) {
-  const { values } = parseArgs({ options: { rotations: { type: 'string', default: '100' }, 'interval-ms': { type: 'string', default: '150' } } });
+  const { values } = parseArgs({ options: { rotations: { type: 'string', default: '100' }, 'interval-ms': { type: 'string', default: '150' }, verbose: { type: 'boolean', default: false } } });
   const rotations = Number(values.rotations);
-  const result = await runRotationBench({ rotations, intervalMs: Number(values['interval-ms']) });
+  const result = await runRotationBench({ rotations, intervalMs: Number(values['interval-ms']), verbose: values.verbose });
   console.log(`rotation latency (..data rename → update event) over ${result.samples.length} of ${rotations} swaps:`);
   console.log(`  p50 ${result.p50Ms.toFixed(1)} ms   p99 ${result.p99Ms.toFixed(1)} ms   max ${result.maxMs.toFixed(1)} ms   missed ${result.missed}`);
   if (result.missed > 0) process.exitCode = 1;

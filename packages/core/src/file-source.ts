@@ -250,8 +250,11 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
   async #attempt(trigger: Trigger): Promise<void> {
     let next: Credential | undefined;
     let rawHash: string;
+    let attempts = 0;
+    const startedAt = performance.now();
     try {
       const bytes = await readGeneration(this.files);
+      attempts = bytes.attempts;
       rawHash = rawHashOf(bytes);
       if (rawHash !== this.#rawHash) {
         const candidate = this.#load(bytes, this.#current.generation + 1);
@@ -281,7 +284,7 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
     const previous = this.#current;
     this.#current = next;
     this.#metrics?.reload('success');
-    this.#log.info({ source: this.#label, ...credentialFields(next), previousGeneration: previous.generation, trigger }, 'meshless: credential rotated');
+    this.#log.info({ source: this.#label, ...credentialFields(next), previousGeneration: previous.generation, trigger, readAttempts: attempts, readMs: Math.round((performance.now() - startedAt) * 10) / 10 }, 'meshless: credential rotated');
     channels.sourceUpdate.publish({ source: this, credential: next, previous });
     this.#emitSafely('update', next, previous);
     this.#updateHealth();
