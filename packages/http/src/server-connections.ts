@@ -67,10 +67,6 @@ export class ConnectionRegistry {
     private readonly onRetire: (connection: LiveConnection, retirement: PeerRetirement) => void,
   ) {}
 
-  get size(): number {
-    return this.#connections.size;
-  }
-
   [Symbol.iterator](): IterableIterator<LiveConnection> {
     return this.#connections.values();
   }
