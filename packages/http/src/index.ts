@@ -1,6 +1,6 @@
 /**
- * @meshless/http — mutual TLS for Node's https server (and, from the client engineer's files, an
- * undici client). Express middleware lives at `@meshless/http/express`.
+ * @meshless/http — mutual TLS for Node's https server and an undici client, from a rotating
+ * credential source. Express middleware lives at `@meshless/http/express`.
  */
 export { createServer, type MeshlessServer } from './server.js';
 export type { ServerOptions } from './server-options.js';
@@ -8,6 +8,5 @@ export type { PeerRefusal, ServerRefusalClass } from './server-refusals.js';
 export type { PeerRetirement, RetireReason } from './server-connections.js';
 export { peerOf, type PeerTarget } from './peer-of.js';
 export { healthHandler, type HealthBody } from './health.js';
-// The undici client (createAgent…) is exported from ./client.ts, written separately; this line
-// is uncommented when that file exists. Keep it here.
+// The undici client (createAgent, peerOfResponse…).
 export * from './client.js';
