@@ -1,6 +1,7 @@
+import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Authorizer, Decision } from './allow-list.js';
-import { verifyChain } from './chain.js';
+import { peerChainProblem } from './chain.js';
 import type { Credential } from './credential.js';
 import { MeshlessError, codes } from './errors.js';
 import { identityOf } from './identity.js';
@@ -10,9 +11,11 @@ import type { Peer } from './peer.js';
 export type RefusalClass = 'unverified' | 'denied';
 
 export type ConnectionCheck =
-  | { readonly ok: true; readonly peer: Peer; readonly decision: Decision; readonly resumed: boolean }
+  | { readonly ok: true; readonly peer: Peer; readonly decision: Decision; readonly resumed: boolean; readonly certificate: X509Certificate }
   | {
       readonly ok: false;
+      /** The certificate the peer presented, when it presented one. */
+      readonly certificate?: X509Certificate;
       readonly failure: RefusalClass;
       readonly peer?: Peer;
       readonly decision?: Decision;
@@ -63,31 +66,40 @@ function remember(key: string): void {
   verifiedUnder.set(key, true);
 }
 
+export interface CheckConnectionOptions {
+  /** Clock for validity checks (ms since epoch); default now. */
+  now?: number;
+  /**
+   * The peer certificate, when the caller already read it: only a socket's first
+   * `getPeerX509Certificate()` carries the chain the peer sent, so pass that object.
+   */
+  certificate?: X509Certificate;
+}
+
 /**
  * Checks one TLS connection on the server side (or a client's full handshake): chain trust
  * (OpenSSL's verdict on a full handshake; on a resumed session, re-checked against the current
  * bundle and validity window, since the stored verdict may predate a trust change), then the
- * identity against `authorize`. Call it once per connection, resumed ones included.
+ * identity against `authorize`. Call it once per connection, resumed ones included. The result
+ * carries the certificate read (keep it to re-verify the connection when trust changes).
  */
-export function checkConnection(socket: TLSSocket, authorize: Authorizer, credential: Credential, now = Date.now()): ConnectionCheck {
+export function checkConnection(socket: TLSSocket, authorize: Authorizer, credential: Credential, options: CheckConnectionOptions = {}): ConnectionCheck {
+  const now = options.now ?? Date.now();
   const resumed = socket.isSessionReused();
-  const x509 = socket.getPeerX509Certificate();
-  if (!x509) {
-    const reason = socket.authorizationError ? `no verifiable certificate (${String(socket.authorizationError)})` : 'no client certificate';
-    return refuse('unverified', reason, resumed);
-  }
+  const x509 = options.certificate ?? socket.getPeerX509Certificate();
+  if (!x509) return refuse('unverified', 'the peer sent no certificate', resumed);
   const peer = identityOf(x509);
   peers.set(socket, peer);
   if (!socket.authorized) {
-    return refuse('unverified', `certificate of ${String(peer)} does not verify: ${String(socket.authorizationError)}`, resumed, peer);
+    return refuse('unverified', `certificate of ${String(peer)} does not verify: ${String(socket.authorizationError)}`, resumed, peer, undefined, x509);
   }
   const key = `${credential.bundleHash}|${peer.fingerprint256}`;
   if (resumed) {
-    if (peer.notAfter.getTime() <= now) return refuse('unverified', `certificate of ${String(peer)} expired at ${peer.notAfter.toISOString()}`, resumed, peer);
+    if (peer.notAfter.getTime() <= now) return refuse('unverified', `certificate of ${String(peer)} expired at ${peer.notAfter.toISOString()}`, resumed, peer, undefined, x509);
     if (!verifiedUnder.has(key)) {
-      const chain = verifyChain(x509, [], credential.bundle, now);
-      if ('problem' in chain) {
-        return refuse('unverified', `resumed session of ${String(peer)} no longer verifies to the current bundle: ${chain.problem}`, resumed, peer);
+      const problem = peerChainProblem(x509, credential.bundle, now);
+      if (problem !== undefined) {
+        return refuse('unverified', `resumed session of ${String(peer)} no longer verifies to the current bundle: ${problem}`, resumed, peer, undefined, x509);
       }
       remember(key);
     }
@@ -95,16 +107,16 @@ export function checkConnection(socket: TLSSocket, authorize: Authorizer, creden
     remember(key);
   }
   const decision = authorize(peer);
-  if (!decision.allowed) return refuse('denied', decision.reason, resumed, peer, decision);
-  return { ok: true, peer, decision, resumed };
+  if (!decision.allowed) return refuse('denied', decision.reason, resumed, peer, decision, x509);
+  return { ok: true, peer, decision, resumed, certificate: x509 };
 }
 
-function refuse(failure: RefusalClass, reason: string, resumed: boolean, peer?: Peer, decision?: Decision): ConnectionCheck {
+function refuse(failure: RefusalClass, reason: string, resumed: boolean, peer?: Peer, decision?: Decision, certificate?: X509Certificate): ConnectionCheck {
   const error =
     failure === 'denied'
       ? new MeshlessError(codes.PEER_DENIED, `peer ${String(peer)} is not allowed: ${reason}`, peer ? { peer: String(peer) } : {})
       : new MeshlessError(codes.PEER_UNVERIFIED, `peer refused: ${reason}`, peer ? { peer: String(peer) } : {});
-  const out: { ok: false; failure: RefusalClass; reason: string; resumed: boolean; error: MeshlessError; peer?: Peer; decision?: Decision } = {
+  const out: { ok: false; failure: RefusalClass; reason: string; resumed: boolean; error: MeshlessError; peer?: Peer; decision?: Decision; certificate?: X509Certificate } = {
     ok: false,
     failure,
     reason,
@@ -113,5 +125,6 @@ function refuse(failure: RefusalClass, reason: string, resumed: boolean, peer?: 
   };
   if (peer) out.peer = peer;
   if (decision) out.decision = decision;
+  if (certificate) out.certificate = certificate;
   return out;
 }

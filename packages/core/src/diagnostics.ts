@@ -11,7 +11,11 @@ export const channels = {
   sourceError: diagnostics_channel.channel('meshless:source:error'),
   /** `{ source, health }` — the health state changed. */
   sourceHealth: diagnostics_channel.channel('meshless:source:health'),
-  /** `{ side: 'server'|'client', peer?, decision?, failure, remoteAddress? }` — a peer was refused. */
+  /**
+   * `{ side: 'server'|'client', peer?, decision?, failure, reason, remoteAddress? }` — a peer was
+   * refused. `failure`: `unverified` (no certificate, or one that does not verify), `denied` (the
+   * allow-list refuses it), `handshake` (the TLS handshake failed), `handshake-timeout`.
+   */
   peerRefused: diagnostics_channel.channel('meshless:peer:refused'),
   /** `{ side, peer, resumed }` — a peer was verified and allowed on a new connection. */
   peerAllowed: diagnostics_channel.channel('meshless:peer:allowed'),

@@ -7,6 +7,7 @@ import {
   allowList,
   channels,
   checkConnection,
+  peerChainProblem,
   codes,
   loggerOf,
   meshlessMetrics,
@@ -19,7 +20,6 @@ import {
 } from '@meshless/core';
 import { ConnectionRegistry, type PeerRetirement } from './server-connections.js';
 import { parseServerOptions, secureOptionsFor, type ServerOptions } from './server-options.js';
-import { peerChainProblem } from './peer-chain.js';
 import { RefusalReporter, handshakeRefusal, type PeerRefusal } from './server-refusals.js';
 
 /** Drain window of a planned retirement when the server has no keepAliveTimeout. */
@@ -96,8 +96,6 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   // client never has a request parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     const credential = source.current();
-    // Read first: only the first read carries the chain the client sent (for re-verification).
-    const leaf = socket.getPeerX509Certificate();
     const check = safeCheck(socket, authorize, credential);
     if (!check.ok) {
       const remoteAddress = socket.remoteAddress;
@@ -113,7 +111,8 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
       });
       return;
     }
-    connections.add(socket, check.peer, leaf, credential.bundleHash);
+    // Keep the certificate checkConnection read: only a socket's first read carries the sent chain.
+    connections.add(socket, check.peer, check.certificate, credential.bundleHash);
     if (channels.peerAllowed.hasSubscribers) channels.peerAllowed.publish({ side: 'server', peer: check.peer, resumed: check.resumed });
   });
   server.prependListener('request', (req, res) => connections.onRequest(req, res));
@@ -137,7 +136,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
       if (connection.retiring !== undefined && connection.closesBy === undefined) continue;
       if (connection.bundleHash !== credential.bundleHash) {
         const fingerprint = connection.peer.fingerprint256;
-        if (!problems.has(fingerprint)) problems.set(fingerprint, peerChainProblem(connection.leaf, credential.bundle, now));
+        if (!problems.has(fingerprint)) problems.set(fingerprint, connection.leaf ? peerChainProblem(connection.leaf, credential.bundle, now) : 'the connection has no client certificate');
         const problem = problems.get(fingerprint);
         if (problem !== undefined) {
           connections.retire(connection, 'trust-changed', `${String(connection.peer)} no longer verifies to the trust bundle of generation ${credential.generation}: ${problem}`);
