@@ -44,6 +44,10 @@ switch (task) {
     if (!process.env.MESHLESS_SKIP_SYSTEM_SETUP) run('bash', [join(root, 'scripts', 'setup-system.sh')]);
     run(bin('mocha'), rest.length ? rest : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts']);
     break;
+  case 'coverage':
+    // Coverage of the TypeScript sources (through tsx's source maps), text summary + lcov in coverage/.
+    run(bin('c8'), ['--reporter=text-summary', '--reporter=lcov', '--include=packages/*/src/**', '--exclude-after-remap', bin('mocha'), ...(rest.length ? rest : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'])]);
+    break;
   case 'demo':
     run(process.execPath, [join(root, 'examples', 'demo', 'run.mjs'), ...rest]);
     break;
@@ -51,6 +55,6 @@ switch (task) {
     run(process.execPath, [join(root, 'bench', 'run.mjs'), ...rest]);
     break;
   default:
-    console.error(`unknown task ${task}: use test, demo, bench or build`);
+    console.error(`unknown task ${task}: use test, demo, bench, coverage or build`);
     process.exit(2);
 }
