@@ -1,7 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Peer } from '@meshless/core';
 import { Client, type Dispatcher } from 'undici';
-import { PeerContextHandler, isLegacyHandler, type PeerHolder } from './agent-peer-context.js';
+import { PEER_CONTEXT_KEY, PeerContextHandler, isLegacyHandler, type PeerContext, type PeerHolder } from './agent-peer-context.js';
 import { connectVerified, type ConnectCallback, type ConnectionOwner, type ConnectorContext, type ConnectParams } from './connector.js';
 
 /** A connector context that can also ask the agent for a fresh pool. */
@@ -30,6 +30,7 @@ export class MeshlessClient extends Client implements ConnectionOwner, PeerHolde
   readonly #generation: ClientGeneration;
   #socket: TLSSocket | undefined;
   #peer: Peer | undefined;
+  #context: PeerContext | undefined;
   #retiring = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -44,6 +45,11 @@ export class MeshlessClient extends Client implements ConnectionOwner, PeerHolde
   /** The Peer verified on the current connection (read when a request is written to it). */
   get connectionPeer(): Peer | undefined {
     return this.#peer;
+  }
+
+  /** The request context for requests on the current connection (frozen, shared). */
+  get connectionContext(): PeerContext | undefined {
+    return this.#context;
   }
 
   /** True while the current connection is past its deadline and waiting to close. */
@@ -73,6 +79,7 @@ export class MeshlessClient extends Client implements ConnectionOwner, PeerHolde
     this.#clearTimer();
     this.#socket = socket;
     this.#peer = peer;
+    this.#context = Object.freeze({ [PEER_CONTEXT_KEY]: peer });
     this.#retiring = false;
     socket.once('close', () => {
       if (this.#socket !== socket) return;

@@ -34,6 +34,8 @@ export function peerOfResponse(response: PeerContextCarrier): Peer | undefined {
 /** Where the handler wrapper reads the Peer of the connection a request is written to. */
 export interface PeerHolder {
   readonly connectionPeer: Peer | undefined;
+  /** `{ [PEER_CONTEXT_KEY]: connectionPeer }`, frozen, built once per connection. */
+  readonly connectionContext: PeerContext | undefined;
   /** Called when a request's response has ended (after the handler saw it). */
   requestEnded(): void;
 }
@@ -66,6 +68,11 @@ export class PeerContextHandler {
   }
 
   onConnect(abort: (err?: Error) => void, context?: object): void {
+    // undici's Client passes no context of its own: then the connection's frozen one is shared.
+    if (context === undefined) {
+      this.#handler.onConnect?.(abort, this.#holder.connectionContext);
+      return;
+    }
     const peer = this.#holder.connectionPeer;
     this.#handler.onConnect?.(abort, peer === undefined ? context : { ...context, [PEER_CONTEXT_KEY]: peer });
   }
