@@ -52,9 +52,8 @@ export function cachedSocketPeer(socket: TLSSocket): Peer | undefined {
   return peers.get(socket);
 }
 
-// Certificates OpenSSL verified on a full handshake, by bundle generation: a resumed session
-// is accepted only when its certificate was verified under the *current* bundle, or verifies
-// to it directly. Bounded; oldest entries go first.
+// Certificates whose chain was verified against a given bundle (`bundleHash|fingerprint`).
+// Bounded; oldest entries go first.
 const verifiedUnder = new Map<string, true>();
 const MAX_VERIFIED = 10_000;
 
@@ -78,8 +77,9 @@ export interface CheckConnectionOptions {
 
 /**
  * Checks one TLS connection on the server side (or a client's full handshake): chain trust
- * (OpenSSL's verdict on a full handshake; on a resumed session, re-checked against the current
- * bundle and validity window, since the stored verdict may predate a trust change), then the
+ * (OpenSSL's verdict, then re-checked against the *current* bundle — once per certificate and
+ * bundle — since the verdict may predate a trust change: a rotation during the handshake, or a
+ * resumed session; a resumed session's validity window is checked too), then the
  * identity against `authorize`. Call it once per connection, resumed ones included. The result
  * carries the certificate read (keep it to re-verify the connection when trust changes).
  */
@@ -93,17 +93,20 @@ export function checkConnection(socket: TLSSocket, authorize: Authorizer, creden
   if (!socket.authorized) {
     return refuse('unverified', `certificate of ${String(peer)} does not verify: ${String(socket.authorizationError)}`, resumed, peer, undefined, x509);
   }
+  // OpenSSL verified a full handshake against the bundle of the context it started with, which
+  // may be older than `credential` if the bundle rotated mid-handshake; and a resumed session
+  // carries the verdict of its first handshake. So the chain is re-checked against the current
+  // bundle, once per certificate and bundle (a bounded cache keeps later connections O(1)).
+  if (resumed && peer.notAfter.getTime() <= now) {
+    return refuse('unverified', `certificate of ${String(peer)} expired at ${peer.notAfter.toISOString()}`, resumed, peer, undefined, x509);
+  }
   const key = `${credential.bundleHash}|${peer.fingerprint256}`;
-  if (resumed) {
-    if (peer.notAfter.getTime() <= now) return refuse('unverified', `certificate of ${String(peer)} expired at ${peer.notAfter.toISOString()}`, resumed, peer, undefined, x509);
-    if (!verifiedUnder.has(key)) {
-      const problem = peerChainProblem(x509, credential.bundle, now);
-      if (problem !== undefined) {
-        return refuse('unverified', `resumed session of ${String(peer)} no longer verifies to the current bundle: ${problem}`, resumed, peer, undefined, x509);
-      }
-      remember(key);
+  if (!verifiedUnder.has(key)) {
+    const problem = peerChainProblem(x509, credential.bundle, now);
+    if (problem !== undefined) {
+      const what = resumed ? `resumed session of ${String(peer)}` : `certificate of ${String(peer)}`;
+      return refuse('unverified', `${what} does not verify to the current bundle: ${problem}`, resumed, peer, undefined, x509);
     }
-  } else {
     remember(key);
   }
   const decision = authorize(peer);

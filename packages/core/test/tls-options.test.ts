@@ -130,6 +130,32 @@ describe('serverTlsOptions / clientTlsOptions on real sockets', function () {
     }
   });
 
+  it('re-checks a full handshake against the current bundle (the bundle rotated mid-handshake)', async () => {
+    // The handshake runs under a context trusting `ca`; by the time it completes, the credential
+    // trusts only `other` (the bundle rotated): the client must be refused, not waved through.
+    const rotated = credential(other, SERVER_ID);
+    const results: ReturnType<typeof checkConnection>[] = [];
+    const done = new Promise<void>((resolve) => {
+      const server = tls.createServer(serverTlsOptions(serverCred), (s) => s.end());
+      server.prependListener('secureConnection', (s: tls.TLSSocket) => {
+        results.push(checkConnection(s, allowList('*'), rotated));
+        results.push(checkConnection(s, allowList('*'), serverCred));
+        s.destroy();
+        server.close();
+        resolve();
+      });
+      server.listen(0, '127.0.0.1', () => {
+        const c = tls.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, ...clientTlsOptions(clientCred, { allow: SERVER_ID, servername: 'localhost' }) });
+        c.on('error', () => {});
+      });
+    });
+    await done;
+    assert.equal(results[0]!.ok, false);
+    assert.equal(!results[0]!.ok && results[0]!.failure, 'unverified');
+    assert.match(!results[0]!.ok ? results[0]!.reason : '', /does not verify to the current bundle/);
+    assert.equal(results[1]!.ok, true, 'under the bundle it was verified with, the same connection passes');
+  });
+
   it('refuses a TLS 1.2-only client by default', async () => {
     const server = tls.createServer(serverTlsOptions(serverCred), (s) => s.end());
     const port = await listen(server);
