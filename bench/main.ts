@@ -121,6 +121,8 @@ async function main(): Promise<number> {
       memoryRequests: options.memoryRequests,
       memoryRotations: options.memoryRotations,
       rotations: options.rotations,
+      grpcDurationMs: options.grpcDurationMs,
+      clientDurationMs: options.clientDurationMs,
       groups: [...options.only],
     },
     machine,

@@ -44,7 +44,13 @@ export function procAvailable(): boolean {
 export function treeCpuSeconds(roots: readonly number[]): number {
   const childrenOf = new Map<number, number[]>();
   const stats = new Map<number, ProcStat>();
-  for (const name of readdirSync('/proc')) {
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return NaN; // no /proc: serving-side CPU is unknown here
+  }
+  for (const name of names) {
     const pid = Number(name);
     if (!Number.isInteger(pid) || pid <= 0) continue;
     const st = readStat(pid);

@@ -16,7 +16,10 @@ export interface BenchOptions {
   memoryRotations: number;
   memoryCapMs: number;
   rotations: number;
-  externalDurationMs: number;
+  /** durationMs for bench/grpc.ts (its total over rounds and variants). */
+  grpcDurationMs: number;
+  /** durationMs for bench/http-client.ts (per scenario and variant, split into rounds). */
+  clientDurationMs: number;
   microBatches: number;
   /** The whole run stops starting new work after this (rows left are skipped, saying so). */
   budgetMs: number;
@@ -32,7 +35,7 @@ export interface BenchOptions {
 
 const usage = `usage: npm run bench [-- options]
   --quick                 ~1-minute smoke run (1 round, short windows, small memory run)
-  --rounds N              interleaved rounds per scenario (full 3, quick 1)
+  --rounds N              interleaved rounds per scenario (full 5, quick 1)
   --warmup-ms N           warm-up before each measured window
   --measure-ms N          measured window per scenario, variant and round
   --only a,b              groups: ${groups.join(', ')}
@@ -75,7 +78,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const quick = values.quick === true;
-  const measureMs = int(values['measure-ms'], quick ? 1000 : 2500, 'measure-ms');
+  const measureMs = int(values['measure-ms'], quick ? 1000 : 1500, 'measure-ms');
   const only = new Set<Group>();
   for (const g of (values.only ?? groups.join(',')).split(',').map((s) => s.trim()).filter(Boolean)) {
     if (!(groups as readonly string[]).includes(g)) throw new Error(`--only: unknown group ${JSON.stringify(g)}\n${usage}`);
@@ -84,16 +87,17 @@ export function parseOptions(argv: string[]): BenchOptions {
   const root = join(benchDir, '..');
   return {
     mode: quick ? 'quick' : 'full',
-    rounds: Math.max(1, int(values.rounds, quick ? 1 : 3, 'rounds')),
-    warmupMs: int(values['warmup-ms'], quick ? 200 : 500, 'warmup-ms'),
+    rounds: Math.max(1, int(values.rounds, quick ? 1 : 5, 'rounds')),
+    warmupMs: int(values['warmup-ms'], quick ? 200 : 300, 'warmup-ms'),
     measureMs,
-    newConnectionMs: Math.round(measureMs * 0.8),
+    newConnectionMs: measureMs,
     memoryRequests: quick ? Math.max(2000, Math.round(measureMs * 20)) : 1_000_000,
     memoryRotations: quick ? 20 : 1000,
     // The memory run gets whatever is left of the budget when it runs alone (--only memory).
-    memoryCapMs: quick ? 20_000 : only.size === 1 && only.has('memory') ? 8 * 60_000 : 150_000,
+    memoryCapMs: quick ? 20_000 : only.size === 1 && only.has('memory') ? 8 * 60_000 : 170_000,
     rotations: quick ? 10 : 100,
-    externalDurationMs: measureMs,
+    grpcDurationMs: quick ? measureMs * 3 : 20_000,
+    clientDurationMs: quick ? measureMs : 3_000,
     microBatches: quick ? 5 : 15,
     budgetMs: quick ? 4 * 60_000 : 9 * 60_000 + 30_000,
     only,

@@ -49,8 +49,11 @@ export function checkTargets(rows: Row[]): TargetCheck[] {
   out.push(check('rotation p99 ≤ 100 ms', rotation?.median?.p99Ms, (x) => x <= 100));
   out.push(check('per-request decision (socketPeer + allowList) ≤ 1 µs at 10,000 rules (ns)', find(rows, 'per-request', 'request-10k')?.median?.nsPerOp, (x) => x <= 1000));
   const a10 = find(rows, 'per-request', 'allow-10')?.median?.nsPerOp;
-  const a10k = find(rows, 'per-request', 'allow-10k')?.median?.nsPerOp;
-  out.push(check('allowList at 10,000 rules within 2× of 10 rules (issue 2)', a10 && a10k ? a10k / a10 : undefined, (x) => x <= 2));
+  const a10kRow = find(rows, 'per-request', 'allow-10k');
+  const a10k = a10kRow?.median?.nsPerOp;
+  // The paired ratio (batches run side by side) when the microbench reports it.
+  const paired = (a10kRow?.details as { ratio10kTo10?: number } | undefined)?.ratio10kTo10;
+  out.push(check('allowList at 10,000 rules within 2× of 10 rules (issue 2)', paired ?? (a10 && a10k ? a10k / a10 : undefined), (x) => x <= 2));
   for (const side of ['server', 'client']) {
     out.push(check(`meshless ${side} heap growth < 10 MB after rotations and requests (MB)`, find(rows, 'memory', `meshless ${side}`)?.median?.heapGrowthMB, (x) => x < 10));
   }

@@ -35,14 +35,14 @@ export async function runRotation(ctx: BenchContext): Promise<Row[]> {
 
 export async function runGrpc(ctx: BenchContext): Promise<Row[]> {
   console.log('\n== gRPC ==');
-  const outcome = await runModule(ctx, 'grpc.ts', 'runGrpcBench', { durationMs: ctx.options.externalDurationMs, quick: ctx.options.mode === 'quick' }, 300_000);
+  const outcome = await runModule(ctx, 'grpc.ts', 'runGrpcBench', { durationMs: ctx.options.grpcDurationMs, quick: ctx.options.mode === 'quick' }, 300_000);
   if (!outcome.ok) return [skippedRow('grpc', 'grpc', 'unary, 32 in flight', outcome.reason, outcome.status)];
   return rowsOf('grpc', outcome.result);
 }
 
 export async function runHttpClient(ctx: BenchContext): Promise<Row[]> {
   console.log('\n== meshless HTTP client (bench/http-client.ts) ==');
-  const outcome = await runModule(ctx, 'http-client.ts', 'runClientBench', { durationMs: ctx.options.externalDurationMs, quick: ctx.options.mode === 'quick' }, 300_000);
+  const outcome = await runModule(ctx, 'http-client.ts', 'runClientBench', { durationMs: ctx.options.clientDurationMs, quick: ctx.options.mode === 'quick' }, 300_000);
   if (!outcome.ok) return [skippedRow('http-client', 'http-client', '-', outcome.reason, outcome.status)];
   return rowsOf('http-client', outcome.result);
 }

@@ -20,33 +20,45 @@ export interface PerRequestRow {
 
 export interface PerRequestResult {
   rows: PerRequestRow[];
-  /** allowList at 10,000 rules ÷ at 10 rules (issue 2: within 2×). */
+  /** allowList at 10,000 rules ÷ at 10 rules, median of per-round ratios (issue 2: within 2×). */
   ratio10kTo10: number;
 }
 
 let sink: unknown;
 
-/** Median ns/op over `batches` batches of about `batchMs` each, after a calibration and warm-up. */
-function timeIt(fn: () => unknown, batches: number, batchMs: number): { nsPerOp: number; minNsPerOp: number } {
+/** How many calls of `fn` take about `batchMs` (after a first warm-up). */
+function calibrate(fn: () => unknown, batchMs: number): number {
   let n = 16;
   for (;;) {
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < n; i++) sink = fn();
     const ns = Number(process.hrtime.bigint() - t0);
-    if (ns > 5e6 || n > 1e8) {
-      n = Math.max(1, Math.round((n * batchMs * 1e6) / ns));
-      break;
-    }
+    if (ns > 5e6 || n > 1e8) return Math.max(1, Math.round((n * batchMs * 1e6) / ns));
     n *= 4;
   }
-  const samples: number[] = [];
+}
+
+function batch(fn: () => unknown, n: number): number {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) sink = fn();
+  return Number(process.hrtime.bigint() - t0) / n;
+}
+
+/**
+ * ns/op of every case, measured interleaved (one batch of each case per round, `batches`
+ * rounds after a warm-up round), so that a machine that slows down mid-run slows every case
+ * alike. Returns each case's per-round samples.
+ */
+function timeInterleaved(fns: (() => unknown)[], batches: number, batchMs: number): number[][] {
+  const sizes = fns.map((fn) => calibrate(fn, batchMs));
+  const samples: number[][] = fns.map(() => []);
   for (let b = 0; b < batches + 1; b++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) sink = fn();
-    const ns = Number(process.hrtime.bigint() - t0) / n;
-    if (b > 0) samples.push(ns); // batch 0 is warm-up
+    fns.forEach((fn, i) => {
+      const ns = batch(fn, sizes[i]!);
+      if (b > 0) samples[i]!.push(ns); // round 0 is warm-up
+    });
   }
-  return { nsPerOp: median(samples)!, minNsPerOp: Math.min(...samples) };
+  return samples;
 }
 
 function rules(count: number, last: string): string[] {
@@ -116,14 +128,17 @@ export async function runPerRequestBench(options: { quick?: boolean; batches?: n
       ],
       ['handwritten-x509', 'uncached per request: identityOf(socket.getPeerX509Certificate())', () => identityOf(socket.getPeerX509Certificate()!)],
     ];
-    const rows: PerRequestRow[] = [];
-    for (const [id, label, fn] of cases) {
-      const t = timeIt(fn, batches, batchMs);
-      rows.push({ id, label, nsPerOp: t.nsPerOp, minNsPerOp: t.minNsPerOp });
-    }
+    const samples = timeInterleaved(
+      cases.map(([, , fn]) => fn),
+      batches,
+      batchMs,
+    );
+    const rows: PerRequestRow[] = cases.map(([id, label], i) => ({ id, label, nsPerOp: median(samples[i]!)!, minNsPerOp: Math.min(...samples[i]!) }));
+    const at = (id: string) => samples[cases.findIndex(([cid]) => cid === id)]!;
+    // Paired by round: each 10,000-rule batch ran right after its 10-rule batch.
+    const ratio10kTo10 = median(at('allow-10k').map((x, i) => x / at('allow-10')[i]!))!;
     if (sink === Symbol.for('never')) console.log(sink);
-    const ns = (id: string) => rows.find((r) => r.id === id)!.nsPerOp;
-    return { rows, ratio10kTo10: ns('allow-10k') / ns('allow-10') };
+    return { rows, ratio10kTo10 };
   } finally {
     pair.close();
   }
