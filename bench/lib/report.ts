@@ -1,5 +1,6 @@
 import type { Results, Row } from './results.js';
 import { median } from './stats.js';
+import { explainMisses } from './explanations.js';
 
 type Cell = string | number | undefined;
 
@@ -147,9 +148,17 @@ function meaning(results: Results): string {
   ].join('\n');
 }
 
+function otherLoadSamples(results: Results): number[] {
+  return results.rows.flatMap((r) => (r.rounds ?? []).map((x) => x.otherCoresBusy as number | undefined)).filter((x): x is number => typeof x === 'number');
+}
+
+function otherLoadMedian(results: Results): number {
+  return median(otherLoadSamples(results)) ?? 0;
+}
+
 /** How busy the machine was with other work during the measured windows. */
 function otherLoad(results: Results): string {
-  const samples = results.rows.flatMap((r) => (r.rounds ?? []).map((x) => x.otherCoresBusy as number | undefined)).filter((x): x is number => typeof x === 'number');
+  const samples = otherLoadSamples(results);
   const med = median(samples);
   if (med === undefined) return 'not measured';
   const max = Math.max(...samples);
@@ -218,6 +227,18 @@ export function renderMarkdown(results: Results): string {
     ),
     '',
   );
+  const misses = explainMisses(results);
+  if (misses.length) {
+    parts.push(
+      '### Why targets were missed in this run',
+      '',
+      ...(otherLoadMedian(results) >= 0.6
+        ? [`Other processes kept ${otherLoadMedian(results).toFixed(1)} cores busy (median) while this ran: ratios near a target can fall either side on a rerun.`, '']
+        : []),
+      ...misses,
+      '',
+    );
+  }
   const notOk = results.rows.filter((r) => r.status !== 'ok' || r.reason);
   if (notOk.length) {
     parts.push('## Skipped, failed or incomplete rows', '', ...notOk.map((r) => `- ${r.group} / ${r.scenario} / ${r.variant}: ${r.status}: ${r.reason ?? ''}`), '');
