@@ -99,8 +99,10 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   for (const [group, run] of plan) {
     if (!options.only.has(group)) continue;
+    const groupStart = Date.now();
     try {
       rows.push(...(await run(ctx)));
+      console.log(`  (${group}: ${((Date.now() - groupStart) / 1000).toFixed(1)} s)`);
     } catch (err) {
       console.error(`bench: ${group} failed: ${(err as Error).stack}`);
       rows.push({ group, scenario: group, variant: '', status: 'failed', reason: (err as Error).message.split('\n')[0] });
