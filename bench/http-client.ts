@@ -3,7 +3,8 @@
 //   node --conditions=source --import tsx bench/http-client.ts [durationMs]
 //
 // The server is a plain node:https server (requestCert, options from core's serverTlsOptions) in
-// its own process, so client and server do not share a thread. Measured in interleaved rounds
+// its own process, and each client runs in its own load process (so neither client shares a
+// thread, a heap or JIT state with the other or with the server). Measured in interleaved rounds
 // (A B, then B A, …) to cancel drift:
 // - keep-alive requests/s at 32 requests in flight, and client CPU per request;
 // - new connections/s (each request on a new connection: TCP + TLS + one request), full handshakes
@@ -13,7 +14,7 @@
 // `runClientBench({ durationMs })` returns the figures; run directly, it prints them and the ratios.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadCredential, privateKeyPem, serverTlsOptions, silentLogger } from '@meshless/core';
 import { createAgent } from '@meshless/http';
 import { createTestCA } from '@meshless/testing';
@@ -123,27 +124,57 @@ function sum(ms: Measure[]): Measure {
 const perSec = (m: Measure): number => (m.count * 1000) / m.elapsedMs;
 const cpuPerRequest = (m: Measure): number => (m.count === 0 ? 0 : m.cpuUs / m.count);
 
-/** Runs the variants of one scenario in interleaved rounds: A B, B A, A B… */
-async function interleaved(
-  variants: { meshless: Dispatcher; baseline: Dispatcher },
-  url: string,
-  concurrency: number,
-  durationMs: number,
-  rounds: number,
-  reset: boolean,
-): Promise<Paired> {
+/** What a load process is asked to run. */
+interface LoadJob {
+  scenario: Scenario;
+  durationMs: number;
+  concurrency: number;
+}
+
+type Scenario = 'keep-alive' | 'full' | 'resumed';
+type Variant = 'meshless' | 'baseline';
+
+/** A load process: one client variant, its dispatchers kept warm between rounds. */
+interface LoadProcess {
+  run(job: LoadJob): Promise<Measure>;
+  stop(): void;
+}
+
+async function startLoadProcess(variant: Variant, setup: LoadSetup): Promise<LoadProcess> {
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), LOAD_CHILD_FLAG], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let pending: { resolve: (m: Measure) => void; reject: (e: Error) => void } | undefined;
+  child.on('message', (m: { measure?: Measure; error?: string }) => {
+    const p = pending;
+    pending = undefined;
+    if (m.error !== undefined) p?.reject(new Error(m.error));
+    else if (m.measure !== undefined) p?.resolve(m.measure);
+  });
+  child.once('exit', (code) => pending?.reject(new Error(`${variant} load process exited with ${code}`)));
+  const ask = (message: unknown): Promise<Measure> =>
+    new Promise((resolve, reject) => {
+      pending = { resolve, reject };
+      child.send(message as object);
+    });
+  await ask({ setup: { ...setup, variant } });
+  return { run: (job) => ask({ job }), stop: () => child.kill() };
+}
+
+/** Runs one scenario in interleaved rounds: A B, B A, A B… */
+async function interleaved(clients: Record<Variant, LoadProcess>, scenario: Scenario, concurrency: number, durationMs: number, rounds: number): Promise<Paired> {
   // Warm-up: connections, sessions, JIT.
-  await load(variants.meshless, url, concurrency, Math.max(500, durationMs), reset);
-  await load(variants.baseline, url, concurrency, Math.max(500, durationMs), reset);
+  const warm = { scenario, concurrency, durationMs: Math.max(500, durationMs) };
+  await clients.meshless.run(warm);
+  await clients.baseline.run(warm);
+  const job = { scenario, concurrency, durationMs };
   const meshless: Measure[] = [];
   const baseline: Measure[] = [];
   for (let r = 0; r < rounds; r++) {
     if (r % 2 === 0) {
-      meshless.push(await load(variants.meshless, url, concurrency, durationMs, reset));
-      baseline.push(await load(variants.baseline, url, concurrency, durationMs, reset));
+      meshless.push(await clients.meshless.run(job));
+      baseline.push(await clients.baseline.run(job));
     } else {
-      baseline.push(await load(variants.baseline, url, concurrency, durationMs, reset));
-      meshless.push(await load(variants.meshless, url, concurrency, durationMs, reset));
+      baseline.push(await clients.baseline.run(job));
+      meshless.push(await clients.meshless.run(job));
     }
   }
   const ratios = meshless.map((m, i) => perSec(m) / perSec(baseline[i]!)).sort((a, b) => a - b);
@@ -190,42 +221,21 @@ export async function runClientBench(options: ClientBenchOptions = {}): Promise<
 
   const ca = await createTestCA({ trustDomain: 'bench.example' });
   const server = loadCredential(await ca.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] }));
-  const client = loadCredential(await ca.issue(CLIENT_ID));
+  const client = await ca.issue(CLIENT_ID);
   const { port, child } = await startServerProcess(serverTlsOptions(server));
-  // An IP address: no DNS lookup (nor IPv6-first fallback for "localhost") in the figures. The
-  // baseline sends SNI "localhost" and checks that host name; meshless checks the SPIFFE ID.
-  const url = `https://127.0.0.1:${port}/`;
-  const handConnect = { cert: client.certPem, key: privateKeyPem(client), ca: client.bundlePem, servername: 'localhost' };
-  const dispatchers: Dispatcher[] = [];
-  const track = <D extends Dispatcher>(d: D): D => (dispatchers.push(d), d);
+  const started: LoadProcess[] = [];
   try {
-    const keepAlive = await interleaved(
-      { meshless: track(createAgent({ source: client, allow: SERVER_ID, logger: silentLogger })), baseline: track(new Agent({ connect: handConnect })) },
-      url,
-      concurrency,
-      durationMs,
-      rounds,
-      false,
-    );
-    const full = await interleaved(
-      {
-        meshless: track(createAgent({ source: client, allow: SERVER_ID, maxCachedSessions: 0, logger: silentLogger })),
-        baseline: track(new Agent({ connect: { ...handConnect, maxCachedSessions: 0 } })),
-      },
-      url,
-      newConnectionConcurrency,
-      durationMs,
-      rounds,
-      true,
-    );
-    const resumed = await interleaved(
-      { meshless: track(createAgent({ source: client, allow: SERVER_ID, logger: silentLogger })), baseline: track(new Agent({ connect: handConnect })) },
-      url,
-      newConnectionConcurrency,
-      durationMs,
-      rounds,
-      true,
-    );
+    // An IP address: no DNS lookup (nor IPv6-first fallback for "localhost") in the figures. The
+    // baseline sends SNI "localhost" and checks that host name; meshless checks the SPIFFE ID.
+    const setup: LoadSetup = { url: `https://127.0.0.1:${port}/`, cert: client.cert, key: client.key, ca: client.ca };
+    const meshless = await startLoadProcess('meshless', setup);
+    started.push(meshless);
+    const baseline = await startLoadProcess('baseline', setup);
+    started.push(baseline);
+    const clients = { meshless, baseline };
+    const keepAlive = await interleaved(clients, 'keep-alive', concurrency, durationMs, rounds);
+    const full = await interleaved(clients, 'full', newConnectionConcurrency, durationMs, rounds);
+    const resumed = await interleaved(clients, 'resumed', newConnectionConcurrency, durationMs, rounds);
     const rows = [row('keep-alive', `c${concurrency}`, keepAlive), row('new-connections', 'full', full), row('new-connections', 'resumed', resumed)];
     return {
       rows,
@@ -235,9 +245,57 @@ export async function runClientBench(options: ClientBenchOptions = {}): Promise<
       rounds,
     };
   } finally {
-    await Promise.all(dispatchers.map((d) => d.close()));
+    for (const p of started) p.stop();
     child.kill();
   }
+}
+
+/** What a load process needs: the server URL and the client's PEM material (a bench-only key). */
+interface LoadSetup {
+  url: string;
+  cert: string;
+  key: string;
+  ca: string;
+  variant?: Variant;
+}
+
+const LOAD_CHILD_FLAG = '--http-client-bench-load';
+
+/** The load process: builds its variant's dispatchers once, then runs jobs on request. */
+function runLoadChild(): void {
+  let setup: Required<LoadSetup> | undefined;
+  const dispatchers = new Map<Scenario, Dispatcher>();
+  const dispatcherFor = (scenario: Scenario): Dispatcher => {
+    let d = dispatchers.get(scenario);
+    if (d !== undefined) return d;
+    const { variant, cert, key, ca } = setup!;
+    const credential = loadCredential({ cert, key, ca });
+    const noCache = scenario === 'full';
+    if (variant === 'meshless') {
+      d = createAgent({ source: credential, allow: SERVER_ID, logger: silentLogger, ...(noCache ? { maxCachedSessions: 0 } : {}) });
+    } else {
+      d = new Agent({ connect: { cert, key: privateKeyPem(credential), ca, servername: 'localhost', ...(noCache ? { maxCachedSessions: 0 } : {}) } });
+    }
+    dispatchers.set(scenario, d);
+    return d;
+  };
+  process.on('message', (m: { setup?: Required<LoadSetup>; job?: LoadJob }) => {
+    void (async () => {
+      try {
+        if (m.setup !== undefined) {
+          setup = m.setup;
+          process.send!({ measure: { count: 0, elapsedMs: 0, cpuUs: 0, errors: 0 } });
+          return;
+        }
+        const job = m.job!;
+        const measure = await load(dispatcherFor(job.scenario), setup!.url, job.concurrency, job.durationMs, job.scenario !== 'keep-alive');
+        process.send!({ measure });
+      } catch (err) {
+        process.send!({ error: (err as Error).stack ?? String(err) });
+      }
+    })();
+  });
+  process.on('disconnect', () => process.exit(0));
 }
 
 function print(result: ClientBenchResult): void {
@@ -253,7 +311,9 @@ function print(result: ClientBenchResult): void {
   console.log(`  resumed ÷ full new connections/s: meshless ${result.meshlessResumedOverFull.toFixed(2)}×, baseline ${result.baselineResumedOverFull.toFixed(2)}×`);
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv.includes(LOAD_CHILD_FLAG)) {
+  runLoadChild();
+} else if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const durationMs = process.argv[2] === undefined ? undefined : Number(process.argv[2]);
   print(await runClientBench(durationMs === undefined ? {} : { durationMs }));
 }
