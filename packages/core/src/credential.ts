@@ -56,12 +56,14 @@ export interface LoadCredentialOptions {
   files?: { cert?: string; key?: string; ca?: string };
 }
 
-const keyPemOf = new WeakMap<Credential, string>();
+// A global symbol, not a WeakMap: a Credential built by one copy of @meshless/core must work
+// with another copy (two module instances of the package in one process).
+const keyPemSymbol = Symbol.for('meshless.Credential.privateKeyPem');
 
 /** The unencrypted PKCS#8 PEM of a credential's private key, for Node's TLS options. */
 export function privateKeyPem(credential: Credential): string {
-  const pem = keyPemOf.get(credential);
-  if (pem === undefined) throw new MeshlessError(codes.INVALID_OPTION, 'not a Credential built by loadCredential');
+  const pem = (credential as unknown as Record<symbol, unknown>)?.[keyPemSymbol];
+  if (typeof pem !== 'string') throw new MeshlessError(codes.INVALID_OPTION, 'not a Credential built by loadCredential');
   return pem;
 }
 
@@ -171,7 +173,8 @@ export function loadCredential(input: CredentialInput, options: LoadCredentialOp
   Object.defineProperty(credential, 'toJSON', {
     value: () => ({ identity: String(identity), serialNumber: identity.serialNumber, generation: credential.generation, notBefore, notAfter }),
   });
+  // Not enumerable: never in JSON, util.inspect, spreads or logs.
+  Object.defineProperty(credential, keyPemSymbol, { value: keyPem });
   Object.freeze(credential);
-  keyPemOf.set(credential, keyPem);
   return credential;
 }

@@ -15,9 +15,9 @@ export const channels = {
    * `{ side: 'server'|'client', peer?, decision?, failure, reason, remoteAddress? }` — a peer was
    * refused. `failure`: `unverified` (no certificate, or one that does not verify), `denied` (the
    * allow-list refuses it), `handshake` (the TLS handshake failed), `handshake-timeout`.
-   * gRPC events also carry `protocol: 'grpc'`.
+   * gRPC events also carry `protocol: 'grpc'`; the HTTP client's carry `origin` and `resumed`.
    */
   peerRefused: diagnostics_channel.channel('meshless:peer:refused'),
-  /** `{ side, peer, resumed, protocol? }` — a peer was verified and allowed on a new connection. */
+  /** `{ side, peer, resumed, protocol?, origin? }` — a peer was verified and allowed on a new connection. */
   peerAllowed: diagnostics_channel.channel('meshless:peer:allowed'),
 } as const;

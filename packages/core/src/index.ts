@@ -9,6 +9,7 @@ export { parseCertificates, certificatesToPem } from './pem.js';
 export {
   serverTlsOptions,
   clientTlsOptions,
+  clientSecureContextOptions,
   serverIdentityCheck,
   peerOfCertificate,
   peerDeniedError,

@@ -103,6 +103,15 @@ export function serverIdentityCheck(allow: Rules): (host: string, cert: PeerCert
 }
 
 /**
+ * The secure-context part of the client options (own chain and key, bundle, TLS policy), for
+ * `tls.createSecureContext` once per credential generation. Connectors that check the server's
+ * identity themselves after the handshake (resumed sessions included) build on this.
+ */
+export function clientSecureContextOptions(credential: Credential, policy: TlsPolicy = {}): SecureContextOptions {
+  return baseOptions(credential, policy);
+}
+
+/**
  * Complete Node TLS client options for a credential: own chain and key as client certificate,
  * the bundle as the only trusted roots, and the server's identity checked against `allow` in
  * place of the host name.

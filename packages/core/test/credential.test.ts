@@ -112,6 +112,14 @@ describe('loadCredential with certificates made by the openssl CLI', function ()
     expectCode(() => loadCredential({ cert, key, ca: ca.caCert }, { expectIdentity: ['spiffe://prod.example/ns/orders/sa/api'] }), codes.IDENTITY_MISMATCH, /not the one expected/);
   });
 
+  it('works with a second copy of the package (privateKeyPem from another module instance)', async () => {
+    const k = ca.key('ec-sec1');
+    const c = loadCredential({ cert: ca.issue(k, [`URI.1 = ${ID}`]), key: ca.read(k), ca: ca.caCert });
+    const copy = (await import(`../src/credential.ts?copy=${Date.now()}`)) as typeof import('../src/credential.js');
+    assert.match(copy.privateKeyPem(c), /BEGIN PRIVATE KEY/);
+    assert.throws(() => privateKeyPem({ ...c }), /not a Credential/, 'a spread copy carries no key');
+  });
+
   it('never shows the key in inspect, JSON or errors', () => {
     const k = ca.key('ec-sec1');
     const cert = ca.issue(k, [`URI.1 = ${ID}`]);

@@ -1,5 +1,5 @@
-import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
-import { clientTlsOptions, type Credential, type MeshlessError, type Peer, type RefusalClass, type TlsPolicy } from '@meshless/core';
+import tls, { type SecureContext } from 'node:tls';
+import { clientSecureContextOptions, type Credential, type MeshlessError, type Peer, type RefusalClass, type TlsPolicy } from '@meshless/core';
 import { Agent, Pool, type Dispatcher } from 'undici';
 import type { ServerPolicy } from './agent-allow.js';
 import { MeshlessClient, type ClientGeneration } from './agent-client.js';
@@ -27,10 +27,9 @@ export interface GenerationInit {
 
 /** The client side of the TLS policy, as one SecureContext: built once per credential generation. */
 function secureContextFor(credential: Credential, tlsPolicy: TlsPolicy): SecureContext {
-  // clientTlsOptions is the one place the client TLS policy is written; the identity check it
-  // adds is ours to run (on every connection), so only the context options are kept here.
-  const { checkServerIdentity: _check, rejectUnauthorized: _reject, servername: _name, ...contextOptions } = clientTlsOptions(credential, { ...tlsPolicy, allow: '*' });
-  return tls.createSecureContext(contextOptions as SecureContextOptions);
+  // The identity check is ours to run (on every connection, resumed ones included), so only the
+  // secure-context part of the client options is used here.
+  return tls.createSecureContext(clientSecureContextOptions(credential, tlsPolicy));
 }
 
 // Pools are given this so they do not build an unused connector of their own; every client
