@@ -6,7 +6,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { Budget } from './lib/budget.js';
 import { mintCertificates } from './lib/certs.js';
-import { killAllNow, setChildMaxLifetime, setChildNodeFlags, stopAll } from './lib/children.js';
+import { benchDir, killAllNow, setChildMaxLifetime, setChildNodeFlags, stopAll } from './lib/children.js';
 import type { BenchContext } from './lib/context.js';
 import { procAvailable } from './lib/cpu.js';
 import { describeMachine } from './lib/machine.js';
@@ -136,7 +136,7 @@ async function main(): Promise<number> {
   mkdirSync(dirname(options.out), { recursive: true });
   writeFileSync(options.out, JSON.stringify(results, null, 2) + '\n');
   console.log(`\nresults: ${options.out}`);
-  const markdown = renderMarkdown(results);
+  const markdown = renderMarkdown(results, readResults(join(dirname(options.out), 'memory.json')));
   if (options.docs) {
     writeFileSync(options.docs, markdown);
     console.log(`report: ${options.docs}`);
@@ -152,9 +152,33 @@ async function main(): Promise<number> {
   return 0;
 }
 
+/** Results of an earlier run, or undefined. */
+function readResults(file: string): Results | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Results;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `--render`: rewrites the report from bench/results/latest.json (and memory.json) without running. */
+function renderOnly(): number {
+  const file = join(benchDir, 'results', 'latest.json');
+  const results = readResults(file);
+  if (!results) {
+    console.error(`bench --render: ${file} is missing or unreadable: run npm run bench first`);
+    return 1;
+  }
+  results.targets = checkTargets(results.rows);
+  const docs = options.docs ?? join(benchDir, '..', 'docs', 'benchmarks.md');
+  writeFileSync(docs, renderMarkdown(results, readResults(join(benchDir, 'results', 'memory.json'))));
+  console.log(`report: ${docs} (from ${file})`);
+  return 0;
+}
+
 let code = 1;
 try {
-  code = await main();
+  code = options.renderOnly ? renderOnly() : await main();
 } catch (err) {
   console.error(`bench: ${(err as Error).stack}`);
 } finally {

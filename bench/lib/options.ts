@@ -29,6 +29,8 @@ export interface BenchOptions {
   out: string;
   docs: string | undefined;
   verbose: boolean;
+  /** Only rewrite the report from bench/results/latest.json (`--render`). */
+  renderOnly: boolean;
   /** Directory for V8 CPU profiles of every child (`--cpu-prof`), or undefined. */
   cpuProfDir: string | undefined;
 }
@@ -40,9 +42,11 @@ const usage = `usage: npm run bench [-- options]
   --measure-ms N          measured window per scenario, variant and round
   --only a,b              groups: ${groups.join(', ')}
   --scenarios a,b         HTTP scenarios only: plaintext, mtls, mtls-full, meshless, meshless-server, stunnel, nginx
-  --out FILE              results JSON (full: bench/results/latest.json, quick: bench/results/quick.json)
-  --docs FILE | --no-docs markdown report (full: docs/benchmarks.md; quick: none)
+  --out FILE              results JSON (full: bench/results/latest.json; quick: quick.json; --only memory:
+                          memory.json; other partial runs: partial.json)
+  --docs FILE | --no-docs markdown report (complete full run: docs/benchmarks.md; otherwise none)
   --verbose               show the children's output
+  --render                only rewrite docs/benchmarks.md from bench/results/latest.json (+ memory.json)
   --cpu-prof              write a V8 CPU profile of every server and load generator
                           into bench/results/profiles (or --cpu-prof-dir DIR); open in Chrome DevTools`;
 
@@ -51,6 +55,21 @@ function int(value: string | undefined, fallback: number, name: string): number 
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} takes a number (got ${JSON.stringify(value)})\n${usage}`);
   return n;
+}
+
+function partial(only: Set<Group>, filtered: boolean): boolean {
+  return filtered || only.size < groups.length;
+}
+
+/**
+ * latest.json for a complete full run, quick.json for quick runs, memory.json for `--only memory`
+ * (the full 1,000,000-request run, shown in the report next to the capped one), partial.json
+ * otherwise: a partial run never overwrites the complete results.
+ */
+function defaultOutName(quick: boolean, only: Set<Group>, filtered: boolean): string {
+  if (quick) return 'quick.json';
+  if (only.size === 1 && only.has('memory')) return 'memory.json';
+  return partial(only, filtered) ? 'partial.json' : 'latest.json';
 }
 
 /** Parses `npm run bench -- …` arguments. */
@@ -69,6 +88,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'no-docs': { type: 'boolean' },
       verbose: { type: 'boolean' },
       'cpu-prof': { type: 'boolean' },
+      render: { type: 'boolean' },
       'cpu-prof-dir': { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -102,9 +122,11 @@ export function parseOptions(argv: string[]): BenchOptions {
     budgetMs: quick ? 4 * 60_000 : 9 * 60_000 + 30_000,
     only,
     scenarios: values.scenarios ? new Set(values.scenarios.split(',').map((x) => x.trim())) : undefined,
-    out: values.out ?? join(benchDir, 'results', quick ? 'quick.json' : 'latest.json'),
-    docs: values['no-docs'] ? undefined : (values.docs ?? (quick ? undefined : join(root, 'docs', 'benchmarks.md'))),
+    out: values.out ?? join(benchDir, 'results', defaultOutName(quick, only, values.scenarios !== undefined)),
+    // Only a complete full run rewrites docs/benchmarks.md (unless --docs says where).
+    docs: values['no-docs'] ? undefined : (values.docs ?? (quick || partial(only, values.scenarios !== undefined) ? undefined : join(root, 'docs', 'benchmarks.md'))),
     verbose: values.verbose === true,
+    renderOnly: values.render === true,
     cpuProfDir: values['cpu-prof'] || values['cpu-prof-dir'] ? (values['cpu-prof-dir'] ?? join(benchDir, 'results', 'profiles')) : undefined,
   };
 }
