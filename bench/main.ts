@@ -15,6 +15,7 @@ import { parseOptions, type Group } from './lib/options.js';
 import { renderMarkdown } from './lib/report.js';
 import type { Results, Row } from './lib/results.js';
 import { findSystemTools } from './lib/system-tools.js';
+import { addRatios } from './lib/rounds.js';
 import { checkTargets } from './lib/targets.js';
 import { runHttp } from './scenarios/http.js';
 import { runGrpc, runHttpClient, runPerRequest, runRotation } from './scenarios/external.js';
@@ -142,7 +143,7 @@ async function main(): Promise<number> {
     console.log(`report: ${options.docs}`);
   }
   console.log('\n== targets ==');
-  for (const t of results.targets) console.log(`  ${t.met === undefined ? 'n/a ' : t.met ? 'met ' : 'MISS'}  ${t.target}: ${t.value ?? t.note}`);
+  for (const t of results.targets) console.log(`  ${t.met === undefined ? 'n/a ' : t.met ? 'met ' : 'MISS'}  ${t.target}: ${t.value === undefined ? t.note : `${t.value}${t.note ? ` (${t.note})` : ''}`}`);
   const skipped = rows.filter((r) => r.status !== 'ok');
   if (skipped.length) {
     console.log('\n== skipped or failed ==');
@@ -169,6 +170,8 @@ function renderOnly(): number {
     console.error(`bench --render: ${file} is missing or unreadable: run npm run bench first`);
     return 1;
   }
+  // Ratios and targets are recomputed from the stored rounds, so a report always follows the current rules.
+  addRatios(results.rows.filter((r) => r.group === 'http' || r.group === 'new-connections'));
   results.targets = checkTargets(results.rows);
   const docs = options.docs ?? join(benchDir, '..', 'docs', 'benchmarks.md');
   writeFileSync(docs, renderMarkdown(results, readResults(join(benchDir, 'results', 'memory.json'))));

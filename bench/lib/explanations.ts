@@ -27,8 +27,23 @@ const explainers: [string, RegExp, Explainer][] = [
         const part = (s: string) => `${s} ${cpuSplit(row(results, 'http', s, v))}`;
         return `${v}: ${['meshless', 'mtls', 'stunnel', 'nginx'].map(part).join('; ')}`;
       });
+      const plain = (v: string) => row(results, 'http', 'plaintext', v)?.median?.cpuSecPer10k;
+      const added = variants
+        .map((v) => {
+          const p = plain(v);
+          const over = (s: string) => {
+            const c = row(results, 'http', s, v)?.median?.cpuSecPer10k;
+            return c !== undefined && p !== undefined ? `${s} +${n(c - p)}` : undefined;
+          };
+          const parts = ['meshless', 'nginx', 'stunnel'].map(over).filter(Boolean);
+          return parts.length > 1 ? `${v}: ${parts.join(', ')}` : undefined;
+        })
+        .filter(Boolean);
       return (
         `Where the CPU goes (serving = server plus both proxies; client = the load generator): ${splits.join(' — ')}. ` +
+        (added.length
+          ? `The CPU targets compare whole rows, which share the plaintext HTTP work of the application and the load generator; counting only what mTLS adds over plaintext (CPU s/10k): ${added.join(' — ')}. `
+          : '') +
         'In the sidecar rows the load generator speaks plain HTTP to a local proxy, so their client side costs less than a TLS client, ' +
         'and the proxies are C programs on long-lived upstream connections. Every keep-alive row is bound by the undici client on these 2 cores, ' +
         'which narrows the gap. Meshless against hand-written mTLS is the figure that measures meshless itself.'
@@ -58,7 +73,15 @@ const explainers: [string, RegExp, Explainer][] = [
         .map((v) => [v, row(results, 'http', 'meshless-server', v)?.ratios?.['rps/mtls']] as const)
         .filter(([, r]) => r !== undefined)
         .map(([v, r]) => `${v} ${r!.toFixed(2)}×`);
+      const spreads = missed
+        .map((t) => {
+          const v = variantOf(t);
+          const r = row(results, 'http', 'meshless', v)?.ratioRanges?.['rps/mtls'];
+          return r && r[0] < 0.97 && r[1] > 0.97 ? `${v}: per-round ratios ${n(r[0])}–${n(r[1])}` : undefined;
+        })
+        .filter(Boolean);
       return (
+        (spreads.length ? `The rounds disagree more than the gap (${spreads.join('; ')}): rerun before reading it as a regression. ` : '') +
         (parts.length ? `The meshless server alone, behind the same hand-written client, reached ${parts.join(', ')} hand-written mTLS. ` : '') +
         'Profile with `npm run bench -- --only http --scenarios mtls,meshless --cpu-prof` and `node bench/profile-summary.mjs bench/results/profiles`.'
       );

@@ -42,6 +42,8 @@ const usage = `usage: npm run bench [-- options]
   --measure-ms N          measured window per scenario, variant and round
   --only a,b              groups: ${groups.join(', ')}
   --scenarios a,b         HTTP scenarios only: plaintext, mtls, mtls-full, meshless, meshless-server, stunnel, nginx
+  --memory-requests N     requests of the memory run (full 1,000,000)
+  --memory-rotations N    rotations of the memory run, spread over the requests (full 1,000)
   --out FILE              results JSON (full: bench/results/latest.json; quick: quick.json; --only memory:
                           memory.json; other partial runs: partial.json)
   --docs FILE | --no-docs markdown report (complete full run: docs/benchmarks.md; otherwise none)
@@ -89,6 +91,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       verbose: { type: 'boolean' },
       'cpu-prof': { type: 'boolean' },
       render: { type: 'boolean' },
+      'memory-requests': { type: 'string' },
+      'memory-rotations': { type: 'string' },
       'cpu-prof-dir': { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -111,8 +115,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     warmupMs: int(values['warmup-ms'], quick ? 200 : 300, 'warmup-ms'),
     measureMs,
     newConnectionMs: measureMs,
-    memoryRequests: quick ? Math.max(2000, Math.round(measureMs * 20)) : 1_000_000,
-    memoryRotations: quick ? 20 : 1000,
+    memoryRequests: int(values['memory-requests'], quick ? Math.max(2000, Math.round(measureMs * 20)) : 1_000_000, 'memory-requests'),
+    memoryRotations: Math.max(1, int(values['memory-rotations'], quick ? 20 : 1000, 'memory-rotations')),
     // The memory run gets whatever is left of the budget when it runs alone (--only memory).
     memoryCapMs: quick ? 20_000 : only.size === 1 && only.has('memory') ? 8 * 60_000 : 170_000,
     rotations: quick ? 10 : 100,

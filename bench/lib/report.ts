@@ -107,12 +107,26 @@ function meaning(results: Results): string {
     const sc = c32(side);
     const sc1 = c1(side);
     if (ip?.median && sc?.median) {
-      const rps = (ip.median.rps ?? 0) / (sc.median.rps ?? 1);
-      const cpu = (ip.median.cpuSecPer10k ?? 0) / (sc.median.cpuSecPer10k ?? 1);
+      // Paired per-round ratios when the row has them (as in the targets), else ratios of medians.
+      const rps = ip.ratios?.[`rps/${side}`] ?? (ip.median.rps ?? 0) / (sc.median.rps ?? 1);
+      const cpu = ip.ratios?.[`cpu/${side}`] ?? (ip.median.cpuSecPer10k ?? 0) / (sc.median.cpuSecPer10k ?? 1);
       let s = `- Against a **${side} sidecar pair**, ${who} served **${rps.toFixed(2)}×** the requests/s at concurrency 32 for **${cpu.toFixed(2)}×** the CPU per request (p99 ${num(ip.median.p99Ms)} ms vs ${num(sc.median.p99Ms)} ms)`;
       if (ip1?.median && sc1?.median) s += `; one request at a time it answered in ${num(ip1.median.p50Ms)} ms vs ${num(sc1.median.p50Ms)} ms (p50)`;
       out.push(`${s}.`);
     }
+  }
+  const over = (x: Row | undefined) => (x?.median?.cpuSecPer10k !== undefined && plainCpu !== undefined ? x.median.cpuSecPer10k - plainCpu : undefined);
+  const plainCpu = c32('plaintext')?.median?.cpuSecPer10k;
+  const added = [
+    [inProcess === 'meshless' ? 'meshless' : 'hand-written in-process mTLS', over(ip)],
+    ['the nginx pair', over(c32('nginx'))],
+    ['the stunnel pair', over(c32('stunnel'))],
+  ].filter((a): a is [string, number] => a[1] !== undefined);
+  if (added.length > 1) {
+    out.push(
+      `- What mTLS adds over plaintext, in CPU-seconds per 10,000 requests at concurrency 32 (server, proxies and client together): ${added.map(([w, v]) => `${w} +${num(v)}`).join(', ')}. ` +
+        'The rest of each row is the same HTTP work in the application and the load generator.',
+    );
   }
   const ms = c32('meshless-server');
   if (ms?.ratios?.['rps/mtls'] !== undefined) {
@@ -219,7 +233,8 @@ export function renderMarkdown(results: Results, memoryRun?: Results): string {
     if (rows.length) parts.push(`## ${title}`, '', genericTable(rows), '');
   }
   const fullMemory = memoryRun?.rows.filter((r) => r.group === 'memory');
-  if (fullMemory?.length) {
+  const capped = results.rows.some((r) => r.group === 'memory' && (r.details as { capped?: boolean } | undefined)?.capped);
+  if (capped && fullMemory?.length) {
     parts.push(
       `### Memory, full count: \`${memoryRun!.command}\` (${memoryRun!.date}, ${Math.round(memoryRun!.durationSeconds)} s)`,
       '',
@@ -233,8 +248,8 @@ export function renderMarkdown(results: Results, memoryRun?: Results): string {
     '## Targets (issue 9)',
     '',
     table(
-      ['target', 'this run', 'met'],
-      results.targets.map((t) => [t.target, t.value === undefined ? (t.note ?? '–') : num(t.value), t.met === undefined ? 'n/a' : t.met ? 'yes' : '**no**']),
+      ['target', 'this run (median; spread of the per-round ratios)', 'met'],
+      results.targets.map((t) => [t.target, t.value === undefined ? (t.note ?? '–') : `${num(t.value)}${t.note ? ` (${t.note})` : ''}`, t.met === undefined ? 'n/a' : t.met ? 'yes' : '**no**']),
     ),
     '',
   );
@@ -271,7 +286,9 @@ export function renderMarkdown(results: Results, memoryRun?: Results): string {
     '- `npm run bench -- --quick`: a ~1-minute smoke run (writes `bench/results/quick.json`, leaves this page alone);',
     '  `test/bench/` runs it with even shorter windows in `npm test` and checks that every row has figures or a reason.',
     '- `--only http,new-connections,per-request,memory,rotation,grpc,http-client`, `--rounds N`, `--measure-ms N`,',
-    '  `--warmup-ms N`; `--only memory` alone gets up to 8 minutes for its 1,000,000 requests.',
+    '  `--warmup-ms N`, `--scenarios mtls,meshless,…`; partial runs write `bench/results/partial.json` and leave this page alone.',
+    '- `--only memory` (`--memory-requests N`, `--memory-rotations N`) gets up to 8 minutes; it writes `bench/results/memory.json`,',
+    '  which this page shows when the complete run had to cap its memory part. `--render` rebuilds this page from the JSON.',
     '- `--cpu-prof`: a V8 CPU profile of every server and load generator in `bench/results/profiles/` (by pid).',
     '- The per-request microbench alone: `node --conditions=source --import tsx bench/scenarios/per-request.ts`.',
     '',

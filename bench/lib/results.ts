@@ -13,6 +13,8 @@ export interface Row {
   median?: Record<string, number | undefined>;
   /** Ratios to baselines, paired by round (key: baseline scenario id). */
   ratios?: Record<string, number | undefined>;
+  /** Lowest and highest per-round ratio behind each entry of `ratios`: how much the rounds agree. */
+  ratioRanges?: Record<string, [number, number]>;
   /** Every round's raw figures. */
   rounds?: Record<string, unknown>[];
   /** Anything else worth keeping (e.g. an external module's full result). */

@@ -1,7 +1,7 @@
 import type { BenchContext } from './context.js';
 import { measureOnce, type HttpTarget, type LoadShape, type RunResult, type Unavailable } from './http-targets.js';
 import { skippedRow, type Row } from './results.js';
-import { median, pairedRatio, round } from './stats.js';
+import { median, pairedRange, pairedRatio, round } from './stats.js';
 
 export interface Variant extends LoadShape {
   id: string;
@@ -81,28 +81,34 @@ export async function runInterleaved(
       rows.push(row);
     }
   }
-  addRatios(rows, variants);
+  addRatios(rows);
   return rows;
 }
 
 /** Baselines each scenario is compared with (paired by round). */
 const baselinesOf = (scenario: string): string[] =>
-  scenario === 'meshless' ? ['plaintext', 'mtls', 'mtls-full', 'stunnel', 'nginx'] : ['plaintext', 'mtls', 'mtls-full'];
+  scenario === 'meshless' || scenario === 'mtls' ? ['plaintext', 'mtls', 'mtls-full', 'stunnel', 'nginx'] : ['plaintext', 'mtls', 'mtls-full'];
 
-function addRatios(rows: Row[], variants: Variant[]): void {
-  for (const variant of variants) {
-    const sameVariant = rows.filter((r) => r.variant === variant.id && r.status !== 'skipped' && r.rounds);
+/** Sets `ratios` and `ratioRanges` of measured rows against the other rows of their group and variant. */
+export function addRatios(rows: Row[]): void {
+  for (const key of new Set(rows.map((r) => `${r.group}|${r.variant}`))) {
+    const sameVariant = rows.filter((r) => `${r.group}|${r.variant}` === key && r.status !== 'skipped' && r.rounds);
     for (const row of sameVariant) {
       const ratios: Record<string, number | undefined> = {};
+      const ranges: Record<string, [number, number]> = {};
       for (const baseId of baselinesOf(row.scenario)) {
         const base = sameVariant.find((b) => b.scenario === baseId);
         if (!base || base === row) continue;
         const pick = (rr: Row, k: string) => rr.rounds!.map((x) => x[k] as number | undefined);
-        ratios[`rps/${baseId}`] = round(pairedRatio(pick(row, 'rps'), pick(base, 'rps')), 3);
-        ratios[`p99/${baseId}`] = round(pairedRatio(pick(row, 'p99Ms'), pick(base, 'p99Ms')), 3);
-        ratios[`cpu/${baseId}`] = round(pairedRatio(pick(row, 'cpuSecPer10k'), pick(base, 'cpuSecPer10k')), 3);
+        for (const [name, metric] of [['rps', 'rps'], ['p99', 'p99Ms'], ['cpu', 'cpuSecPer10k']] as const) {
+          const key = `${name}/${baseId}`;
+          ratios[key] = round(pairedRatio(pick(row, metric), pick(base, metric)), 3);
+          const range = pairedRange(pick(row, metric), pick(base, metric));
+          if (range) ranges[key] = [round(range[0], 3)!, round(range[1], 3)!];
+        }
       }
       if (Object.keys(ratios).length > 0) row.ratios = ratios;
+      if (Object.keys(ranges).length > 0) row.ratioRanges = ranges;
     }
   }
 }

@@ -40,3 +40,15 @@ export function pairedRatio(values: readonly (number | undefined)[], baseline: r
   const mb = median(baseline.filter((v): v is number => v !== undefined));
   return mv !== undefined && mb !== undefined && mb > 0 ? mv / mb : undefined;
 }
+
+/** Lowest and highest per-round ratio (paired rounds only), or undefined. */
+export function pairedRange(values: readonly (number | undefined)[], baseline: readonly (number | undefined)[]): [number, number] | undefined {
+  if (values.length !== baseline.length) return undefined;
+  const ratios: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    const b = baseline[i];
+    if (v !== undefined && b !== undefined && Number.isFinite(v) && Number.isFinite(b) && b > 0) ratios.push(v / b);
+  }
+  return ratios.length > 1 ? [Math.min(...ratios), Math.max(...ratios)] : undefined;
+}
