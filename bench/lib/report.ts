@@ -231,6 +231,17 @@ export function renderMarkdown(results: Results, memoryRun?: Results): string {
   ] as const) {
     const rows = results.rows.filter((r) => r.group === group);
     if (rows.length) parts.push(`## ${title}`, '', genericTable(rows), '');
+    if (group === 'memory') {
+      const grown = rows.filter((r) => (r.median?.rssGrowthMB ?? 0) > 20 && (r.median?.rssGrowthMB ?? 0) > 5 * Math.abs(r.median?.heapGrowthMB ?? 0));
+      if (grown.length) {
+        parts.push(
+          `RSS grew much more than the heap (${grown.map((r) => `${r.scenario}: RSS +${num(r.median!.rssGrowthMB)} MB, heap +${num(r.median!.heapGrowthMB)} MB`).join('; ')}): ` +
+            'native memory (OpenSSL contexts, sessions, sockets) or allocator fragmentation. To tell requests from rotations: ' +
+            '`npm run bench -- --only memory --memory-requests 200000 --memory-rotations 1`, then `--memory-rotations 2000`.',
+          '',
+        );
+      }
+    }
   }
   const fullMemory = memoryRun?.rows.filter((r) => r.group === 'memory');
   const capped = results.rows.some((r) => r.group === 'memory' && (r.details as { capped?: boolean } | undefined)?.capped);
