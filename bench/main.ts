@@ -162,7 +162,7 @@ function readResults(file: string): Results | undefined {
   }
 }
 
-/** `--render`: rewrites the report from bench/results/latest.json (and memory.json) without running. */
+/** `--render`: recomputes ratios and targets in bench/results/latest.json and rewrites the report, without running. */
 function renderOnly(): number {
   const file = join(benchDir, 'results', 'latest.json');
   const results = readResults(file);
@@ -173,6 +173,8 @@ function renderOnly(): number {
   // Ratios and targets are recomputed from the stored rounds, so a report always follows the current rules.
   addRatios(results.rows.filter((r) => r.group === 'http' || r.group === 'new-connections'));
   results.targets = checkTargets(results.rows);
+  // Derived figures only (ratios, targets): the measured rounds are left as they were.
+  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
   const docs = options.docs ?? join(benchDir, '..', 'docs', 'benchmarks.md');
   writeFileSync(docs, renderMarkdown(results, readResults(join(benchDir, 'results', 'memory.json'))));
   console.log(`report: ${docs} (from ${file})`);
