@@ -241,19 +241,34 @@ export function allowList(rules: Rules, options: AllowListOptions = {}): Authori
   flatten(options.deny).forEach((r, i) => deny.add(r, i));
   const hasDeny = deny.size > 0;
 
-  const authorize = (peer: Peer): Decision => {
+  const decide = (peer: Peer): Decision => {
     if (hasDeny) {
       const denied = deny.match(peer);
       if (denied !== undefined) {
-        return { allowed: false, rule: denied.rule, reason: `${String(peer)} is denied by rule ${JSON.stringify(denied.rule)}` };
+        return Object.freeze({ allowed: false, rule: denied.rule, reason: `${String(peer)} is denied by rule ${JSON.stringify(denied.rule)}` });
       }
     }
     const allowed = allow.match(peer);
     if (allowed === undefined) {
-      return { allowed: false, reason: `${String(peer)} matches no allow rule` };
+      return Object.freeze({ allowed: false, reason: `${String(peer)} matches no allow rule` });
     }
-    return allowed.decision ?? { allowed: true, rule: allowed.rule, reason: `${String(peer)} is allowed by rule ${JSON.stringify(allowed.rule)}` };
+    return allowed.decision ?? Object.freeze({ allowed: true, rule: allowed.rule, reason: `${String(peer)} is allowed by rule ${JSON.stringify(allowed.rule)}` });
   };
+  // String rules are pure functions of the (frozen) Peer: decide once per Peer. Peers are cached
+  // per connection, so a per-request check is one WeakMap lookup. Custom functions may depend on
+  // more than the Peer (time, feature flags…), so with any of them every call decides afresh.
+  const pure = allow.functions.length === 0 && deny.functions.length === 0;
+  const decided = new WeakMap<Peer, Decision>();
+  const authorize = pure
+    ? (peer: Peer): Decision => {
+        let decision = decided.get(peer);
+        if (decision === undefined) {
+          decision = decide(peer);
+          if (Object.isFrozen(peer)) decided.set(peer, decision);
+        }
+        return decision;
+      }
+    : decide;
   Object.defineProperty(authorize, 'rules', { value: Object.freeze([...allow.rules]), enumerable: true });
   Object.defineProperty(authorize, authorizerBrand, { value: true });
   return authorize as Authorizer;
