@@ -156,12 +156,24 @@ describe('allowList', () => {
     assert.throws(() => allowList(['*'], { deny: ['spiffe://x/a*'] }), /whole segment/);
   });
 
+  it('decides once per frozen Peer for string rules, but asks custom functions every time', () => {
+    const p = id('spiffe://prod.example/ns/pay/sa/api');
+    const a = allowList(['spiffe://prod.example/**']);
+    assert.equal(a(p), a(p), 'the same Decision object for the same Peer');
+    let open = true;
+    const b = allowList(['spiffe://other.example/**', () => open]);
+    assert.equal(b(p).allowed, true);
+    open = false;
+    assert.equal(b(p).allowed, false, 'a function rule is asked again');
+  });
+
   it('matches as fast with 10,000 exact rules as with 10', () => {
     const make = (n: number) => allowList(Array.from({ length: n }, (_, i) => `spiffe://prod.example/ns/n${i}/sa/s${i}`));
     const small = make(10);
     const large = make(10_000);
-    const target = id('spiffe://prod.example/ns/n7/sa/s7');
-    const miss = id('spiffe://prod.example/ns/zz/sa/zz');
+    // Unfrozen copies: authorizers remember decisions per frozen Peer; this measures matching.
+    const target = { ...id('spiffe://prod.example/ns/n7/sa/s7') } as Peer;
+    const miss = { ...id('spiffe://prod.example/ns/zz/sa/zz') } as Peer;
     assert.ok(large(target).allowed);
     assert.equal(large(miss).allowed, false);
     const time = (a: typeof small) => {
