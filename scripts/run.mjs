@@ -41,6 +41,9 @@ switch (task) {
   case 'build':
     break;
   case 'test':
+    // Tests and benchmarks run through tsx, which strips types: check them here.
+    run(bin('tsc'), ['-p', 'tsconfig.tests.json']);
+    run(bin('tsc'), ['-p', join('bench', 'tsconfig.json')]);
     if (!process.env.MESHLESS_SKIP_SYSTEM_SETUP) run('bash', [join(root, 'scripts', 'setup-system.sh')]);
     run(bin('mocha'), rest.length ? rest : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts']);
     break;

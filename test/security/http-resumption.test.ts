@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { loadCredential, type Credential, type Source } from '@meshless/core';
+import { loadCredential, type Credential, type Source, type SourceEvents } from '@meshless/core';
 import { createServer, type MeshlessServer, type PeerRefusal } from '@meshless/http';
 import { createTestCA } from '@meshless/testing';
 import { waitFor } from '../helpers/wait.js';
@@ -14,7 +14,7 @@ const TD = 'prod.example';
 const silent = { error() {}, warn() {}, info() {}, debug() {} };
 
 /** A Source the test rotates by hand. */
-class ManualSource extends EventEmitter implements Source {
+class ManualSource extends EventEmitter<SourceEvents> implements Source {
   constructor(private credential: Credential) {
     super();
   }

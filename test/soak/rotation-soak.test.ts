@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import grpc from '@grpc/grpc-js';
-import { fileSource, type MeshlessError, type Source } from '@meshless/core';
+import { fileSource, type MeshlessError, type Source, type SourceEvents } from '@meshless/core';
 import { channelCredentials, peerOf as grpcPeerOf, serverCredentials } from '@meshless/grpc';
 import { createAgent, createServer, peerOf, peerOfResponse } from '@meshless/http';
 import { createTestCA, kubernetesVolume, type TestCA } from '@meshless/testing';
@@ -32,17 +32,18 @@ const echoService = {
 } as const;
 
 /** Resolves with the next event of `name`, or rejects after timeoutMs. */
-function next<T>(source: Source, name: 'update' | 'error', timeoutMs: number): Promise<T> {
+function next<K extends 'update' | 'error'>(source: Source, name: K, timeoutMs: number): Promise<SourceEvents[K][0]> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      source.off(name, on);
-      reject(new Error(`no '${name}' within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const on = (v: T) => {
+    const emitter = source as unknown as NodeJS.EventEmitter;
+    const on = (v: SourceEvents[K][0]) => {
       clearTimeout(timer);
       resolve(v);
     };
-    source.once(name, on);
+    const timer = setTimeout(() => {
+      emitter.off(name, on);
+      reject(new Error(`no '${name}' within ${timeoutMs} ms`));
+    }, timeoutMs);
+    emitter.once(name, on);
   });
 }
 
@@ -157,7 +158,7 @@ describe('soak: rotation under HTTP and gRPC load', function () {
         const expired = await issuer.issue({ spiffeId: side === 'server' ? SERVER_ID : CLIENT_ID, notBefore: new Date(Date.now() - 7200_000), notAfter: new Date(Date.now() - 3600_000) });
         const kind = Math.floor(step / 5) % 3;
         const files = kind === 0 ? { cert: fresh.cert, key: other.key } : kind === 1 ? { cert: 'garbage', key: fresh.key } : expired;
-        const reported = next<MeshlessError>(source, 'error', 5000);
+        const reported = next(source, 'error', 5000);
         await write(volume, files, bundle);
         const err = await reported;
         assert.match(err.code, /^MESHLESS_ERR_/);

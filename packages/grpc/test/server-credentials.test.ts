@@ -183,7 +183,7 @@ describe('@meshless/grpc serverCredentials', function () {
     const port = await new Promise<number>((res, rej) => server.bindAsync('localhost:0', serverCredentials({ source: loadCredential(pki.server), allow: CLIENT_ID, logger }), (e, p) => (e ? rej(e) : res(p))));
     open.push({ server, port, target: `localhost:${port}`, close: async () => server.forceShutdown() });
     const Ping = grpc.makeGenericClientConstructor({ ping: { path: '/t.Auth/Ping', requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } } as never, 'Auth');
-    const c = new Ping(`localhost:${port}`, channelCredentials({ source: loadCredential(pki.client), allow: SERVER_ID }), { 'grpc.use_local_subchannel_pool': 1 }) as grpc.Client & { ping: Function };
+    const c = new Ping(`localhost:${port}`, channelCredentials({ source: loadCredential(pki.client), allow: SERVER_ID }), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as grpc.Client & { ping: Function };
     clients.push(c);
     const reply = await new Promise<Buffer>((res, rej) => c.ping(Buffer.from('x'), (e: Error | null, v: Buffer) => (e ? rej(e) : res(v))));
     assert.equal(reply.toString(), 'ssl');
