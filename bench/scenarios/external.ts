@@ -2,6 +2,7 @@
 // microbench (ours), and the rotation, gRPC and HTTP-client benches other engineers write.
 import type { BenchContext } from '../lib/context.js';
 import { numbersIn, runModule } from '../lib/module-run.js';
+import { ROTATION_SERVED, ROTATION_UPDATE } from '../lib/report.js';
 import { skippedRow, type Row } from '../lib/results.js';
 import { round } from '../lib/stats.js';
 import type { PerRequestResult } from './per-request.js';
@@ -23,14 +24,25 @@ export async function runPerRequest(ctx: BenchContext): Promise<Row[]> {
   }));
 }
 
+/**
+ * Two rows: `rotation` is `..data` rename → first new connection served with the new certificate
+ * (what the "rotation p99 ≤ 100 ms" target reads: bench/lib/targets.ts takes the row named
+ * `rotation`); `rotation-update` is rename → the file source's `update` event.
+ */
 export async function runRotation(ctx: BenchContext): Promise<Row[]> {
   console.log('\n== rotation (bench/rotation.ts) ==');
   const rotations = ctx.options.rotations;
   const outcome = await runModule(ctx, 'rotation.ts', 'runRotationBench', { rotations }, Math.max(60_000, rotations * 3_000));
   if (!outcome.ok) return [skippedRow('rotation', 'rotation', `${rotations} swaps`, outcome.reason, outcome.status)];
   const result = (outcome.result ?? {}) as Record<string, unknown>;
-  console.log(`  p50 ${String(result.p50Ms)} ms  p99 ${String(result.p99Ms)} ms over ${rotations} swaps`);
-  return [numericRow('rotation', 'rotation', `${rotations} swaps`, result, result)];
+  const served = (result.served ?? {}) as Record<string, unknown>;
+  const { served: _served, ...update } = result;
+  console.log(`  ${ROTATION_SERVED}: p50 ${String(served.p50Ms)} ms  p99 ${String(served.p99Ms)} ms over ${rotations} swaps`);
+  console.log(`  ${ROTATION_UPDATE}: p50 ${String(update.p50Ms)} ms  p99 ${String(update.p99Ms)} ms over ${rotations} swaps`);
+  return [
+    numericRow('rotation', 'rotation', `${rotations} swaps: ${ROTATION_SERVED}`, served, served),
+    numericRow('rotation', 'rotation-update', `${rotations} swaps: ${ROTATION_UPDATE}`, update, update),
+  ];
 }
 
 export async function runGrpc(ctx: BenchContext): Promise<Row[]> {
