@@ -55,34 +55,22 @@ function issuerProblem(ca: X509Certificate, now: number): string | undefined {
   return undefined;
 }
 
-/** Longest issuer walk; a real chain is far shorter. */
-const MAX_ISSUERS = 8;
-
-/**
- * The issuers Node attached to a peer certificate (`issuerCertificate`: the chain the peer sent,
- * as OpenSSL built it). Only the object from a socket's *first* `getPeerX509Certificate()` call
- * carries them.
- */
-export function sentIssuersOf(leaf: X509Certificate): X509Certificate[] {
-  const out: X509Certificate[] = [];
-  let cert = leaf.issuerCertificate;
-  while (cert !== undefined && out.length < MAX_ISSUERS && !out.some((c) => c.fingerprint256 === cert!.fingerprint256)) {
-    out.push(cert);
-    cert = cert.issuerCertificate;
-  }
-  return out;
-}
-
 /**
  * Why a peer's certificate does not verify to `bundle` (undefined when it does): the leaf alone
- * first, then with the intermediates the peer sent. Used when a session resumes or the trust
- * bundle rotates, never per request.
+ * first, then with the intermediates the peer sent (asked for only then: reading them costs
+ * ~200 µs). Used when a connection is checked, a session resumes or the bundle rotates — never
+ * per request.
  */
-export function peerChainProblem(leaf: X509Certificate, bundle: readonly X509Certificate[], now: number): string | undefined {
+export function peerChainProblem(
+  leaf: X509Certificate,
+  bundle: readonly X509Certificate[],
+  now: number,
+  intermediates: () => readonly X509Certificate[] = () => [],
+): string | undefined {
   const direct = verifyChain(leaf, [], bundle, now);
   if (!('problem' in direct)) return undefined;
-  const issuers = sentIssuersOf(leaf);
-  if (issuers.length === 0) return direct.problem;
-  const withIssuers = verifyChain(leaf, issuers, bundle, now);
+  const sent = intermediates();
+  if (sent.length === 0) return direct.problem;
+  const withIssuers = verifyChain(leaf, sent, bundle, now);
   return 'problem' in withIssuers ? withIssuers.problem : undefined;
 }

@@ -4,7 +4,7 @@ export { createPeer, type Peer, type PeerFields } from './peer.js';
 export { identityOf, parseSubjectAltName, commonNameOf, type SubjectAltNames } from './identity.js';
 export { allowList, isAuthorizer, type Authorizer, type Decision, type Rule, type RuleFunction, type Rules, type AllowListOptions } from './allow-list.js';
 export { loadCredential, privateKeyPem, type Credential, type CredentialInput, type LoadCredentialOptions } from './credential.js';
-export { verifyChain, peerChainProblem, sentIssuersOf } from './chain.js';
+export { verifyChain, peerChainProblem } from './chain.js';
 export { parseCertificates, certificatesToPem } from './pem.js';
 export {
   serverTlsOptions,
@@ -21,7 +21,7 @@ export { staticSource, toSource, isSource, healthStateOf, type Source, type Sour
 export { loggerOf, silentLogger, type Logger } from './logger.js';
 export { channels } from './diagnostics.js';
 export { meshlessMetrics, type MeshlessMetrics } from './metrics.js';
-export { checkConnection, socketPeer, rememberSocketPeer, cachedSocketPeer, type ConnectionCheck, type CheckConnectionOptions, type RefusalClass } from './connection.js';
+export { checkConnection, peerCertificateOf, sentChainOf, socketPeer, rememberSocketPeer, cachedSocketPeer, type ConnectionCheck, type CheckConnectionOptions, type RefusalClass } from './connection.js';
 export { fileSource, type FileSource, type FileSourceLocation, type FileSourceOptions } from './file-source.js';
 export { credentialLayouts, resolveFiles, type CredentialLayout, type CredentialFiles, type FileLocation, type ResolvedFiles } from './layout.js';
 export { parseMountInfo, frozenMounts, findFrozenMounts, type MountInfoEntry, type FrozenMountWarning } from './mount-info.js';

@@ -130,6 +130,35 @@ describe('serverTlsOptions / clientTlsOptions on real sockets', function () {
     }
   });
 
+  it('never calls getPeerX509Certificate (it leaks native memory in Node 20), on either side', async () => {
+    const poison = (s: tls.TLSSocket) => {
+      s.getPeerX509Certificate = () => {
+        throw new Error('getPeerX509Certificate must not be used: it leaks native memory per call');
+      };
+    };
+    let check: ReturnType<typeof checkConnection> | undefined;
+    const server = tls.createServer(serverTlsOptions(serverCred), (s) => s.end());
+    const checked = new Promise<void>((resolve) =>
+      server.prependListener('secureConnection', (s: tls.TLSSocket) => {
+        poison(s);
+        check = checkConnection(s, allowList(CLIENT_ID), serverCred);
+        resolve();
+      }),
+    );
+    const port = await listen(server);
+    try {
+      const socket = tls.connect({ host: '127.0.0.1', port, ...clientTlsOptions(clientCred, { allow: SERVER_ID, servername: 'localhost' }) });
+      poison(socket);
+      await once(socket, 'secureConnect');
+      assert.equal(socketPeer(socket)?.spiffeId, SERVER_ID);
+      await checked;
+      assert.ok(check?.ok, 'the server-side check works without it');
+      socket.destroy();
+    } finally {
+      server.close();
+    }
+  });
+
   it('re-checks a full handshake against the current bundle (the bundle rotated mid-handshake)', async () => {
     // The handshake runs under a context trusting `ca`; by the time it completes, the credential
     // trusts only `other` (the bundle rotated): the client must be refused, not waved through.

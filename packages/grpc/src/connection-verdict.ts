@@ -1,6 +1,5 @@
-import type { X509Certificate } from 'node:crypto';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { identityOf, verifyChain, type Authorizer, type Credential, type Decision, type Peer } from '@meshless/core';
+import { identityOf, peerCertificateOf, peerChainProblem, sentChainOf, type Authorizer, type Credential, type Decision, type Peer } from '@meshless/core';
 import { grpc, type AuthContext } from './grpc-js.js';
 
 /** Why calls on a connection are refused: no verifiable identity, or an identity the rules deny. */
@@ -43,17 +42,6 @@ function rememberVerified(key: string): void {
     if (oldest !== undefined) verifiedUnder.delete(oldest);
   }
   verifiedUnder.set(key, true);
-}
-
-/** The intermediates the client sent, as Node links them from the peer certificate. */
-function intermediatesOf(leaf: X509Certificate): X509Certificate[] {
-  const out: X509Certificate[] = [];
-  let cert = leaf.issuerCertificate;
-  while (cert !== undefined && out.length < 8 && !out.includes(cert) && cert.issuer !== cert.subject) {
-    out.push(cert);
-    cert = cert.issuerCertificate;
-  }
-  return out;
 }
 
 /** Builds the AuthContext of an allowed connection: O(1) for handlers; the legacy certificate object is made on first use. */
@@ -105,7 +93,7 @@ export function connectionVerdict(socket: TLSSocket, input: VerdictInput): Verdi
     expiresAt: Infinity,
     ...(peer ? { peer } : {}),
   });
-  const x509 = socket.getPeerX509Certificate();
+  const x509 = peerCertificateOf(socket);
   if (!x509) {
     const why = socket.authorizationError ? ` (${String(socket.authorizationError)})` : '';
     return unverified(`the client presented no certificate${why}`);
@@ -125,10 +113,10 @@ export function connectionVerdict(socket: TLSSocket, input: VerdictInput): Verdi
   if (resumed || input.reverify) {
     const key = `${bundleHash}|${peer.fingerprint256}`;
     if (!verifiedUnder.has(key)) {
-      const chain = verifyChain(x509, intermediatesOf(x509), credential.bundle, now);
-      if ('problem' in chain) {
+      const problem = peerChainProblem(x509, credential.bundle, now, () => sentChainOf(socket));
+      if (problem !== undefined) {
         const when = resumed ? 'resumed session' : 'connection';
-        return unverified(`the ${when} of ${String(peer)} no longer verifies to the current trust bundle: ${chain.problem}`, peer);
+        return unverified(`the ${when} of ${String(peer)} no longer verifies to the current trust bundle: ${problem}`, peer);
       }
       rememberVerified(key);
     }

@@ -1,6 +1,7 @@
 import { isIP, type Socket } from 'node:net';
 import tls, { type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
-import { MeshlessError, codes, identityOf, rememberSocketPeer, type Peer, type RefusalClass } from '@meshless/core';
+import { X509Certificate } from 'node:crypto';
+import { MeshlessError, codes, identityOf, peerCertificateOf, rememberSocketPeer, type Peer, type RefusalClass } from '@meshless/core';
 import type { ServerPolicy } from './agent-allow.js';
 import type { ConnectorSettings } from './agent-options.js';
 import { checkServer, handshakeTimeoutError, untrustedServerError } from './connector-verify.js';
@@ -46,10 +47,6 @@ interface NetOptions {
   autoSelectFamilyAttemptTimeout?: number;
 }
 
-// Node calls checkServerIdentity on full handshakes only; the real check runs on 'secureConnect'
-// for every connection, resumed ones included, so this one only stands in for the host-name check.
-const identityCheckedOnSecureConnect = (): undefined => undefined;
-
 /**
  * Opens one TLS connection for undici and hands it over only after the server passed
  * {@link checkServer}. On a full handshake the server's identity is read once, before Node's own
@@ -85,13 +82,28 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
   const sessionKey = servername === undefined ? origin : `${origin}|${servername}`;
   const cached: CachedSession | undefined = ctx.sessions.get(sessionKey, Date.now());
 
+  let handshaken = false;
+  let presented: Peer | undefined;
+  let verified: Peer | undefined;
+  let earlySession: Buffer | undefined;
+
   const options: ConnectionOptions & NetOptions = {
     host: params.hostname,
     port: Number(params.port) || 443,
     secureContext: ctx.secureContext,
     ALPNProtocols: ctx.settings.allowH2 ? ['h2', 'http/1.1'] : ['http/1.1'],
     rejectUnauthorized: true,
-    checkServerIdentity: identityCheckedOnSecureConnect,
+    // Node calls this on full handshakes whose chain verified, with the certificate object it has
+    // already built: read the server's identity from it (no second read of the certificate). The
+    // real check runs on 'secureConnect' for every connection, resumed ones included.
+    checkServerIdentity: (_host, cert) => {
+      try {
+        presented = cert && cert.raw ? identityOf(new X509Certificate(cert.raw)) : undefined;
+      } catch {
+        presented = undefined; // no identity: refused as unverified on 'secureConnect'
+      }
+      return undefined;
+    },
     highWaterMark: 16384,
   };
   if (servername !== undefined) options.servername = servername;
@@ -109,25 +121,14 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
     return;
   }
 
-  let handshaken = false;
-  let presented: Peer | undefined;
-  let verified: Peer | undefined;
-  let earlySession: Buffer | undefined;
-
-  // 'secure' fires when OpenSSL finishes the handshake, before Node applies its own verdict:
-  // read the identity here, once, whatever that verdict is (it names the server in errors).
+  // 'secure' fires when OpenSSL finishes the handshake, before Node applies its verdict.
   socket.prependListener('secure', () => {
     handshaken = true;
-    if (socket.isSessionReused()) {
-      presented = cached?.peer;
-      return;
-    }
-    try {
-      const x509 = socket.getPeerX509Certificate();
-      presented = x509 === undefined ? undefined : identityOf(x509);
-    } catch {
-      presented = undefined;
-    }
+    // A resumed TLS 1.3 session shows no server certificate: the Peer verified with it stands in.
+    if (socket.isSessionReused()) presented = cached?.peer;
+    // A chain that failed to verify: Node will not call checkServerIdentity, and after its verdict
+    // the certificate is gone; read it now so the error names what the server presented.
+    else if (chainFailed(socket)) presented = presentedBy(socket);
   });
 
   socket.once('secureConnect', () => {
@@ -159,12 +160,13 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
 
   socket.on('error', (err: Error) => {
     if (done) return;
-    socket.destroy();
     if (handshaken && verified === undefined) {
       const error = untrustedServerError(origin, presented, err);
       ctx.onRefused(origin, 'unverified', socket.isSessionReused(), error, presented);
+      socket.destroy();
       finish(error, null);
     } else {
+      socket.destroy();
       finish(err, null);
     }
   });
@@ -174,4 +176,25 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
     finish(handshakeTimeoutError(origin, ctx.settings.connectTimeout), null);
   }, ctx.settings.connectTimeout);
   timer.unref();
+}
+
+/** The identity a server presented, read after a failed handshake (undefined when unavailable). */
+function presentedBy(socket: TLSSocket): Peer | undefined {
+  try {
+    const x509 = peerCertificateOf(socket);
+    return x509 === undefined ? undefined : identityOf(x509);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether OpenSSL's chain verification failed, asked before Node acts on it. Uses the TLS handle's
+ * `verifyError()` (what Node itself consults); when that is not reachable, answers true so the
+ * certificate is read anyway (a cheap read; only the error message depends on it).
+ */
+function chainFailed(socket: TLSSocket): boolean {
+  const handle = (socket as unknown as { _handle?: { verifyError?: () => unknown } })._handle;
+  if (typeof handle?.verifyError !== 'function') return true;
+  return handle.verifyError() !== null;
 }

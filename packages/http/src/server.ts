@@ -8,6 +8,7 @@ import {
   channels,
   checkConnection,
   peerChainProblem,
+  sentChainOf,
   codes,
   loggerOf,
   meshlessMetrics,
@@ -111,7 +112,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
       });
       return;
     }
-    // Keep the certificate checkConnection read: only a socket's first read carries the sent chain.
+    // Keep the certificate checkConnection read, to re-verify the connection when trust changes.
     connections.add(socket, check.peer, check.certificate, credential.bundleHash);
     if (channels.peerAllowed.hasSubscribers) channels.peerAllowed.publish({ side: 'server', peer: check.peer, resumed: check.resumed });
   });
@@ -136,7 +137,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
       if (connection.retiring !== undefined && connection.closesBy === undefined) continue;
       if (connection.bundleHash !== credential.bundleHash) {
         const fingerprint = connection.peer.fingerprint256;
-        if (!problems.has(fingerprint)) problems.set(fingerprint, connection.leaf ? peerChainProblem(connection.leaf, credential.bundle, now) : 'the connection has no client certificate');
+        if (!problems.has(fingerprint)) problems.set(fingerprint, connection.leaf ? peerChainProblem(connection.leaf, credential.bundle, now, () => sentChainOf(connection.socket)) : 'the connection has no client certificate');
         const problem = problems.get(fingerprint);
         if (problem !== undefined) {
           connections.retire(connection, 'trust-changed', `${String(connection.peer)} no longer verifies to the trust bundle of generation ${credential.generation}: ${problem}`);
