@@ -49,8 +49,9 @@ interface NetOptions {
 
 /**
  * Opens one TLS connection for undici and hands it over only after the server passed
- * {@link checkServer}. On a full handshake the server's identity is read once, before Node's own
- * checks (so Node's `getPeerCertificate(true)` is skipped); on a resumed session it is the Peer
+ * {@link checkServer}. On a full handshake the server's identity is read once, from the object
+ * Node builds for `checkServerIdentity` (or, when the chain failed, from the handshake, to name it
+ * in the error); on a resumed session it is the Peer
  * verified with that session, re-checked against the current rules and clock. A refused socket is
  * destroyed before undici sees it, so no request byte is written.
  */
