@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // One entry point for the README commands: installs (pnpm, pinned), builds (tsc -b), then runs
 // the task. Works on a fresh clone with only Node.js 20 and npm.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,28 @@ function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
   if (r.error) throw r.error;
   if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+/**
+ * Runs mocha, passing its output through, then prints one plain closing line
+ * ("N passed, N failed, N skipped") that any CI can read, and exits with mocha's status.
+ */
+function runMocha(args) {
+  const colour = process.stdout.isTTY ? ['--color'] : [];
+  const child = spawn(bin('mocha'), [...colour, ...args], { cwd: root, stdio: ['inherit', 'pipe', 'inherit'] });
+  let tail = '';
+  child.stdout.on('data', (chunk) => {
+    process.stdout.write(chunk);
+    tail = (tail + chunk.toString()).slice(-8192);
+  });
+  child.on('close', (code, signal) => {
+    // eslint-disable-next-line no-control-regex
+    const plain = tail.replace(/\x1b\[[0-9;]*m/g, '');
+    const count = (word) => Number(plain.match(new RegExp(`(\\d+) ${word}`))?.[1] ?? 0);
+    const [passed, failed, skipped] = [count('passing'), count('failing'), count('pending')];
+    if (passed + failed + skipped > 0) console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+    process.exit(code ?? (signal ? 1 : 0));
+  });
 }
 
 function bin(name) {
@@ -45,7 +67,7 @@ switch (task) {
     run(bin('tsc'), ['-p', 'tsconfig.tests.json']);
     run(bin('tsc'), ['-p', join('bench', 'tsconfig.json')]);
     if (!process.env.MESHLESS_SKIP_SYSTEM_SETUP) run('bash', [join(root, 'scripts', 'setup-system.sh')]);
-    run(bin('mocha'), rest.length ? rest : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts']);
+    runMocha(rest.length ? rest : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts']);
     break;
   case 'coverage':
     // Coverage of the TypeScript sources (through tsx's source maps), text summary + lcov in coverage/.
