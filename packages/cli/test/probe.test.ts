@@ -104,6 +104,7 @@ describe('meshless probe', function () {
     assert.equal(report.error?.code, 'MESHLESS_ERR_PEER_DENIED');
     assert.match(report.error!.message, /presented spiffe:\/\/prod\.example\/ns\/pay\/sa\/api, which --allow does not accept/);
     assert.equal(report.allow?.allowed, false);
+    assert.match(report.client!.answer, /^not asked/, 'no request is sent to a server --allow refuses');
     assert.equal(stderr, '');
   });
 
@@ -115,6 +116,7 @@ describe('meshless probe', function () {
     assert.equal(report.error?.code, 'MESHLESS_ERR_PEER_UNVERIFIED');
     assert.equal(report.verified, false);
     assert.equal(report.server?.spiffeId, SERVER, 'the identity is shown even though it does not verify');
+    assert.match(report.client!.answer, /^not asked/, 'no request is sent to an untrusted server');
   });
 
   it('exits 1 when the server refuses our certificate, saying so', async () => {

@@ -32,7 +32,8 @@ export interface ProbeReport {
   verifyError?: string;
   allow?: { checked: boolean; allowed?: boolean; rule?: string; reason: string };
   /** Our side: the identity we presented and whether the server accepted it. */
-  client?: { id: string; accepted: boolean; answer: string; error?: string };
+  /** Our side: whether the server accepted our certificate (`asked: false`: no request was sent). */
+  client?: { id: string; accepted: boolean; answer: string; error?: string; asked?: false };
   resumption?: { resumed: boolean; note?: string };
 }
 
@@ -85,10 +86,19 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
     report.allow = { checked: true, allowed: decision.allowed, reason: decision.reason, ...(decision.rule ? { rule: decision.rule } : {}) };
   }
 
-  const answer: ServerAnswer = grpc
-    ? await grpcAnswer(first.socket, `${url.host}`, options.method, options.timeoutMs)
-    : await httpAnswer(first.socket, url.host, `${url.pathname}${url.search}`, options.timeoutMs);
-  report.client = { id: String(credential.identity), accepted: answer.accepted, answer: answer.summary, ...(answer.error ? { error: answer.error } : {}) };
+  // Like a meshless client, send nothing to a server that is not trusted or not allowed: the
+  // handshake alone shows who it is; asking it whether it accepts us would talk to an impostor.
+  const trusted = first.authorized && report.allow?.allowed !== false;
+  let answer: ServerAnswer | undefined;
+  if (trusted) {
+    answer = grpc
+      ? await grpcAnswer(first.socket, `${url.host}`, options.method, options.timeoutMs)
+      : await httpAnswer(first.socket, url.host, `${url.pathname}${url.search}`, options.timeoutMs);
+    report.client = { id: String(credential.identity), accepted: answer.accepted, answer: answer.summary, ...(answer.error ? { error: answer.error } : {}) };
+  } else {
+    first.socket.destroy();
+    report.client = { id: String(credential.identity), accepted: false, asked: false, answer: 'not asked: no request is sent to a server that does not verify or is not allowed' };
+  }
 
   const ticket = await first.session;
   if (ticket && first.authorized) {
@@ -111,7 +121,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   if (report.allow?.checked && !report.allow.allowed) {
     return fail(codes.PEER_DENIED, `the server presented ${String(peer)}, which --allow does not accept: ${report.allow.reason}`);
   }
-  if (!answer.accepted) {
+  if (answer !== undefined && !answer.accepted) {
     const code = answer.grpcStatus === 16 ? codes.PEER_UNVERIFIED : codes.PEER_DENIED;
     return fail(code, `the server refused our certificate (${String(credential.identity)}): ${answer.summary}${answer.error ? ` (${answer.error})` : ''}; check the server's allow-list and that its bundle holds our CA`);
   }
