@@ -47,6 +47,10 @@ export const codes = {
   PEER_DENIED: 'MESHLESS_ERR_PEER_DENIED',
   /** The peer presented no certificate, or one that does not verify to the trust bundle. */
   PEER_UNVERIFIED: 'MESHLESS_ERR_PEER_UNVERIFIED',
+  /** A trust bundle (SPIFFE bundle, bundle map, federated PEM) is malformed or names a bad trust domain. */
+  BUNDLE_INVALID: 'MESHLESS_ERR_BUNDLE_INVALID',
+  /** A peer's SPIFFE ID names a trust domain for which no bundle is configured. */
+  NO_BUNDLE: 'MESHLESS_ERR_NO_BUNDLE',
   /** The TLS handshake did not complete in time. */
   HANDSHAKE_TIMEOUT: 'MESHLESS_ERR_HANDSHAKE_TIMEOUT',
 } as const;

@@ -44,7 +44,9 @@ function baseOptions(credential: Credential, policy: TlsPolicy): SecureContextOp
   const out: SecureContextOptions = {
     cert: credential.certPem,
     key: privateKeyPem(credential),
-    ca: credential.bundlePem,
+    // Every trust domain's roots, so handshakes complete; the verifier then checks each peer
+    // against its own trust domain's bundle only.
+    ca: credential.trustPem,
     minVersion: checkMinVersion(policy.minVersion),
     // Renegotiation would let a TLS 1.2 peer change its certificate under a cached Peer.
     secureOptions: constants.SSL_OP_NO_RENEGOTIATION,

@@ -13,7 +13,7 @@ interface Updates {
 
 /** The grpc-js updates for one generation, checked by building a SecureContext from them. */
 function updatesFor(credential: Credential): Updates {
-  const ca = { caCertificate: Buffer.from(credential.bundlePem) };
+  const ca = { caCertificate: Buffer.from(credential.trustPem) };
   const identity = { certificate: Buffer.from(credential.certPem), privateKey: Buffer.from(privateKeyPem(credential)) };
   try {
     createSecureContext({ ca: ca.caCertificate, cert: identity.certificate, key: identity.privateKey });
