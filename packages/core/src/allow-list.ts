@@ -11,7 +11,7 @@ export interface Decision {
   readonly reason: string;
 }
 
-/** A custom rule: returns true/false or a full Decision. */
+/** A custom allow rule: returns true (or a Decision with `allowed: true`) to allow the peer. */
 export type RuleFunction = (peer: Peer) => boolean | Decision;
 /** A rule is a rule string (see docs/allow-list.md) or a function. */
 export type Rule = string | RuleFunction;
@@ -20,9 +20,20 @@ export type Authorizer = ((peer: Peer) => Decision) & { readonly rules: readonly
 /** Anything accepted where rules are: one rule, a list, or an already compiled Authorizer. */
 export type Rules = Rule | readonly Rule[] | Authorizer;
 
+/**
+ * A custom deny rule: returns `true` to deny the peer, `false` to leave it to the allow rules.
+ * Anything else it returns (a Decision, undefined…) denies the peer: a deny rule fails closed.
+ */
+export type DenyFunction = (peer: Peer) => boolean;
+/**
+ * Deny rules: rule strings, deny functions, or an Authorizer (a peer it allows is denied — e.g.
+ * `deny: allowList(['spiffe://prod.example/ns/batch/**'])`).
+ */
+export type DenyRules = string | DenyFunction | Authorizer | readonly (string | DenyFunction | Authorizer)[];
+
 export interface AllowListOptions {
   /** Rules that deny a peer even when an allow rule matches. Deny always wins. */
-  deny?: Rules;
+  deny?: DenyRules;
 }
 
 const authorizerBrand = Symbol.for('meshless.Authorizer');
@@ -31,6 +42,7 @@ type SpiffePattern = { rule: string; segments: (string | null)[]; rest: boolean 
 
 /** One compiled set of rules (used for both the allow side and the deny side). */
 class RuleSet {
+  constructor(private readonly side: 'allow' | 'deny') {}
   readonly rules: string[] = [];
   anyPeer: string | undefined;
   readonly exactIds = new Map<string, string>();
@@ -43,16 +55,16 @@ class RuleSet {
   readonly dnsExact = new Map<string, string>();
   readonly dnsWildcard = new Map<string, string>();
   readonly commonNames = new Map<string, string>();
-  readonly functions: { fn: RuleFunction; label: string }[] = [];
+  readonly functions: { fn: RuleFunction | DenyFunction; label: string; authorizer: boolean }[] = [];
 
   get size(): number {
     return this.rules.length + this.functions.length;
   }
 
-  add(rule: Rule, index: number): void {
+  add(rule: Rule | DenyFunction, index: number): void {
     if (typeof rule === 'function') {
       const label = (rule as Partial<Authorizer>).rules ? `[${(rule as Authorizer).rules.join(', ')}]` : rule.name ? `function ${rule.name}` : `function #${index}`;
-      this.functions.push({ fn: rule, label });
+      this.functions.push({ fn: rule, label, authorizer: isAuthorizer(rule) });
       return;
     }
     if (typeof rule !== 'string') {
@@ -133,13 +145,18 @@ class RuleSet {
       if (l === '*' && i === 0 && labels.length >= 3) continue;
       if (l === '*') throw invalidRule(rule, '"*" may only be the left-most label of a name with at least two more labels (dns:*.svc.example)');
       if (l.includes('*')) throw invalidRule(rule, '"*" must be a whole label');
-      if (!/^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/.test(l)) throw invalidRule(rule, `${JSON.stringify(l)} is not a valid DNS label`);
+      if (!DNS_LABEL.test(l)) throw invalidRule(rule, `${JSON.stringify(l)} is not a valid DNS label`);
     }
     if (labels[0] === '*') this.dnsWildcard.set(labels.slice(1).join('.'), rule);
     else this.dnsExact.set(name, rule);
   }
 
-  /** The first rule (string) or function label matching `peer`, or undefined. */
+  /**
+   * The first rule (string) or function label matching `peer`, or undefined. A certificate that
+   * carries a SPIFFE ID is judged by its SPIFFE ID only: `dns:` and `cn:` rules never match it
+   * (as Istio judges principals), so a DNS name or CN cannot stand in for an identity the
+   * SPIFFE rules do not allow.
+   */
   match(peer: Peer): { rule: string; decision?: Decision } | undefined {
     if (this.anyPeer !== undefined) return { rule: this.anyPeer };
     const id = peer.spiffeId;
@@ -170,31 +187,46 @@ class RuleSet {
         }
       }
     }
-    if (this.dnsExact.size > 0 || this.dnsWildcard.size > 0) {
+    if (id === undefined && (this.dnsExact.size > 0 || this.dnsWildcard.size > 0)) {
       for (const raw of peer.dnsNames) {
         const name = raw.toLowerCase();
         const exact = this.dnsExact.get(name);
         if (exact !== undefined) return { rule: exact };
         const dot = name.indexOf('.');
-        if (dot > 0 && this.dnsWildcard.size > 0) {
+        // The certificate's left-most label must itself be a valid DNS label: a SAN such as
+        // "x, DNS:a.internal.example" or one holding a NUL never matches a wildcard.
+        if (dot > 0 && this.dnsWildcard.size > 0 && DNS_LABEL.test(name.slice(0, dot))) {
           const r = this.dnsWildcard.get(name.slice(dot + 1));
           if (r !== undefined) return { rule: r };
         }
       }
     }
-    if (peer.commonName !== undefined && this.commonNames.size > 0) {
+    if (id === undefined && peer.commonName !== undefined && this.commonNames.size > 0) {
       const r = this.commonNames.get(peer.commonName);
       if (r !== undefined) return { rule: r };
     }
-    for (const { fn, label } of this.functions) {
+    for (const { fn, label, authorizer } of this.functions) {
       const result = fn(peer);
+      if (this.side === 'deny' && !authorizer) {
+        // A deny function returns true to deny, false to pass; anything else fails closed.
+        if (result === false) continue;
+        if (result === true) return { rule: label };
+        return { rule: `${label} (returned ${describeValue(result)}, not a boolean: denied)` };
+      }
       if (result === true) return { rule: label };
-      if (typeof result === 'object' && result !== null && result.allowed) {
+      if (typeof result === 'object' && result !== null && result.allowed === true) {
         return { rule: result.rule ?? label, decision: result };
       }
     }
     return undefined;
   }
+}
+
+const DNS_LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+function describeValue(value: unknown): string {
+  if (value === null || typeof value !== 'object') return String(value);
+  return 'allowed' in value ? `a Decision { allowed: ${String((value as Decision).allowed)} }` : 'an object';
 }
 
 function segmentsMatch(p: SpiffePattern, segs: string[]): boolean {
@@ -209,10 +241,10 @@ function invalidRule(rule: string, why: string): MeshlessError {
   return new MeshlessError(codes.INVALID_RULE, `invalid allow-list rule ${JSON.stringify(rule)}: ${why}`, { rule });
 }
 
-function flatten(rules: Rules | undefined): Rule[] {
+function flatten(rules: Rules | DenyRules | undefined): (Rule | DenyFunction)[] {
   if (rules === undefined) return [];
   if (typeof rules === 'string' || typeof rules === 'function') return [rules];
-  if (Array.isArray(rules)) return rules as Rule[];
+  if (Array.isArray(rules)) return rules as (Rule | DenyFunction)[];
   throw new MeshlessError(codes.INVALID_RULE, `allow-list rules must be a string, a function or an array of them (got ${typeof rules})`);
 }
 
@@ -232,12 +264,12 @@ export function isAuthorizer(value: unknown): value is Authorizer {
  */
 export function allowList(rules: Rules, options: AllowListOptions = {}): Authorizer {
   if (isAuthorizer(rules) && options.deny === undefined) return rules;
-  const allow = new RuleSet();
+  const allow = new RuleSet('allow');
   flatten(rules).forEach((r, i) => allow.add(r, i));
   if (allow.size === 0) {
     throw new MeshlessError(codes.EMPTY_ALLOW_LIST, 'the allow-list is empty: nothing would be allowed. List the peers to allow, or write "*" to allow any peer whose certificate verifies');
   }
-  const deny = new RuleSet();
+  const deny = new RuleSet('deny');
   flatten(options.deny).forEach((r, i) => deny.add(r, i));
   const hasDeny = deny.size > 0;
 

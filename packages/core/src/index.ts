@@ -2,7 +2,7 @@ export { MeshlessError, codes, isMeshlessError, type MeshlessErrorCode, type Mes
 export { SpiffeId, spiffeIdProblem, trustDomainProblem } from './spiffe-id.js';
 export { createPeer, type Peer, type PeerFields } from './peer.js';
 export { identityOf, parseSubjectAltName, commonNameOf, type SubjectAltNames } from './identity.js';
-export { allowList, isAuthorizer, type Authorizer, type Decision, type Rule, type RuleFunction, type Rules, type AllowListOptions } from './allow-list.js';
+export { allowList, isAuthorizer, type Authorizer, type Decision, type Rule, type RuleFunction, type Rules, type DenyFunction, type DenyRules, type AllowListOptions } from './allow-list.js';
 export { loadCredential, privateKeyPem, trustDomainKey, type Credential, type CredentialInput, type FederatedBundles, type LoadCredentialOptions } from './credential.js';
 export { verifyChain, peerChainProblem } from './chain.js';
 export { parseCertificates, certificatesToPem } from './pem.js';

@@ -100,6 +100,44 @@ describe('allowList', () => {
     assert.equal(denied.rule, 'function blockEvil');
   });
 
+  it('judges a certificate that carries a SPIFFE ID by its SPIFFE ID only: dns: and cn: rules never match it', () => {
+    const both = (spiffeId: string) => peer({ spiffeId, dnsNames: ['api.internal.example', 'x.svc.example'], commonName: 'legacy-batch' });
+    const a = allowList(['dns:api.internal.example', 'dns:*.svc.example', 'cn:legacy-batch', 'spiffe://prod.example/ns/pay/sa/api']);
+    assert.equal(a(both('spiffe://prod.example/ns/evil/sa/x')).allowed, false);
+    assert.ok(a(both('spiffe://prod.example/ns/pay/sa/api')).allowed);
+    // The same names without a SPIFFE ID still match.
+    assert.ok(a(peer({ dnsNames: ['api.internal.example'] })).allowed);
+    assert.ok(a(peer({ commonName: 'legacy-batch' })).allowed);
+    // Deny rules follow the same principle: a dns: deny does not deny a SPIFFE peer.
+    assert.ok(allowList(['spiffe://prod.example/**'], { deny: ['dns:api.internal.example'] })(both('spiffe://prod.example/ns/pay/sa/api')).allowed);
+    // "*" and functions see every peer.
+    assert.ok(allowList('*')(both('spiffe://prod.example/ns/evil/sa/x')).allowed);
+  });
+
+  it('a dns: wildcard never matches a certificate label that is not a DNS label (", DNS:", NUL, spaces)', () => {
+    const a = allowList(['dns:*.internal.example']);
+    for (const name of ['x, DNS:a.internal.example', 'a\u0000b.internal.example', 'a b.internal.example', '-a.internal.example', '*.internal.example', 'a..internal.example']) {
+      assert.equal(a(peer({ dnsNames: [name] })).allowed, false, JSON.stringify(name));
+    }
+    assert.ok(a(peer({ dnsNames: ['api-1.internal.example'] })).allowed);
+  });
+
+  it('deny functions return true to deny; anything but a boolean (a Decision too) denies: deny fails closed', () => {
+    const allow = ['*'];
+    const p = peer({ dnsNames: ['a.example'] });
+    assert.equal(allowList(allow, { deny: () => true })(p).allowed, false);
+    assert.ok(allowList(allow, { deny: () => false })(p).allowed);
+    const byDecision = allowList(allow, { deny: (() => ({ allowed: false, reason: 'nope' })) as unknown as () => boolean })(p);
+    assert.equal(byDecision.allowed, false);
+    assert.match(byDecision.reason, /not a boolean/);
+    assert.equal(allowList(allow, { deny: (() => undefined) as unknown as () => boolean })(p).allowed, false);
+    // An Authorizer as deny: the peers it allows are denied.
+    const batch = allowList(['spiffe://prod.example/ns/batch/**']);
+    const a = allowList(['spiffe://prod.example/**'], { deny: batch });
+    assert.equal(a(id('spiffe://prod.example/ns/batch/x')).allowed, false);
+    assert.ok(a(id('spiffe://prod.example/ns/web/x')).allowed);
+  });
+
   it('combines "trust domain OR these admin IDs" from another domain', () => {
     const a = allowList(['spiffe://prod.example/**', 'spiffe://admin.example/ops/alice']);
     assert.ok(a(id('spiffe://prod.example/x')).allowed);

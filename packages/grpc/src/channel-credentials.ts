@@ -1,5 +1,5 @@
 import type { PeerCertificate } from 'node:tls';
-import { MeshlessError, allowList, codes, loggerOf, meshlessMetrics, peerDeniedError, peerOfCertificate, toSource, channels, type CredentialProvider, type Logger, type Rules } from '@meshless/core';
+import { MeshlessError, allowList, codes, loggerOf, meshlessMetrics, peerDeniedError, peerOfCertificate, toSource, channels, type CredentialProvider, type Logger, type Rules, type DenyRules } from '@meshless/core';
 import { SourceCertificateProvider } from './certificate-provider.js';
 import { grpc } from './grpc-js.js';
 
@@ -10,7 +10,7 @@ export interface ChannelCredentialsOptions {
   /** Which servers we accept (checked instead of the host name): rules or a compiled Authorizer. Required. */
   allow: Rules;
   /** Servers refused even when an allow rule matches. */
-  deny?: Rules;
+  deny?: DenyRules;
   /** pino-compatible logger; default: a shared pino logger at level warn. */
   logger?: Logger;
 }

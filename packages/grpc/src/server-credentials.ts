@@ -11,7 +11,7 @@ import {
   type Credential,
   type CredentialProvider,
   type Logger,
-  type Rules,
+  type Rules, type DenyRules,
   type ServerTlsPolicy,
   type Source,
 } from '@meshless/core';
@@ -25,7 +25,7 @@ export interface ServerCredentialsOptions extends Omit<ServerTlsPolicy, 'ticketK
   /** Which clients may call this server (rules or a compiled Authorizer). Required; `'*'` allows any verified client. */
   allow: Rules;
   /** Clients refused even when an allow rule matches. */
-  deny?: Rules;
+  deny?: DenyRules;
   /** pino-compatible logger; default: a shared pino logger at level warn. */
   logger?: Logger;
   /**

@@ -52,9 +52,16 @@ describe('@meshless/grpc channelCredentials', function () {
     assert.match(warn.msg, /matches no allow rule/);
   });
 
-  it('gives the classic host-name check with a dns: rule', async () => {
-    assert.equal((await unary(client('dns:localhost').c, 'unary', {})).peer, CLIENT_ID);
-    assert.equal((await failure(unary(client('dns:api.example.com').c, 'unary', {}))).code, grpc.status.UNAVAILABLE);
+  it('gives the classic host-name check with a dns: rule for a server without a SPIFFE ID, never for one with', async () => {
+    const plain = await startServer(serverCredentials({ source: loadCredential(await pki.ca.issue({ dnsNames: ['localhost'] })), allow: '*', logger: captureLogger() }));
+    try {
+      assert.equal((await unary(client('dns:localhost', pki.client, plain.target).c, 'unary', {})).peer, CLIENT_ID);
+      assert.equal((await failure(unary(client('dns:api.example.com', pki.client, plain.target).c, 'unary', {}))).code, grpc.status.UNAVAILABLE);
+      // The SPIFFE server also has the DNS SAN localhost, but is judged by its SPIFFE ID only.
+      assert.equal((await failure(unary(client('dns:localhost').c, 'unary', {}))).code, grpc.status.UNAVAILABLE);
+    } finally {
+      await plain.close();
+    }
   });
 
   it('refuses a server whose certificate comes from another CA, whatever identity it claims', async () => {

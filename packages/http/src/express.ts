@@ -3,7 +3,7 @@
  * `requirePeer(rules)` refuses requests from peers a route does not allow.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { allowList, channels, codes, loggerOf, meshlessMetrics, type Logger, type Peer, type Rules } from '@meshless/core';
+import { allowList, channels, codes, loggerOf, meshlessMetrics, type Logger, type Peer, type Rules, type DenyRules } from '@meshless/core';
 import { peerOf } from './peer-of.js';
 
 export { healthHandler, type HealthBody } from './health.js';
@@ -40,7 +40,7 @@ export function mtls(): Middleware {
 
 export interface RequirePeerOptions {
   /** Rules that refuse a peer even when an allow rule matches. */
-  deny?: Rules;
+  deny?: DenyRules;
   /** pino-compatible logger for refusals (default: meshless's shared logger). */
   logger?: Logger;
 }

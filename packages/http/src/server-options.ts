@@ -1,6 +1,6 @@
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { SecureVersion, TlsOptions } from 'node:tls';
-import { MeshlessError, codes, serverTlsOptions, type Credential, type CredentialProvider, type Logger, type Rules } from '@meshless/core';
+import { MeshlessError, codes, serverTlsOptions, type Credential, type CredentialProvider, type Logger, type Rules, type DenyRules } from '@meshless/core';
 
 /**
  * https options meshless owns: own material comes from `source`, client certificates are always
@@ -34,7 +34,7 @@ export interface ServerOptions extends Omit<HttpsServerOptions, OwnedOption | 'm
   /** Which clients may connect: rule strings, functions, or a compiled Authorizer. Required. */
   allow: Rules;
   /** Rules that refuse a client even when an allow rule matches. */
-  deny?: Rules;
+  deny?: DenyRules;
   /** Lowest TLS version: `'TLSv1.3'` (default) or `'TLSv1.2'` (renegotiation stays off). */
   minVersion?: SecureVersion;
   /**
@@ -53,7 +53,7 @@ export interface ServerOptions extends Omit<HttpsServerOptions, OwnedOption | 'm
 export interface ParsedServerOptions {
   provider: CredentialProvider;
   allow: Rules;
-  deny: Rules | undefined;
+  deny: DenyRules | undefined;
   maxConnectionAgeMs: number | undefined;
   handshakeTimeoutMs: number;
   logger: Logger | undefined;

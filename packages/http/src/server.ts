@@ -16,7 +16,7 @@ import {
   type Authorizer,
   type ConnectionCheck,
   type Credential,
-  type Rules,
+  type Rules, type DenyRules,
   type Source,
 } from '@meshless/core';
 import { ConnectionRegistry, type PeerRetirement } from './server-connections.js';
@@ -39,7 +39,7 @@ export interface MeshlessServer extends https.Server {
    * Replaces the allow-list (and deny-list). New connections are checked against it at once;
    * live connections whose peer it refuses are retired gracefully.
    */
-  setAllow(allow: Rules, options?: { deny?: Rules }): void;
+  setAllow(allow: Rules, options?: { deny?: DenyRules }): void;
   /** The credential source this server serves (a `staticSource` when given a Credential). */
   readonly source: Source;
 
@@ -185,7 +185,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
 
   Object.defineProperty(server, 'source', { value: source, enumerable: true });
   Object.defineProperty(server, 'setAllow', {
-    value(allow: Rules, opts: { deny?: Rules } = {}): void {
+    value(allow: Rules, opts: { deny?: DenyRules } = {}): void {
       authorize = allowList(allow, { deny: opts.deny });
       logger.info({ rules: authorize.rules }, 'meshless server: allow-list replaced');
       review();

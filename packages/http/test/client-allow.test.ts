@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { allowList, codes, isMeshlessError, silentLogger, type Peer } from '@meshless/core';
+import { allowList, codes, isMeshlessError, loadCredential, silentLogger, type Peer } from '@meshless/core';
 import { createTestCA } from '@meshless/testing';
 import { fetch, request } from 'undici';
 import { createAgent, type MeshlessAgent, type ServerRefused } from '../src/index.js';
@@ -55,13 +55,21 @@ describe('createAgent: which servers are accepted (allow)', function () {
     assert.ok(isMeshlessError(err.cause, codes.PEER_DENIED), String(err.cause));
   });
 
-  it('DNS rules give the classic host-name check; trust-domain wildcards match any workload there', async function () {
-    const byDns = agentWith('dns:localhost');
-    const res = await request(`${pay.origin}/`, { dispatcher: byDns });
-    await res.body.dump();
-    assert.equal(res.statusCode, 200);
-    const wrongDns = agentWith('dns:payments.internal');
-    assert.ok(isMeshlessError(await rejectionOf(request(`${pay.origin}/`, { dispatcher: wrongDns })), codes.PEER_DENIED));
+  it('DNS rules give the classic host-name check for servers without a SPIFFE ID; trust-domain wildcards match any workload there', async function () {
+    const issued = await pki.ca.issue({ dnsNames: ['localhost'] });
+    const plain = await startServer(loadCredential(issued));
+    try {
+      const byDns = agentWith('dns:localhost');
+      const res = await request(`${plain.origin}/`, { dispatcher: byDns });
+      await res.body.dump();
+      assert.equal(res.statusCode, 200);
+      const wrongDns = agentWith('dns:payments.internal');
+      assert.ok(isMeshlessError(await rejectionOf(request(`${plain.origin}/`, { dispatcher: wrongDns })), codes.PEER_DENIED));
+      // A server that carries a SPIFFE ID is judged by it alone: its DNS SAN does not stand in.
+      assert.ok(isMeshlessError(await rejectionOf(request(`${pay.origin}/`, { dispatcher: agentWith('dns:localhost') })), codes.PEER_DENIED));
+    } finally {
+      await plain.close();
+    }
     const anyInTd = agentWith(`spiffe://${TD}/**`);
     for (const origin of [pay.origin, ledger.origin]) {
       const r = await request(`${origin}/`, { dispatcher: anyInTd });
