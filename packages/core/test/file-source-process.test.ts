@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +21,7 @@ interface Child {
 }
 
 /** Runs ESM code (TypeScript sources resolved through tsx) in a child node process. */
-function runChild(code: string, env: Record<string, string>, options: { uid?: number; gid?: number; wrap?: string[] } = {}): Child {
+function runChild(code: string, env: Record<string, string>, options: { wrap?: string[] } = {}): Child {
   const nodeArgs = ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', code];
   const [cmd, args] = options.wrap ? [options.wrap[0]!, [...options.wrap.slice(1), process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
   const started = performance.now();
@@ -29,7 +29,6 @@ function runChild(code: string, env: Record<string, string>, options: { uid?: nu
     cwd: repo,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
-    ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.gid }),
   });
   const lines: string[] = [];
   const waiters: { name: string; resolve: (v: Record<string, unknown>) => void }[] = [];
@@ -91,6 +90,21 @@ async function exitsWithin(child: Child, ms: number): Promise<{ code: number | n
 let ca: TestCA;
 let certs: IssuedCertificate[];
 let tmp: string;
+const cleanup: string[] = [];
+
+/** The first of `dirs` that another (unprivileged) user can traverse, with every folder above it. */
+async function firstReachableByOthers(dirs: string[]): Promise<string | undefined> {
+  for (const dir of dirs) {
+    let ok = true;
+    for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+      const mode = await stat(d).then((s) => (s.isDirectory() ? s.mode : 0), () => 0);
+      if (!(mode & 0o001)) ok = false;
+      if (d === path.dirname(d) || !ok) break;
+    }
+    if (ok) return path.resolve(dir);
+  }
+  return undefined;
+}
 
 const files = (c: IssuedCertificate) => ({ 'tls.crt': c.cert, 'tls.key': c.key, 'ca.crt': c.ca });
 
@@ -105,6 +119,7 @@ describe('fileSource in a process of its own', function () {
   });
   afterEach(async () => {
     await rm(tmp, { recursive: true, force: true });
+    for (const dir of cleanup.splice(0)) await rm(dir, { recursive: true, force: true });
   });
 
   it('close() leaves no handle: the process rotates once, closes and exits by itself', async () => {
@@ -157,17 +172,36 @@ describe('fileSource in a process of its own', function () {
     assert.equal((await exitsWithin(polling, 10_000)).code, 0);
   });
 
-  it('permission denied (as an unprivileged user): FILE_UNREADABLE naming the key, old generation kept', async () => {
-    // As root, the child runs as nobody and the new key is root's, mode 0600. Otherwise the child
+  it('permission denied (as an unprivileged user): FILE_UNREADABLE naming the key, old generation kept', async function () {
+    // As root, the child drops to nobody and the new key is root's, mode 0600. Otherwise the child
     // runs as us and the new key has mode 0000 (its owner cannot read it either).
-    const dir = path.join(tmp, 'plain');
+    // The checkout and TMPDIR may be private (a clone inside a mode-0700 folder): the child starts as
+    // root, loads its modules, then drops to nobody before it reads a credential; the mount it
+    // reads lives in a temp folder that nobody can reach.
+    const asRoot = process.getuid?.() === 0;
+    let base = tmp;
+    if (asRoot) {
+      const reachable = await firstReachableByOthers([tmpdir(), '/tmp', '/var/tmp', '/dev/shm']);
+      if (!reachable) {
+        console.log('      (no temp folder that an unprivileged user can reach: TMPDIR, /tmp, /var/tmp and /dev/shm are all private)');
+        this.skip();
+      }
+      base = await mkdtemp(path.join(reachable, 'meshless-nobody-'));
+      cleanup.push(base);
+    }
+    const dir = path.join(base, 'plain');
     await inPlaceWriter(dir).write(files(certs[0]!));
-    await chmod(tmp, 0o755);
+    await chmod(base, 0o755);
     await chmod(dir, 0o755);
     for (const name of ['tls.crt', 'tls.key', 'ca.crt']) await chmod(path.join(dir, name), 0o644);
-    const asRoot = process.getuid?.() === 0;
     const child = runChild(
       `import { fileSource, silentLogger } from '@meshless/core';
+       if (process.env.DROP_TO) {
+         const id = Number(process.env.DROP_TO);
+         process.setgroups([]);
+         process.setgid(id);
+         process.setuid(id);
+       }
        const s = await fileSource({ dir: process.env.DIR }, { logger: silentLogger });
        const alive = setInterval(() => {}, 1000); // a source never holds the process: we do, until the error
        s.on('error', (e) => {
@@ -176,8 +210,7 @@ describe('fileSource in a process of its own', function () {
          void s.close();
        });
        console.log(JSON.stringify({ event: 'loaded', uid: process.getuid() }));`,
-      { DIR: dir, HOME: tmp },
-      asRoot ? { uid: 65534, gid: 65534 } : {},
+      { DIR: dir, HOME: base, ...(asRoot ? { DROP_TO: '65534' } : {}) },
     );
     const loaded = await child.next('loaded', 20_000);
     if (asRoot) assert.notEqual(loaded.uid, 0, 'the child runs unprivileged');
