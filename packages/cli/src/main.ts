@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isMeshlessError } from '@meshless/core';
 import { exitCodes, type Command } from './command.js';
+import { docLink } from './docs.js';
 import { caInit } from './commands/ca-init.js';
 import { caIssue } from './commands/ca-issue.js';
 import { inspect } from './commands/inspect.js';
@@ -24,7 +25,7 @@ function overview(): string {
     `Mutual TLS for Node.js services without a mesh: make dev certificates, check mounted ones,\n` +
     `probe a server's identity, run a reference service.\n\nCommands:\n` +
     commands.map((c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary}`).join('\n') +
-    `\n\nRun \`meshless COMMAND --help\` for a command's options. Docs: docs/getting-started.md\n`
+    `\n\nRun \`meshless COMMAND --help\` for a command's options. Docs: ${docLink('getting-started.md')}\n`
   );
 }
 

@@ -87,6 +87,15 @@ describe('meshless ca', function () {
       });
     }
 
+    it('names the files it wrote for a relative --out too', async () => {
+      for (const [out, names] of [['./certs/payments', 'tls.crt, tls.key, ca.crt'], ['certs/files', 'tls.crt, tls.key, ca.crt']] as const) {
+        const layout = out.endsWith('files') ? 'files' : 'kubernetes';
+        const r = await runCli(['ca', 'issue', 'spiffe://prod.example/ns/pay/sa/api', '--ca', caDir, '--out', out, '--layout', layout], { cwd: dir });
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, new RegExp(`wrote   ${layout} layout in ${out.replace(/\./g, '\\.')}.*: ${names}$`, 'm'));
+      }
+    });
+
     it('re-issuing into a kubernetes mount swaps ..data to a new generation', async () => {
       const out = join(dir, 'rotating');
       const issue = () => runCli(['ca', 'issue', 'spiffe://prod.example/ns/web/sa/front', '--ca', caDir, '--out', out, '--json']);

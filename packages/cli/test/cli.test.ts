@@ -9,6 +9,8 @@ describe('meshless (the binary)', function () {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0, r.stderr);
     for (const cmd of ['ca init', 'ca issue', 'inspect', 'probe', 'serve']) assert.match(r.stdout, new RegExp(`^  ${cmd} `, 'm'));
+    // an installed CLI has no docs/ folder next to it: the link is absolute
+    assert.match(r.stdout, /Docs: https:\/\/\S+\/docs\/getting-started\.md$/m);
   });
 
   it('prints usage and exits 2 without a command', async () => {

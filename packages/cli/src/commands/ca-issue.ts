@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { MeshlessError, SpiffeId, codes, certificatesToPem, loadCredential, parseCertificates } from '@meshless/core';
 import { optionalString, parseCommandLine, parseDuration, positionalsExactly, requiredString, stringList } from '../args.js';
 import { exitCodes, type Command } from '../command.js';
@@ -102,7 +103,7 @@ export const caIssue: Command = {
         `issued ${spiffeId}${dnsNames.length ? ` dns=${dnsNames.join(',')}` : ''}\n` +
           `  serial  ${leaf.serialNumber}\n` +
           `  valid   ${formatDuration(ttlMs)}, until ${credential.notAfter.toISOString()}\n` +
-          `  wrote   ${layout} layout in ${out}${swap}: ${files.map((f) => f.slice(out.length + 1)).join(', ')}` +
+          `  wrote   ${layout} layout in ${out}${swap}: ${files.map((f) => basename(f)).join(', ')}` +
           `${bundle.length > 1 ? `\n  bundle  ${bundle.length} roots` : ''}\n`,
       );
     }

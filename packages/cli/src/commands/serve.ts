@@ -1,6 +1,7 @@
 import { allowList, isMeshlessError } from '@meshless/core';
 import { optionalString, parseCommandLine, parseDuration, parsePort, positionalsExactly, requiredString, stringList } from '../args.js';
 import { exitCodes, type Command } from '../command.js';
+import { docLink } from '../docs.js';
 import { UsageError } from '../usage.js';
 
 const help = `Usage: meshless serve --dir CERTS --allow RULE… [options]
@@ -18,8 +19,8 @@ or SIGINT stops accepting, lets requests in flight finish, and exits 0.
 
 Options:
   --dir DIR              the mounted credential (tls.crt/tls.key/ca.crt, svid.pem…, istio, gke)
-  --allow RULE           which clients may call (repeatable; see docs/allow-list.md; '*' = any
-                         client whose certificate verifies)
+  --allow RULE           which clients may call (repeatable; '*' = any client whose
+                         certificate verifies; the rules: ${docLink('allow-list.md')})
   --deny RULE            refuse these clients even when an allow rule matches (repeatable)
   --http PORT            serve HTTPS on PORT (0 picks a free port)
   --grpc PORT            serve gRPC on PORT (0 picks a free port)
