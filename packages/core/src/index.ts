@@ -6,6 +6,9 @@ export { allowList, isAuthorizer, type Authorizer, type Decision, type Rule, typ
 export { loadCredential, privateKeyPem, trustDomainKey, type Credential, type CredentialInput, type FederatedBundles, type LoadCredentialOptions } from './credential.js';
 export { verifyChain, peerChainProblem } from './chain.js';
 export { parseCertificates, certificatesToPem } from './pem.js';
+export { parseSpiffeBundle, type SpiffeBundle, type ParseSpiffeBundleOptions } from './spiffe-bundle.js';
+export { parseBundleMap, type ParseBundleMapOptions } from './bundle-map.js';
+export { formatSpiffeBundle, formatBundleMap, type FormatSpiffeBundleOptions } from './spiffe-bundle-format.js';
 export {
   serverTlsOptions,
   clientTlsOptions,
