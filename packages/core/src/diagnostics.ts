@@ -20,4 +20,12 @@ export const channels = {
   peerRefused: diagnostics_channel.channel('meshless:peer:refused'),
   /** `{ side, peer, resumed, protocol?, origin? }` — a peer was verified and allowed on a new connection. */
   peerAllowed: diagnostics_channel.channel('meshless:peer:allowed'),
+  /** `{ scope, peer, decision, rule?, reason }` — a dry-run policy would have denied this peer (it was let through). */
+  policyWouldDeny: diagnostics_channel.channel('meshless:policy:would-deny'),
+  /** `{ file, generation, allow, deny, dryRun }` — a policy file change was applied. */
+  policyUpdate: diagnostics_channel.channel('meshless:policy:update'),
+  /** `{ file, error }` — a policy file change was refused; the last good policy stays. */
+  policyError: diagnostics_channel.channel('meshless:policy:error'),
+  /** `{ side, remoteAddress?, method?, origin? }` — a plaintext request (permissive server, or a client's `plaintextOrigins`). */
+  plaintextRequest: diagnostics_channel.channel('meshless:plaintext:request'),
 } as const;

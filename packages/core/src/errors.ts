@@ -53,6 +53,10 @@ export const codes = {
   NO_BUNDLE: 'MESHLESS_ERR_NO_BUNDLE',
   /** The TLS handshake did not complete in time. */
   HANDSHAKE_TIMEOUT: 'MESHLESS_ERR_HANDSHAKE_TIMEOUT',
+  /** A policy file (`policyFile`) cannot be read, parsed or compiled; the last good policy stays. */
+  POLICY_INVALID: 'MESHLESS_ERR_POLICY_INVALID',
+  /** A plaintext (`http://`) request or connection was refused: mTLS is required (see `plaintextOrigins`, `mode`). */
+  PLAINTEXT_REFUSED: 'MESHLESS_ERR_PLAINTEXT_REFUSED',
 } as const;
 
 export type MeshlessErrorCode = (typeof codes)[keyof typeof codes];

@@ -28,3 +28,8 @@ export { checkConnection, peerCertificateOf, sentChainOf, socketPeer, rememberSo
 export { fileSource, type FileSource, type FileSourceLocation, type FileSourceOptions } from './file-source.js';
 export { credentialLayouts, resolveFiles, type CredentialLayout, type CredentialFiles, type FileLocation, type ResolvedFiles } from './layout.js';
 export { parseMountInfo, frozenMounts, findFrozenMounts, type MountInfoEntry, type FrozenMountWarning } from './mount-info.js';
+export { policyFile, type PolicyFile, type PolicyFileOptions, type PolicyFileState, type PolicyFileEvents } from './policy-file.js';
+export { parsePolicy, type ParsedPolicy, type PolicyRule } from './policy-parse.js';
+export { describeRule } from './policy-describe.js';
+export { onPolicyChange, isLivePolicy, forwardPolicyChanges, POLICY_CHANGES, type PolicyChange, type PolicyChangeListener } from './policy-changes.js';
+export { dryRunAuthorizer, isDryRunDecision, type DryRunDecision, type DryRunOptions } from './dry-run.js';
