@@ -3,8 +3,9 @@
  * `requirePeer(rules)` refuses requests from peers a route does not allow.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { allowList, channels, codes, loggerOf, meshlessMetrics, type Logger, type Peer, type Rules, type DenyRules } from '@meshless/core';
+import type { Peer, Rules } from '@meshless/core';
 import { peerOf } from './peer-of.js';
+import { routePolicy, type RoutePolicyOptions, type RouteRefusalBody } from './route-policy.js';
 
 export { healthHandler, type HealthBody } from './health.js';
 export { peerOf } from './peer-of.js';
@@ -38,12 +39,7 @@ export function mtls(): Middleware {
   };
 }
 
-export interface RequirePeerOptions {
-  /** Rules that refuse a peer even when an allow rule matches. */
-  deny?: DenyRules;
-  /** pino-compatible logger for refusals (default: meshless's shared logger). */
-  logger?: Logger;
-}
+export type RequirePeerOptions = RoutePolicyOptions;
 
 /**
  * Per-route policy on top of the server-wide allow-list: the request goes on only when its peer
@@ -52,37 +48,20 @@ export interface RequirePeerOptions {
  * no verified peer. The body never names the policy; the log does. Rules are compiled once.
  */
 export function requirePeer(rules: Rules, options: RequirePeerOptions = {}): Middleware {
-  const authorize = allowList(rules, { deny: options.deny });
-  const logger = loggerOf(options.logger);
-  const metrics = meshlessMetrics();
+  const policy = routePolicy(rules, options);
   return (req, res, next) => {
-    const peer = req.peer ?? peerOf(req);
-    if (peer === undefined) {
-      refuse(req, res, 401, 'unauthorized', codes.PEER_UNVERIFIED);
-      logger.warn({ failure: 'unverified', path: req.url, remoteAddress: req.socket?.remoteAddress }, 'meshless: refused a request without a verified peer');
-      metrics.refusals.add(1, { side: 'server', failure: 'unverified', scope: 'route' });
-      return;
-    }
-    req.peer = peer;
-    const decision = authorize(peer);
-    if (decision.allowed) {
+    const verdict = policy(req);
+    if (verdict.peer !== undefined) req.peer = verdict.peer;
+    if (verdict.allowed) {
       next();
       return;
     }
-    refuse(req, res, 403, 'forbidden', codes.PEER_DENIED);
-    logger.warn(
-      { failure: 'denied', peer: String(peer), rule: decision.rule, reason: decision.reason, path: req.url, remoteAddress: req.socket?.remoteAddress },
-      'meshless: refused a request by route policy',
-    );
-    metrics.refusals.add(1, { side: 'server', failure: 'denied', scope: 'route' });
-    if (channels.peerRefused.hasSubscribers) {
-      channels.peerRefused.publish({ side: 'server', peer, decision, failure: 'denied', reason: decision.reason, remoteAddress: req.socket?.remoteAddress, path: req.url });
-    }
+    refuse(req, res, verdict.status, verdict.body);
   };
 }
 
-function refuse(req: IncomingMessage, res: ServerResponse, status: number, error: string, code: string): void {
-  const text = JSON.stringify({ error, code });
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, body: RouteRefusalBody): void {
+  const text = JSON.stringify(body);
   res.statusCode = status;
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(text));

@@ -8,5 +8,7 @@ export type { PeerRefusal, ServerRefusalClass } from './server-refusals.js';
 export type { PeerRetirement, RetireReason } from './server-connections.js';
 export { peerOf, type PeerTarget } from './peer-of.js';
 export { healthHandler, type HealthBody } from './health.js';
+// Per-route policy for any framework (Fastify, Koa, Hono, NestJS use it; Express's requirePeer too).
+export { routePolicy, type RoutePolicy, type RoutePolicyOptions, type RouteVerdict, type RouteRefusalBody, type RouteContext } from './route-policy.js';
 // The undici client (createAgent, peerOfResponse…).
 export * from './client.js';
