@@ -12,6 +12,7 @@ const docs = [
   'docs/errors.md',
   'docs/kubernetes.md',
   'docs/troubleshooting.md',
+  'docs/frameworks.md',
   'examples/kubernetes/README.md',
   'packages/cli/README.md',
 ];
