@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Peer, Rules } from '@meshless/core';
+import type { DenyRules, Peer, Rules } from '@meshless/core';
 import { MeshlessError, codes } from '@meshless/core';
 import { peerOf } from './peer-of.js';
 import { routePolicy, type RoutePolicy, type RoutePolicyOptions } from './route-policy.js';
@@ -24,7 +24,7 @@ declare module 'fastify' {
     /** Per-route allow-list (needs the `meshless` plugin registered before the route). */
     allow?: Rules;
     /** Per-route deny rules, with `allow`. */
-    deny?: Rules;
+    deny?: DenyRules;
   }
 }
 
@@ -84,7 +84,7 @@ export const meshless: FastifyPluginCallback<MeshlessFastifyOptions> = (fastify:
   const policyOptions: RoutePolicyOptions = {};
   if (options.logger !== undefined) policyOptions.logger = options.logger;
   fastify.addHook('onRoute', (route: RouteOptions) => {
-    const config = route.config as { allow?: Rules; deny?: Rules; url?: string } | undefined;
+    const config = route.config as { allow?: Rules; deny?: DenyRules } | undefined;
     if (config?.allow === undefined) {
       if (config?.deny !== undefined) {
         throw new MeshlessError(codes.INVALID_OPTION, `route ${route.method} ${route.url}: config.deny needs config.allow (write allow: '*' to allow every other verified peer)`, { field: 'deny' });
