@@ -1,6 +1,6 @@
 import { stat, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 
 /** How often a vanished directory is looked for again, in ms. */
 const MISSING_DIR_POLL_MS = 100;
@@ -72,6 +72,9 @@ export class MountWatcher {
     const epoch = ++this.#epoch;
     this.#roots = roots;
     const polling = this.#options.pollIntervalMs !== undefined;
+    // chokidar is loaded by the first file source that watches, not when core is imported.
+    const { watch } = await import('chokidar');
+    if (this.#closed || epoch !== this.#epoch) return;
     const watcher = watch(
       roots.map((r) => r.watched),
       {
