@@ -43,7 +43,7 @@ describe('http client against nginx (ssl_verify_client on)', function () {
   });
 
   it('nginx verifies our certificate; we verify its SPIFFE identity; request and fetch both work', async function () {
-    agent = createAgent({ source: pki.client, allow: SERVER_ID, logger: silentLogger });
+    agent = createAgent({ source: pki.client, allow: SERVER_ID, logger: silentLogger, peerContext: true });
     const res = await request(`${nginx.origin}/hello`, { dispatcher: agent });
     const [serial] = (await res.body.text()).split(' ');
     assert.ok(sameSerial(serial!, pki.client.identity.serialNumber), `nginx saw ${serial}`);

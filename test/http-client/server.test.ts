@@ -36,7 +36,7 @@ describe('http client against the meshless server (createServer)', function () {
   });
 
   it('each side verifies the other: the server knows our SPIFFE ID, we know its', async function () {
-    agent = createAgent({ source: pki.client, allow: SERVER_ID, logger: silentLogger });
+    agent = createAgent({ source: pki.client, allow: SERVER_ID, logger: silentLogger, peerContext: true });
     const res = await request(`${origin}/`, { dispatcher: agent });
     assert.equal(await res.body.text(), pki.client.identity.serialNumber);
     assert.equal(seenBy.at(-1)?.peer, CLIENT_ID);

@@ -92,7 +92,7 @@ describe('soak: rotation under HTTP and gRPC load', function () {
       who(req: unknown, cb: (err: grpc.ServiceError | null, res: unknown) => void): void;
       close(): void;
     };
-    const agent = createAgent({ source: clientSource, allow: SERVER_ID, logger: silent, maxConnectionAgeMs: 1000 });
+    const agent = createAgent({ source: clientSource, allow: SERVER_ID, logger: silent, maxConnectionAgeMs: 1000, peerContext: true });
 
     const errors = { server: [] as MeshlessError[], client: [] as MeshlessError[] };
     serverSource.on('error', (e) => errors.server.push(e));
@@ -194,7 +194,7 @@ describe('soak: rotation under HTTP and gRPC load', function () {
       for (const s of seenClientSerials) assert.ok(goodClientSerials.has(s), `client serial ${s} must be a good generation`);
       assert.equal(serverSource.current().identity.serialNumber, lastServerSerial, 'the last good generation is served');
       // A new connection presents the last good generation.
-      const check = createAgent({ source: clientSource, allow: SERVER_ID, logger: silent });
+      const check = createAgent({ source: clientSource, allow: SERVER_ID, logger: silent, peerContext: true });
       const res = await request(`https://localhost:${httpPort}/`, { dispatcher: check });
       assert.equal(await res.body.text(), lastServerSerial);
       assert.equal(peerOfResponse(res)?.serialNumber, lastServerSerial);

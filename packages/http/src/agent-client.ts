@@ -1,8 +1,9 @@
 import type { TLSSocket } from 'node:tls';
 import type { Peer } from '@meshless/core';
-import { Client, type Dispatcher } from 'undici';
+import type { Client, Dispatcher } from 'undici';
 import { PEER_CONTEXT_KEY, PeerContextHandler, isLegacyHandler, type PeerContext, type PeerHolder } from './agent-peer-context.js';
 import { connectVerified, type ConnectCallback, type ConnectionOwner, type ConnectorContext, type ConnectParams } from './connector.js';
+import { undici } from './undici-lazy.js';
 
 /** A connector context that can also ask the agent for a fresh pool. */
 export interface ClientGeneration extends ConnectorContext {
@@ -15,6 +16,36 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How often a connection past its deadline is checked for idleness. */
 export const RETIRE_POLL_MS = 50;
 
+/** What the agent's pools see of a meshless client: an undici Client that owns verified sockets. */
+export interface MeshlessClient extends Client, ConnectionOwner, PeerHolder {
+  readonly retiring: boolean;
+}
+
+export type MeshlessClientClass = new (origin: string | URL, options: Client.Options, generation: ClientGeneration) => MeshlessClient;
+
+let clientClass: MeshlessClientClass | undefined;
+
+/**
+ * The MeshlessClient class, defined on first use: it extends undici's Client, which is loaded
+ * only when the first agent is created (see undici-lazy.ts).
+ */
+export function meshlessClientClass(): MeshlessClientClass {
+  clientClass ??= defineMeshlessClient(undici().Client);
+  return clientClass;
+}
+
+/**
+ * undici keeps a socket that must not take another request (`reset`) under this symbol: set on
+ * a busy HTTP/1.1 socket, undici writes nothing more on it and closes it once its running
+ * request has completed (queued requests go out on a new connection). Found by description;
+ * when a future undici drops it, the retirement poll below still closes the socket once idle.
+ */
+function resetSymbolOf(socket: TLSSocket): symbol | undefined {
+  resetSymbol ??= Object.getOwnPropertySymbols(socket).find((s) => s.description === 'reset');
+  return resetSymbol;
+}
+let resetSymbol: symbol | undefined;
+
 /**
  * An undici Client (one connection at a time) whose sockets come from meshless's connector, and
  * which retires each socket at its deadline (server certificate's notAfter, our own, or
@@ -25,9 +56,14 @@ export const RETIRE_POLL_MS = 50;
  * - a busy HTTP/2 socket asks the agent to move new requests to a fresh pool, and closes when its
  *   streams have ended.
  * No request in progress is cut. A poll closes anything left once it is idle.
+ *
+ * Per request it adds nothing, unless the agent was created with `peerContext: true`: then each
+ * request's handler is wrapped once so that `peerOfResponse` finds the connection's Peer.
  */
-export class MeshlessClient extends Client implements ConnectionOwner, PeerHolder {
+function defineMeshlessClient(Base: typeof Client): MeshlessClientClass {
+return class MeshlessClient extends Base implements ConnectionOwner, PeerHolder {
   readonly #generation: ClientGeneration;
+  readonly #peerContext: boolean;
   #socket: TLSSocket | undefined;
   #peer: Peer | undefined;
   #context: PeerContext | undefined;
@@ -40,6 +76,7 @@ export class MeshlessClient extends Client implements ConnectionOwner, PeerHolde
     super(origin, { ...options, connect: connect as unknown as Client.Options['connect'] });
     owner.client = this;
     this.#generation = generation;
+    this.#peerContext = generation.settings.peerContext;
   }
 
   /** The Peer verified on the current connection (read when a request is written to it). */
@@ -58,7 +95,8 @@ export class MeshlessClient extends Client implements ConnectionOwner, PeerHolde
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    return super.dispatch(options, isLegacyHandler(handler) ? (new PeerContextHandler(handler, this) as Dispatcher.DispatchHandler) : handler);
+    if (!this.#peerContext || !isLegacyHandler(handler)) return super.dispatch(options, handler);
+    return super.dispatch(options, new PeerContextHandler(handler, this) as Dispatcher.DispatchHandler);
   }
 
   /**
@@ -99,6 +137,11 @@ export class MeshlessClient extends Client implements ConnectionOwner, PeerHolde
   #retire(socket: TLSSocket): void {
     if (socket !== this.#socket || socket.destroyed) return;
     this.#retiring = true;
+    if (socket.alpnProtocol !== 'h2') {
+      // No per-request hook to close it between two requests: let undici do it.
+      const reset = resetSymbolOf(socket);
+      if (reset !== undefined) (socket as unknown as Record<symbol, unknown>)[reset] = true;
+    }
     this.#closeWhenIdle(socket, true);
   }
 
@@ -119,4 +162,5 @@ export class MeshlessClient extends Client implements ConnectionOwner, PeerHolde
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
+};
 }

@@ -14,11 +14,12 @@ import {
   type Source,
   type TlsPolicy,
 } from '@meshless/core';
-import { Dispatcher, type Agent, type errors } from 'undici';
+import type { Agent, Dispatcher, errors } from 'undici';
 import { compileAllow, type AllowFor, type ServerPolicy } from './agent-allow.js';
 import { Generation, type GenerationEvents } from './agent-generation.js';
 import { splitAgentOptions, type ConnectorSettings, type CreateAgentOptions } from './agent-options.js';
 import { SessionCache } from './session-cache.js';
+import { undici } from './undici-lazy.js';
 
 /** Payload of the agent's `'peerAllowed'` event: a server passed the check on a new connection. */
 export interface ServerAllowed {
@@ -71,7 +72,7 @@ function originOf(target: string | URL): string | undefined {
  * `'peerAllowed'` ({@link ServerAllowed}) and `'peerRefused'` ({@link ServerRefused}), once per
  * new connection; `'generation'` (number, reason) when a rotation or `setAllow` swaps the pool.
  */
-export class MeshlessAgent extends Dispatcher {
+export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatcher) {
   readonly #source: Source;
   readonly #settings: ConnectorSettings;
   readonly #tlsPolicy: TlsPolicy;
@@ -98,6 +99,7 @@ export class MeshlessAgent extends Dispatcher {
 
   constructor(options: CreateAgentOptions) {
     super();
+    becomeDispatcher();
     const { settings, policy, undiciOptions } = splitAgentOptions(options);
     this.#settings = settings;
     this.#tlsPolicy = policy;
@@ -279,6 +281,17 @@ export class MeshlessAgent extends Dispatcher {
     const event: ServerRefused = peer === undefined ? { origin, failure, resumed, error, generation: generation.number } : { origin, failure, resumed, error, peer, generation: generation.number };
     this.#emit('peerRefused', event);
   }
+}
+
+/**
+ * MeshlessAgent is an undici Dispatcher (`instanceof Dispatcher`, `request`, `stream`,
+ * `pipeline`, `compose`…), but undici is loaded only when the first agent is created (a server
+ * alone never loads it): the class starts as an EventEmitter, whose place in the chain undici's
+ * Dispatcher (itself an EventEmitter, with no constructor state) takes then, once.
+ */
+function becomeDispatcher(): void {
+  const { Dispatcher } = undici();
+  if (Object.getPrototypeOf(MeshlessAgent.prototype) !== Dispatcher.prototype) Object.setPrototypeOf(MeshlessAgent.prototype, Dispatcher.prototype);
 }
 
 // Typed listeners for meshless's own events, next to undici's.

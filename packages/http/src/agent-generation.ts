@@ -1,11 +1,12 @@
 import tls, { type SecureContext } from 'node:tls';
 import { clientSecureContextOptions, type Credential, type MeshlessError, type Peer, type RefusalClass, type TlsPolicy } from '@meshless/core';
-import { Agent, Pool, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher, Pool } from 'undici';
 import type { ServerPolicy } from './agent-allow.js';
-import { MeshlessClient, type ClientGeneration } from './agent-client.js';
+import { meshlessClientClass, type ClientGeneration } from './agent-client.js';
 import type { ConnectorSettings } from './agent-options.js';
 import type { ConnectCallback } from './connector.js';
 import type { SessionCache } from './session-cache.js';
+import { undici } from './undici-lazy.js';
 
 /** What a generation reports to its agent. */
 export interface GenerationEvents {
@@ -63,6 +64,8 @@ export class Generation implements ClientGeneration {
     this.#events = init.events;
     this.credentialNotAfter = init.credential.notAfter.getTime();
     this.secureContext = secureContextFor(init.credential, init.tlsPolicy);
+    const { Agent, Pool } = undici();
+    const MeshlessClient = meshlessClientClass();
     const clientFactory = (origin: URL, options: object): Dispatcher => new MeshlessClient(origin, options, this);
     this.agent = new Agent({
       ...init.undiciOptions,

@@ -23,6 +23,13 @@ export interface CreateAgentOptions extends Omit<Agent.Options, (typeof OWNED)[n
   connectTimeout?: number;
   /** pino-compatible logger. Default: meshless's shared logger (level `warn`). */
   logger?: Logger;
+  /**
+   * Put the verified server Peer in every request's undici `context`, so that
+   * `peerOfResponse(res)` answers who served it. This costs one small handler object per
+   * request, so it is off by default (then nothing is allocated per request);
+   * `agent.peerOf(origin)` and the `peerAllowed` event work either way.
+   */
+  peerContext?: boolean;
 }
 
 /** What the connector needs to know from the options, validated. */
@@ -33,6 +40,8 @@ export interface ConnectorSettings {
   readonly connectTimeout: number;
   readonly autoSelectFamily: boolean | undefined;
   readonly autoSelectFamilyAttemptTimeout: number | undefined;
+  /** Wrap each request's handler so that `peerOfResponse` works (the `peerContext` option). */
+  readonly peerContext: boolean;
 }
 
 function nonNegativeInteger(value: unknown, field: string): void {
@@ -81,8 +90,12 @@ export function splitAgentOptions(options: CreateAgentOptions): {
     minVersion,
     ciphers,
     ecdhCurve,
+    peerContext,
     ...undiciOptions
   } = options;
+  if (peerContext !== undefined && typeof peerContext !== 'boolean') {
+    throw new MeshlessError(codes.INVALID_OPTION, `peerContext must be true or false, not ${JSON.stringify(peerContext)}`, { field: 'peerContext' });
+  }
   positiveNumber(maxConnectionAgeMs, 'maxConnectionAgeMs');
   positiveNumber(connectTimeout, 'connectTimeout');
   nonNegativeInteger(maxCachedSessions, 'maxCachedSessions');
@@ -97,6 +110,7 @@ export function splitAgentOptions(options: CreateAgentOptions): {
     connectTimeout: connectTimeout ?? 10_000,
     autoSelectFamily: undiciOptions.autoSelectFamily,
     autoSelectFamilyAttemptTimeout: undiciOptions.autoSelectFamilyAttemptTimeout,
+    peerContext: peerContext === true,
   };
   return { settings, policy, undiciOptions };
 }

@@ -55,7 +55,7 @@ describe('createAgent: HTTP/2', function () {
 
   it('allowH2 reaches the connector: ALPN offers h2 and requests go over HTTP/2, verified', async function () {
     // undici runs one request per connection unless `pipelining` allows more streams.
-    agent = createAgent({ source: pki.client, allow: SERVER_ID, allowH2: true, pipelining: 10, logger: silentLogger });
+    agent = createAgent({ source: pki.client, allow: SERVER_ID, allowH2: true, pipelining: 10, peerContext: true, logger: silentLogger });
     const res = await request(`${h2.origin}/h2`, { dispatcher: agent });
     const body = await res.body.text();
     assert.equal(body.split(' ')[0], '2.0');

@@ -20,7 +20,7 @@ describe('createAgent: requests through undici', function () {
     await server.close();
   });
   beforeEach(function () {
-    agent = createAgent({ source: pki.client, allow: SERVER_ID });
+    agent = createAgent({ source: pki.client, allow: SERVER_ID, peerContext: true });
   });
   afterEach(async function () {
     await agent.close();
