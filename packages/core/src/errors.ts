@@ -57,6 +57,20 @@ export const codes = {
   POLICY_INVALID: 'MESHLESS_ERR_POLICY_INVALID',
   /** A plaintext (`http://`) request or connection was refused: mTLS is required (see `plaintextOrigins`, `mode`). */
   PLAINTEXT_REFUSED: 'MESHLESS_ERR_PLAINTEXT_REFUSED',
+  /** A SPIFFE Workload API address is missing or not `unix:///abs/path`, `unix:/abs/path` or `tcp://<ip>:<port>`. */
+  WORKLOAD_API_ADDRESS_INVALID: 'MESHLESS_ERR_WORKLOAD_API_ADDRESS_INVALID',
+  /** No valid X.509-SVID arrived from the Workload API within `firstUpdateTimeoutMs`. */
+  WORKLOAD_API_TIMEOUT: 'MESHLESS_ERR_WORKLOAD_API_TIMEOUT',
+  /** The Workload API refused the call for good (InvalidArgument, Unimplemented…): not retried. */
+  WORKLOAD_API_CALL_REFUSED: 'MESHLESS_ERR_WORKLOAD_API_CALL_REFUSED',
+  /** The Workload API stream broke or cannot be reached; the last SVID keeps serving while it reconnects. */
+  WORKLOAD_API_UNAVAILABLE: 'MESHLESS_ERR_WORKLOAD_API_UNAVAILABLE',
+  /** A Workload API message is malformed (no SVID, a missing field, DER that does not parse, an SVID ID that differs from its certificate's). */
+  WORKLOAD_API_MESSAGE_INVALID: 'MESHLESS_ERR_WORKLOAD_API_MESSAGE_INVALID',
+  /** No SVID of a Workload API message matches `hint` (or `pick` chose none). */
+  WORKLOAD_API_SVID_NOT_FOUND: 'MESHLESS_ERR_WORKLOAD_API_SVID_NOT_FOUND',
+  /** The Workload API withdrew our identity (PermissionDenied after an SVID was served). */
+  IDENTITY_WITHDRAWN: 'MESHLESS_ERR_IDENTITY_WITHDRAWN',
 } as const;
 
 export type MeshlessErrorCode = (typeof codes)[keyof typeof codes];

@@ -33,3 +33,5 @@ export { parsePolicy, type ParsedPolicy, type PolicyRule } from './policy-parse.
 export { describeRule } from './policy-describe.js';
 export { onPolicyChange, isLivePolicy, forwardPolicyChanges, POLICY_CHANGES, type PolicyChange, type PolicyChangeListener } from './policy-changes.js';
 export { dryRunAuthorizer, isDryRunDecision, type DryRunDecision, type DryRunOptions } from './dry-run.js';
+export { SourceMetrics, type ReloadOutcome } from './file-source-metrics.js';
+export { HealthTimer, sourceHealthState, nextHealthChangeAt } from './health-timer.js';
