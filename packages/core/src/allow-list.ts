@@ -1,3 +1,4 @@
+import { dryRunAuthorizer, type DryRunOptions } from './dry-run.js';
 import { MeshlessError, codes } from './errors.js';
 import type { Peer } from './peer.js';
 import { pathProblem, trustDomainProblem } from './spiffe-id.js';
@@ -34,6 +35,12 @@ export type DenyRules = string | DenyFunction | Authorizer | readonly (string | 
 export interface AllowListOptions {
   /** Rules that deny a peer even when an allow rule matches. Deny always wins. */
   deny?: DenyRules;
+  /**
+   * Dry run: a peer the rules would deny is allowed, and the would-be denial is logged ("dry
+   * run: would deny"), counted and published (see `dryRunAuthorizer`). Relaxes policy only: the
+   * rules are only ever asked about peers whose certificate chain verified.
+   */
+  dryRun?: boolean | DryRunOptions;
 }
 
 const authorizerBrand = Symbol.for('meshless.Authorizer');
@@ -263,6 +270,10 @@ export function isAuthorizer(value: unknown): value is Authorizer {
  * ```
  */
 export function allowList(rules: Rules, options: AllowListOptions = {}): Authorizer {
+  if (options.dryRun) {
+    const { dryRun, ...rest } = options;
+    return dryRunAuthorizer(allowList(rules, rest), dryRun === true ? {} : dryRun);
+  }
   if (isAuthorizer(rules) && options.deny === undefined) return rules;
   const allow = new RuleSet('allow');
   flatten(rules).forEach((r, i) => allow.add(r, i));

@@ -6,6 +6,7 @@ export { createServer, type MeshlessServer } from './server.js';
 export type { ServerOptions } from './server-options.js';
 export type { PeerRefusal, ServerRefusalClass } from './server-refusals.js';
 export type { PeerRetirement, RetireReason } from './server-connections.js';
+export type { ServerMode, PlaintextRequest } from './server-permissive.js';
 export { peerOf, type PeerTarget } from './peer-of.js';
 export { healthHandler, type HealthBody } from './health.js';
 // Per-route policy for any framework (Fastify, Koa, Hono, NestJS use it; Express's requirePeer too).

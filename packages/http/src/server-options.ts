@@ -1,5 +1,6 @@
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { SecureVersion, TlsOptions } from 'node:tls';
+import { parseMode, type ServerMode } from './server-permissive.js';
 import { MeshlessError, codes, serverTlsOptions, type Credential, type CredentialProvider, type Logger, type Rules, type DenyRules } from '@meshless/core';
 
 /**
@@ -35,6 +36,18 @@ export interface ServerOptions extends Omit<HttpsServerOptions, OwnedOption | 'm
   allow: Rules;
   /** Rules that refuse a client even when an allow rule matches. */
   deny?: DenyRules;
+  /**
+   * Dry run of `allow`/`deny`: a verified client the rules would refuse is let in, and the
+   * would-be refusal is logged ("dry run: would deny"), counted and published. A client whose
+   * chain does not verify is still refused: a dry run relaxes policy, never authentication.
+   */
+  dryRun?: boolean;
+  /**
+   * `'strict'` (default): mutual TLS only. `'permissive'`: mutual TLS and plaintext HTTP on the
+   * same port, for a migration (plaintext requests have no peer and are counted; switch with
+   * `server.setMode('strict')`). See docs/migration.md.
+   */
+  mode?: ServerMode;
   /** Lowest TLS version: `'TLSv1.3'` (default) or `'TLSv1.2'` (renegotiation stays off). */
   minVersion?: SecureVersion;
   /**
@@ -54,6 +67,8 @@ export interface ParsedServerOptions {
   provider: CredentialProvider;
   allow: Rules;
   deny: DenyRules | undefined;
+  dryRun: boolean;
+  mode: ServerMode;
   maxConnectionAgeMs: number | undefined;
   handshakeTimeoutMs: number;
   logger: Logger | undefined;
@@ -61,6 +76,12 @@ export interface ParsedServerOptions {
   policy: { minVersion?: SecureVersion; ciphers?: string; ecdhCurve?: string; sessionTimeout?: number };
   /** Every other option, passed to `https.createServer` and again to every `setSecureContext`. */
   passthrough: HttpsServerOptions;
+}
+
+function parseDryRun(value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw invalid('dryRun', `dryRun must be true or false, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -82,7 +103,7 @@ export function parseServerOptions(options: ServerOptions): ParsedServerOptions 
   if (typeof options !== 'object' || options === null) {
     throw invalid('options', 'needs an options object: createServer({ source, allow }, listener)');
   }
-  const { source, allow, deny, minVersion, ciphers, ecdhCurve, sessionTimeout, maxConnectionAgeMs, handshakeTimeoutMs, logger, ...rest } = options;
+  const { source, allow, deny, minVersion, ciphers, ecdhCurve, sessionTimeout, maxConnectionAgeMs, handshakeTimeoutMs, logger, dryRun, mode, ...rest } = options;
   if (source === undefined || source === null || typeof source !== 'object') {
     throw invalid('source', 'needs `source`: a Source (fileSource, staticSource) or a Credential (loadCredential)');
   }
@@ -104,6 +125,8 @@ export function parseServerOptions(options: ServerOptions): ParsedServerOptions 
     provider: source,
     allow,
     deny,
+    dryRun: parseDryRun(dryRun),
+    mode: parseMode(mode),
     maxConnectionAgeMs: positiveMs(maxConnectionAgeMs, 'maxConnectionAgeMs'),
     handshakeTimeoutMs: positiveMs(handshakeTimeoutMs, 'handshakeTimeoutMs') ?? positiveMs(passthrough.handshakeTimeout, 'handshakeTimeout') ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     logger,

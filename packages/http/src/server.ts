@@ -12,6 +12,7 @@ import {
   codes,
   loggerOf,
   meshlessMetrics,
+  onPolicyChange,
   toSource,
   type Authorizer,
   type ConnectionCheck,
@@ -21,6 +22,7 @@ import {
 } from '@meshless/core';
 import { ConnectionRegistry, type PeerRetirement } from './server-connections.js';
 import { parseServerOptions, secureOptionsFor, type ServerOptions } from './server-options.js';
+import { PermissiveListener, parseMode, type PlaintextRequest, type ServerMode } from './server-permissive.js';
 import { RefusalReporter, handshakeRefusal, type PeerRefusal } from './server-refusals.js';
 
 /** Drain window of a planned retirement when the server has no keepAliveTimeout. */
@@ -39,12 +41,21 @@ export interface MeshlessServer extends https.Server {
    * Replaces the allow-list (and deny-list). New connections are checked against it at once;
    * live connections whose peer it refuses are retired gracefully.
    */
-  setAllow(allow: Rules, options?: { deny?: DenyRules }): void;
+  setAllow(allow: Rules, options?: { deny?: DenyRules; dryRun?: boolean }): void;
+  /**
+   * Switches between `'strict'` (mutual TLS only) and `'permissive'` (plaintext HTTP too, for a
+   * migration) live. To strict: new plaintext connections are refused, live plaintext keep-alive
+   * connections close after their in-flight request; TLS connections are untouched.
+   */
+  setMode(mode: ServerMode): void;
+  /** The current mode. */
+  readonly mode: ServerMode;
   /** The credential source this server serves (a `staticSource` when given a Credential). */
   readonly source: Source;
 
   on(event: 'peerRefused', listener: (refusal: PeerRefusal) => void): this;
   on(event: 'peerRetired', listener: (retirement: PeerRetirement) => void): this;
+  on(event: 'plaintextRequest', listener: (request: PlaintextRequest) => void): this;
   on(event: string, listener: (...args: any[]) => void): this;
   once(event: 'peerRefused', listener: (refusal: PeerRefusal) => void): this;
   once(event: 'peerRetired', listener: (retirement: PeerRetirement) => void): this;
@@ -72,7 +83,8 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   const parsed = parseServerOptions(options);
   const source = toSource(parsed.provider);
   const logger = loggerOf(parsed.logger);
-  let authorize: Authorizer = allowList(parsed.allow, { deny: parsed.deny });
+  const policyOf = (allow: Rules, deny: DenyRules | undefined, dryRun: boolean): Authorizer => allowList(allow, { deny, ...(dryRun ? { dryRun: { scope: 'server', logger } } : {}) });
+  let authorize: Authorizer = policyOf(parsed.allow, parsed.deny, parsed.dryRun);
   let ticketKeys = randomBytes(48);
   let served: Credential = source.current();
 
@@ -178,15 +190,24 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   };
   source.on('update', onUpdate);
   source.on('error', onError);
+  // A live policy (policyFile) retires the connections of peers it no longer allows, as setAllow does.
+  let stopPolicyChanges = onPolicyChange([parsed.allow, parsed.deny as Rules | undefined], () => review());
+  const permissive = new PermissiveListener(server, logger, meshlessMetrics(), parsed.handshakeTimeoutMs);
+  permissive.setMode(parsed.mode);
   server.once('close', () => {
+    stopPolicyChanges();
     source.off('update', onUpdate);
     source.off('error', onError);
   });
 
   Object.defineProperty(server, 'source', { value: source, enumerable: true });
+  Object.defineProperty(server, 'mode', { get: () => permissive.mode, enumerable: true });
+  Object.defineProperty(server, 'setMode', { value: (mode: ServerMode) => permissive.setMode(parseMode(mode)) });
   Object.defineProperty(server, 'setAllow', {
-    value(allow: Rules, opts: { deny?: DenyRules } = {}): void {
-      authorize = allowList(allow, { deny: opts.deny });
+    value(allow: Rules, opts: { deny?: DenyRules; dryRun?: boolean } = {}): void {
+      authorize = policyOf(allow, opts.deny, opts.dryRun ?? false);
+      stopPolicyChanges();
+      stopPolicyChanges = onPolicyChange([allow, opts.deny as Rules | undefined], () => review());
       logger.info({ rules: authorize.rules }, 'meshless server: allow-list replaced');
       review();
     },
