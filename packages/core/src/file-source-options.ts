@@ -2,10 +2,29 @@ import type { Rules } from './allow-list.js';
 import { MeshlessError, codes } from './errors.js';
 import type { Logger } from './logger.js';
 
-/** Where `fileSource` reads from: a mounted directory (layout detected) or three explicit files. */
-export type FileSourceLocation =
+/**
+ * Federated trust bundles a file source reads and watches with the credential, usually from
+ * another mount (a trust-manager ConfigMap, a SPIRE bundle publisher). See docs/federation.md.
+ */
+export interface FederationFiles {
+  /**
+   * Trust domain (`partner.example` or `spiffe://partner.example`) → a file holding its bundle:
+   * PEM CA certificates or a SPIFFE bundle (JWK Set), told apart by content.
+   */
+  federation?: Readonly<Record<string, string>>;
+  /**
+   * A bundle map file, as grpc-go reads it: `{ "trust_domains": { "partner.example": <SPIFFE
+   * bundle>, … } }`. With `federation` too, a trust domain in both takes its `federation` file.
+   */
+  bundleMap?: string;
+}
+
+/** Where `fileSource` reads from: a mounted directory (layout detected) or three explicit files, plus federated bundles. */
+export type FileSourceLocation = (
   | { dir: string; certFile?: string; keyFile?: string; caFile?: string }
-  | { dir?: undefined; certFile: string; keyFile: string; caFile: string };
+  | { dir?: undefined; certFile: string; keyFile: string; caFile: string }
+) &
+  FederationFiles;
 
 /** Options of `fileSource`. Every duration is in milliseconds. */
 export interface FileSourceOptions {

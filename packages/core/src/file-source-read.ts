@@ -24,8 +24,20 @@ export interface ReadGenerationOptions {
   maxAttempts?: number;
 }
 
-const roles = ['cert', 'key', 'ca'] as const;
-type Role = (typeof roles)[number];
+
+/** One file to read: where, what it is (for messages) and the field it fills (for `err.field`). */
+export interface FileToRead {
+  file: string;
+  /** E.g. `certificate`, `federated trust bundle`. */
+  what: string;
+  field: string;
+}
+
+const roleFiles = (files: CredentialFiles): FileToRead[] => [
+  { file: files.cert, what: 'certificate', field: 'cert' },
+  { file: files.key, what: 'private key', field: 'key' },
+  { file: files.ca, what: 'trust bundle', field: 'ca' },
+];
 
 interface FileState {
   real: string;
@@ -60,12 +72,11 @@ async function dataLinksOf(dirs: readonly string[]): Promise<string[]> {
   );
 }
 
-function unreadable(role: Role, file: string, why: string, cause?: unknown): MeshlessError {
-  const what = role === 'ca' ? 'trust bundle' : role === 'key' ? 'private key' : 'certificate';
-  return new MeshlessError(codes.FILE_UNREADABLE, `${what} file ${file} ${why}; the previous generation stays in use until it is readable again`, { file, field: role, cause });
+function unreadable(entry: FileToRead, file: string, why: string, cause?: unknown): MeshlessError {
+  return new MeshlessError(codes.FILE_UNREADABLE, `${entry.what} file ${file} ${why}; the previous generation stays in use until it is readable again`, { file, field: entry.field, cause });
 }
 
-async function explainMissing(role: Role, file: string, cause: unknown): Promise<MeshlessError> {
+async function explainMissing(role: FileToRead, file: string, cause: unknown): Promise<MeshlessError> {
   try {
     const l = await lstat(file);
     if (l.isSymbolicLink()) {
@@ -78,7 +89,7 @@ async function explainMissing(role: Role, file: string, cause: unknown): Promise
   return unreadable(role, file, 'does not exist', cause);
 }
 
-async function errnoToError(role: Role, file: string, cause: unknown): Promise<MeshlessError> {
+async function errnoToError(role: FileToRead, file: string, cause: unknown): Promise<MeshlessError> {
   const code = (cause as NodeJS.ErrnoException).code;
   switch (code) {
     case 'ENOENT':
@@ -110,7 +121,7 @@ function kindOf(s: BigIntStats): string {
  * the read), checked with fstat to be a regular file of sane size, then read from that same
  * descriptor. Returns the bytes and the fstat seen.
  */
-async function readRegularFile(role: Role, file: string, real: string): Promise<{ bytes: Buffer; state: FileState }> {
+async function readRegularFile(role: FileToRead, file: string, real: string): Promise<{ bytes: Buffer; state: FileState }> {
   let handle;
   try {
     handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -130,7 +141,7 @@ async function readRegularFile(role: Role, file: string, real: string): Promise<
   }
 }
 
-async function realOf(role: Role, file: string): Promise<string> {
+async function realOf(role: FileToRead, file: string): Promise<string> {
   try {
     return await realpath(file);
   } catch (cause) {
@@ -139,7 +150,7 @@ async function realOf(role: Role, file: string): Promise<string> {
 }
 
 /** True when the file at `file` still has `before`'s real path, inode, size, times and bytes. */
-async function unchanged(role: Role, file: string, before: FileState, bytes: Buffer): Promise<boolean> {
+async function unchanged(role: FileToRead, file: string, before: FileState, bytes: Buffer): Promise<boolean> {
   try {
     const real = await realpath(file);
     if (!sameState(before, stateOf(real, await stat(real, { bigint: true })))) return false;
@@ -152,12 +163,12 @@ async function unchanged(role: Role, file: string, before: FileState, bytes: Buf
   }
 }
 
-async function attempt(files: CredentialFiles, dirs: readonly string[]): Promise<GenerationBytes> {
+async function attempt(entries: readonly FileToRead[], dirs: readonly string[]): Promise<{ bytes: Buffer[]; dataLinks: string[] }> {
   const linksBefore = await dataLinksOf(dirs);
   const moved = async (): Promise<boolean> => (await dataLinksOf(dirs)).some((l, i) => l !== linksBefore[i]);
   // The three files are read in parallel (fewer round trips to the thread pool); consistency
   // is established afterwards, over all three.
-  const reads = await Promise.allSettled(roles.map(async (role) => readRegularFile(role, files[role], await realOf(role, files[role]))));
+  const reads = await Promise.allSettled(entries.map(async (e) => readRegularFile(e, e.file, await realOf(e, e.file))));
   const failed = reads.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
     // A file that vanished while the kubelet swapped `..data` is a move, not a fault.
@@ -166,9 +177,9 @@ async function attempt(files: CredentialFiles, dirs: readonly string[]): Promise
   }
   const read = reads.map((r) => (r as PromiseFulfilledResult<{ bytes: Buffer; state: FileState }>).value);
   if (await moved()) throw new Moved();
-  const same = await Promise.all(roles.map((role, i) => unchanged(role, files[role], read[i]!.state, read[i]!.bytes)));
+  const same = await Promise.all(entries.map((e, i) => unchanged(e, e.file, read[i]!.state, read[i]!.bytes)));
   if (same.includes(false) || (await moved())) throw new Moved();
-  return { cert: read[0]!.bytes, key: read[1]!.bytes, ca: read[2]!.bytes, dataLinks: linksBefore.filter((l) => l !== ''), attempts: 1 };
+  return { bytes: read.map((r) => r.bytes), dataLinks: linksBefore.filter((l) => l !== '') };
 }
 
 /**
@@ -181,11 +192,28 @@ async function attempt(files: CredentialFiles, dirs: readonly string[]): Promise
  * the key ↔ certificate check of `loadCredential`).
  */
 export async function readGeneration(files: CredentialFiles, options: ReadGenerationOptions = {}): Promise<GenerationBytes> {
+  const read = await readFiles(roleFiles(files), { ...options, what: 'credential files', explain: 'cert, key and bundle' });
+  return { cert: read.bytes[0]!, key: read.bytes[1]!, ca: read.bytes[2]!, dataLinks: read.dataLinks, attempts: read.attempts };
+}
+
+/** Bytes of several files read as one consistent snapshot. */
+export interface FilesBytes {
+  /** In the order the files were given. */
+  bytes: Buffer[];
+  dataLinks: readonly string[];
+  attempts: number;
+}
+
+/**
+ * Reads any set of files as one consistent snapshot, the way {@link readGeneration} reads the
+ * credential trio (`..data` of every directory unchanged, every file stable, bytes read twice).
+ */
+export async function readFiles(entries: readonly FileToRead[], options: ReadGenerationOptions & { what?: string; explain?: string } = {}): Promise<FilesBytes> {
   const maxAttempts = options.maxAttempts ?? 5;
-  const dirs = [...new Set(roles.map((r) => path.dirname(files[r])))];
+  const dirs = [...new Set(entries.map((e) => path.dirname(e.file)))];
   for (let n = 1; n <= maxAttempts; n++) {
     try {
-      const read = await attempt(files, dirs);
+      const read = await attempt(entries, dirs);
       return { ...read, attempts: n };
     } catch (err) {
       if (!(err instanceof Moved)) throw err;
@@ -194,7 +222,7 @@ export async function readGeneration(files: CredentialFiles, options: ReadGenera
   }
   throw new MeshlessError(
     codes.GENERATION_UNSTABLE,
-    `the credential files in ${dirs.join(', ')} kept changing during ${maxAttempts} reads, so no consistent generation of cert, key and bundle could be read; will retry on the next change`,
+    `the ${options.what ?? 'files'} in ${dirs.join(', ')} kept changing during ${maxAttempts} reads, so no consistent generation of ${options.explain ?? entries.map((e) => e.what).join(', ')} could be read; will retry on the next change`,
     { file: dirs[0] },
   );
 }

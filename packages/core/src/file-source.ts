@@ -7,6 +7,8 @@ import { MeshlessError, codes, isMeshlessError } from './errors.js';
 import { SourceMetrics } from './file-source-metrics.js';
 import { checkLocation, resolveFileSourceOptions, type FileSourceLocation, type FileSourceOptions, type ResolvedFileSourceOptions } from './file-source-options.js';
 import { readGeneration, type GenerationBytes } from './file-source-read.js';
+import { hasTrustFiles, noTrust, readTrustSet, resolveTrustFiles, trustFileList, trustSummary, type TrustFiles, type TrustSet } from './file-source-trust.js';
+import type { SpiffeBundle } from './spiffe-bundle.js';
 import { MountWatcher } from './file-source-watch.js';
 import { HealthTimer, sourceHealthState } from './health-timer.js';
 import { resolveFiles, type CredentialFiles, type CredentialLayout } from './layout.js';
@@ -14,7 +16,8 @@ import { loggerOf, type Logger } from './logger.js';
 import { findFrozenMounts } from './mount-info.js';
 import type { Health, HealthState, Source, SourceEvents } from './source.js';
 
-export type { FileSourceLocation, FileSourceOptions } from './file-source-options.js';
+export type { FileSourceLocation, FileSourceOptions, FederationFiles } from './file-source-options.js';
+export type { TrustFiles } from './file-source-trust.js';
 
 /** A Source backed by mounted files; also tells where it reads from. */
 export interface FileSource extends Source {
@@ -22,6 +25,19 @@ export interface FileSource extends Source {
   readonly files: Readonly<CredentialFiles>;
   /** The layout detected in `dir`, when one was used. */
   readonly layout: CredentialLayout | undefined;
+  /** The federated bundle files read with the credential (absolute paths). */
+  readonly trustFiles: TrustFiles;
+  /**
+   * The federated bundles of the current generation as read (format, sequence, ignored keys),
+   * keyed by trust domain; `current().bundles` holds what is used to verify.
+   */
+  federatedBundles(): ReadonlyMap<string, SpiffeBundle>;
+}
+
+/** The credential trio of the last good generation, as read. */
+interface TrioRead {
+  bytes: GenerationBytes;
+  raw: string;
 }
 
 /** Why a read was started; decides whether a failure is reported at once. */
@@ -54,14 +70,20 @@ function credentialFields(c: Credential): Record<string, unknown> {
 class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
   readonly files: Readonly<CredentialFiles>;
   readonly layout: CredentialLayout | undefined;
+  readonly trustFiles: TrustFiles;
   readonly #options: ResolvedFileSourceOptions;
   readonly #log: Logger;
   readonly #label: string;
   readonly #watcher: MountWatcher;
+  /** Watches the federated bundle files: another mount, which may vanish without stopping the credential's watch. */
+  readonly #trustWatcher: MountWatcher | undefined;
   readonly #healthTimer: HealthTimer;
   #metrics: SourceMetrics | undefined;
   #current!: Credential;
-  #rawHash = '';
+  /** The trio and the federated bundles come from different mounts and change independently: each keeps its own last good. */
+  #goodTrio!: TrioRead;
+  #trust: TrustSet = noTrust;
+  #noticesLogged = new Set<string>();
   #anchorIdentity = '';
   #failure: MeshlessError | undefined;
   #lastReloadAt = new Date();
@@ -78,10 +100,11 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
   #inFlight: Promise<void> | undefined;
   #queued: { trigger: Trigger; promise: Promise<void>; resolve: () => void } | undefined;
 
-  constructor(files: CredentialFiles, layout: CredentialLayout | undefined, label: string, options: ResolvedFileSourceOptions) {
+  constructor(files: CredentialFiles, layout: CredentialLayout | undefined, trustFiles: TrustFiles, label: string, options: ResolvedFileSourceOptions) {
     super();
     this.files = Object.freeze({ ...files });
     this.layout = layout;
+    this.trustFiles = trustFiles;
     this.#label = label;
     this.#options = options;
     this.#log = loggerOf(options.logger);
@@ -95,15 +118,29 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
       onTrouble: (why, cause) =>
         this.#log.warn({ source: this.#label, reason: why, ...(cause ? { cause: String((cause as Error).message ?? cause) } : {}) }, 'meshless: credential directory watch interrupted; polling until it is back'),
     });
+    if (hasTrustFiles(trustFiles)) {
+      const trustList = trustFileList(trustFiles);
+      const trustNames = new Set(trustList.map((f) => path.basename(f)));
+      this.#trustWatcher = new MountWatcher({
+        dirs: [...new Set(trustList.map((f) => path.dirname(f)))],
+        relevant: (name) => trustNames.has(name) || name.startsWith('..'),
+        ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+        onChange: (why, name) => this.#onFileEvent(why, name),
+        onTrouble: (why, cause) =>
+          this.#log.warn({ source: this.#label, reason: why, ...(cause ? { cause: String((cause as Error).message ?? cause) } : {}) }, 'meshless: federated bundle directory watch interrupted; polling until it is back'),
+      });
+    }
   }
 
   /** Starts the watcher, then loads the first generation; throws (and cleans up) when it is bad. */
   async start(): Promise<void> {
     try {
       await this.#watcher.start();
-      const bytes = await readGeneration(this.files);
-      this.#current = this.#load(bytes, 1);
-      this.#rawHash = rawHashOf(bytes);
+      await this.#trustWatcher?.start();
+      const [bytes, trust] = await Promise.all([readGeneration(this.files), readTrustSet(this.trustFiles)]);
+      this.#current = this.#load(bytes, trust, 1);
+      this.#goodTrio = { bytes, raw: rawHashOf(bytes) };
+      this.#trust = trust;
       this.#anchorIdentity = String(this.#current.identity);
       this.#lastReloadAt = new Date();
     } catch (err) {
@@ -117,7 +154,8 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
     if (this.#options.recheckIntervalMs > 0) {
       this.#recheckTimer = setInterval(() => void this.#recheck(), this.#options.recheckIntervalMs).unref();
     }
-    this.#log.info({ source: this.#label, files: this.files, ...(this.layout ? { layout: this.layout.name } : {}), ...credentialFields(this.#current) }, 'meshless: credential loaded');
+    this.#log.info({ source: this.#label, files: this.files, ...(this.layout ? { layout: this.layout.name } : {}), ...credentialFields(this.#current), ...this.#trustFields() }, 'meshless: credential loaded');
+    this.#logNotices(this.#current, this.#trust);
     if (this.#healthState !== 'fresh') {
       this.#log.warn({ source: this.#label, state: this.#healthState, ...credentialFields(this.#current) }, `meshless: credential health is ${this.#healthState} at start`);
     }
@@ -128,6 +166,10 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
 
   current(): Credential {
     return this.#current;
+  }
+
+  federatedBundles(): ReadonlyMap<string, SpiffeBundle> {
+    return this.#trust.bundles;
   }
 
   health(): Health {
@@ -165,6 +207,7 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
     this.#queued = undefined;
     queued?.resolve();
     await this.#watcher.close();
+    await this.#trustWatcher?.close();
     await this.#inFlight;
   }
 
@@ -216,6 +259,7 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
   async #recheck(): Promise<void> {
     if (this.#closed) return;
     await this.#watcher.verifyRoots();
+    await this.#trustWatcher?.verifyRoots();
     await this.#request('recheck');
   }
 
@@ -247,55 +291,106 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
 
   // ---- one read -------------------------------------------------------------------------
 
+  /**
+   * One read of everything. The credential trio and the federated bundles are read and
+   * validated separately, each keeping its own last good: a broken partner bundle never blocks
+   * our own certificate's rotation, and a broken own mount never blocks a partner's new CA.
+   */
   async #attempt(trigger: Trigger): Promise<void> {
-    let next: Credential | undefined;
-    let rawHash: string;
-    let attempts = 0;
     const startedAt = performance.now();
-    try {
-      const bytes = await readGeneration(this.files);
-      attempts = bytes.attempts;
-      rawHash = rawHashOf(bytes);
-      if (rawHash !== this.#rawHash) {
-        const candidate = this.#load(bytes, this.#current.generation + 1);
-        if (candidate.contentHash !== this.#current.contentHash) {
-          this.#checkIdentity(candidate);
-          next = candidate;
-        }
+    const failures: MeshlessError[] = [];
+    let attempts = 0;
+    let trio = this.#goodTrio;
+    let trust = this.#trust;
+    await Promise.all([
+      readGeneration(this.files).then(
+        (bytes) => {
+          attempts = bytes.attempts;
+          const raw = rawHashOf(bytes);
+          if (raw !== this.#goodTrio.raw) trio = { bytes, raw };
+        },
+        (err: unknown) => void failures.push(asMeshlessError(err, this.files)),
+      ),
+      readTrustSet(this.trustFiles, this.#trust).then(
+        (set) => void (trust = set),
+        (err: unknown) => void failures.push(asMeshlessError(err, this.files)),
+      ),
+    ]);
+    if (this.#closed) return;
+    const generation = this.#current.generation + 1;
+    let next: Credential | undefined;
+    let trioAccepted = false;
+    let trustAccepted = false;
+    if (trio !== this.#goodTrio) {
+      try {
+        const candidate = this.#load(trio.bytes, trust, generation);
+        if (candidate.contentHash !== this.#current.contentHash) this.#checkIdentity(candidate);
+        next = candidate;
+        trioAccepted = trustAccepted = true;
+      } catch (err) {
+        failures.push(asMeshlessError(err, this.files));
       }
-    } catch (err) {
-      if (this.#closed) return;
+    }
+    if (!trustAccepted && trust !== this.#trust) {
+      // The trust changed alone, or with a trio that was refused: the last good trio with the new bundles.
+      try {
+        next = this.#load(this.#goodTrio.bytes, trust, generation);
+        trustAccepted = true;
+      } catch (err) {
+        failures.push(asMeshlessError(err, this.files));
+      }
+    }
+    if (failures.length > 0) {
       // chokidar does not always report its root vanishing: a failed read is the moment to look.
       await this.#watcher.verifyRoots();
-      if (!this.#closed) this.#fail(asMeshlessError(err, this.files), trigger);
-      return;
+      await this.#trustWatcher?.verifyRoots();
+      if (this.#closed) return;
     }
-    if (this.#closed) return;
-    this.#rawHash = rawHash;
-    this.#lastReloadAt = new Date();
+    if (trioAccepted) this.#goodTrio = trio;
+    if (trustAccepted) this.#trust = trust;
+    if (next !== undefined && next.contentHash === this.#current.contentHash) next = undefined;
+    if (failures.length === 0 || next !== undefined) this.#lastReloadAt = new Date();
     const recovered = this.#failure;
-    this.#failure = undefined;
+    if (failures.length === 0) this.#failure = undefined;
     if (next === undefined) {
-      this.#metrics?.reload('unchanged');
-      if (recovered) this.#log.info({ source: this.#label, ...credentialFields(this.#current) }, 'meshless: credential files readable again (unchanged)');
-      this.#updateHealth();
-      return;
+      if (failures.length === 0) {
+        this.#metrics?.reload('unchanged');
+        if (recovered) this.#log.info({ source: this.#label, ...credentialFields(this.#current) }, 'meshless: credential files readable again (unchanged)');
+      }
+    } else {
+      const previous = this.#current;
+      this.#current = next;
+      this.#metrics?.reload('success');
+      const what = trioAccepted ? 'credential rotated' : 'federated trust bundles changed';
+      this.#log.info(
+        { source: this.#label, ...credentialFields(next), previousGeneration: previous.generation, trigger, readAttempts: attempts, readMs: Math.round((performance.now() - startedAt) * 10) / 10, ...(next.bundleHash === previous.bundleHash ? {} : { trustChanged: true }), ...this.#trustFields() },
+        `meshless: ${what}`,
+      );
+      this.#logNotices(next, this.#trust);
+      channels.sourceUpdate.publish({ source: this, credential: next, previous });
+      this.#emitSafely('update', next, previous);
     }
-    const previous = this.#current;
-    this.#current = next;
-    this.#metrics?.reload('success');
-    this.#log.info({ source: this.#label, ...credentialFields(next), previousGeneration: previous.generation, trigger, readAttempts: attempts, readMs: Math.round((performance.now() - startedAt) * 10) / 10 }, 'meshless: credential rotated');
-    channels.sourceUpdate.publish({ source: this, credential: next, previous });
-    this.#emitSafely('update', next, previous);
+    for (const err of failures) this.#fail(err, trigger);
     this.#updateHealth();
   }
 
-  #load(bytes: GenerationBytes, generation: number): Credential {
+  #load(bytes: GenerationBytes, trust: TrustSet, generation: number): Credential {
     const { expectIdentity, clockSkewMs, passphrase } = this.#options;
     return loadCredential(
-      { cert: bytes.cert, key: bytes.key, ca: bytes.ca, ...(passphrase === undefined ? {} : { passphrase }) },
-      { generation, clockSkewMs, files: { ...this.files }, ...(expectIdentity === undefined ? {} : { expectIdentity }) },
+      { cert: bytes.cert, key: bytes.key, ca: bytes.ca, ...(passphrase === undefined ? {} : { passphrase }), ...(trust.federation.size === 0 ? {} : { federation: trust.federation }) },
+      { generation, clockSkewMs, files: { ...this.files, federation: trust.files }, ...(expectIdentity === undefined ? {} : { expectIdentity }) },
     );
+  }
+
+  #trustFields(): Record<string, unknown> {
+    return hasTrustFiles(this.trustFiles) ? { federated: trustSummary(this.#trust) } : {};
+  }
+
+  /** Logs what loading said worth saying (a bundle for our own trust domain ignored, a trust domain in two files), once each. */
+  #logNotices(credential: Credential, trust: TrustSet): void {
+    const all = [...credential.notices, ...trust.notices];
+    for (const notice of all) if (!this.#noticesLogged.has(notice)) this.#log.warn({ source: this.#label }, `meshless: ${notice}`);
+    this.#noticesLogged = new Set(all);
   }
 
   #checkIdentity(candidate: Credential): void {
@@ -355,8 +450,9 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
   }
 
   async #warnAboutFrozenMounts(): Promise<void> {
-    const dirs = [...new Set([this.files.cert, this.files.key, this.files.ca].map((f) => path.dirname(f)))];
-    const frozen = await findFrozenMounts([this.files.cert, this.files.key, this.files.ca], dirs);
+    const all = [this.files.cert, this.files.key, this.files.ca, ...trustFileList(this.trustFiles)];
+    const dirs = [...new Set(all.map((f) => path.dirname(f)))];
+    const frozen = await findFrozenMounts(all, dirs);
     for (const f of frozen) {
       this.#log.warn(
         { source: this.#label, path: f.path, mountRoot: f.entry.root, mountPoint: f.entry.mountPoint },
@@ -378,15 +474,24 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
  * `allowIdentityChange` allows it) and only then served. A bad generation keeps the previous one
  * serving, emits `error` (to listeners only) and turns health `stale` until the next good read.
  *
+ * Federated bundles (`federation: { td: file }`, `bundleMap: file`; see docs/federation.md) are
+ * read, validated and watched the same way, on a watch of their own (they usually come from
+ * another mount). They keep their own last good: a broken bundle file is reported (error,
+ * health `stale`, the file and trust domain named) while our own certificate still rotates, and
+ * a refused own generation does not hold back a partner's new CA. A trust domain in both takes
+ * its `federation` file; a bundle for our own trust domain is ignored (our `ca` wins); both are
+ * logged once.
+ *
  * Triggers: chokidar events (debounced, then one confirming re-read), a periodic re-check by
  * content hash, and `reload()`. Timers and watchers never keep the process alive.
  */
 export async function fileSource(location: FileSourceLocation, options: FileSourceOptions = {}): Promise<FileSource> {
   checkLocation(location);
   const resolved = resolveFileSourceOptions(options);
+  const trustFiles = resolveTrustFiles(location);
   const { files, layout } = await resolveFiles(location);
   const label = location.dir !== undefined ? path.resolve(location.dir) : files.cert;
-  const source = new FileSourceImpl(files, layout, label, resolved);
+  const source = new FileSourceImpl(files, layout, trustFiles, label, resolved);
   await source.start();
   return source;
 }

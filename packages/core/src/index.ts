@@ -25,7 +25,7 @@ export { loggerOf, silentLogger, type Logger } from './logger.js';
 export { channels } from './diagnostics.js';
 export { meshlessMetrics, type MeshlessMetrics } from './metrics.js';
 export { checkConnection, peerCertificateOf, sentChainOf, socketPeer, rememberSocketPeer, cachedSocketPeer, type ConnectionCheck, type CheckConnectionOptions, type RefusalClass } from './connection.js';
-export { fileSource, type FileSource, type FileSourceLocation, type FileSourceOptions } from './file-source.js';
+export { fileSource, type FileSource, type FileSourceLocation, type FileSourceOptions, type FederationFiles, type TrustFiles } from './file-source.js';
 export { credentialLayouts, resolveFiles, type CredentialLayout, type CredentialFiles, type FileLocation, type ResolvedFiles } from './layout.js';
 export { parseMountInfo, frozenMounts, findFrozenMounts, type MountInfoEntry, type FrozenMountWarning } from './mount-info.js';
 export { policyFile, type PolicyFile, type PolicyFileOptions, type PolicyFileState, type PolicyFileEvents } from './policy-file.js';
