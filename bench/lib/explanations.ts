@@ -70,7 +70,7 @@ const explainers: [string, RegExp, Explainer][] = [
     (results, missed) => {
       const parts = missed
         .map(variantOf)
-        .map((v) => [v, row(results, 'http', 'meshless-server', v)?.ratios?.['rps/mtls']] as const)
+        .map((v) => [v, row(results, 'http', 'meshless-server', v)?.ratios?.['rps/pool'] ?? row(results, 'http', 'meshless-server', v)?.ratios?.['rps/mtls']] as const)
         .filter(([, r]) => r !== undefined)
         .map(([v, r]) => `${v} ${r!.toFixed(2)}×`);
       const spreads = missed
@@ -84,6 +84,27 @@ const explainers: [string, RegExp, Explainer][] = [
         (spreads.length ? `The rounds disagree more than the gap (${spreads.join('; ')}): rerun before reading it as a regression. ` : '') +
         (parts.length ? `The meshless server alone, behind the same hand-written client, reached ${parts.join(', ')} hand-written mTLS. ` : '') +
         'Profile with `npm run bench -- --only http --scenarios mtls,meshless --cpu-prof` and `node bench/profile-summary.mjs bench/results/profiles`.'
+      );
+    },
+  ],
+  [
+    'pool',
+    /bare Pool pair/,
+    (results, missed) => {
+      const variants = [...new Set(missed.map(variantOf))].filter((v): v is string => v !== undefined);
+      const parts = variants.map((v) => {
+        const server = row(results, 'http', 'meshless-server', v)?.ratios?.['rps/pool'];
+        const range = row(results, 'http', 'meshless', v)?.ratioRanges?.['rps/pool'];
+        return (
+          `${v}: meshless ${cpuSplit(row(results, 'http', 'meshless', v))}; bare Pool pair ${cpuSplit(row(results, 'http', 'pool', v))}` +
+          (server === undefined ? '' : `; the meshless server alone behind the same bare Pool: ${n(server)}× its req/s`) +
+          (range ? `; per-round req/s ratios ${n(range[0])}–${n(range[1])}` : '')
+        );
+      });
+      return (
+        `${parts.join(' — ')}. Compare the client shares (meshless createAgent vs the bare Pool) and the serving shares (meshless createServer vs node:https) ` +
+        'to see which side the gap is on; per-round ratios that straddle 1.0 mean the machine moved more than the gap. ' +
+        'Profile: `npm run bench -- --only http --scenarios pool,meshless --cpu-prof`, then `node bench/profile-summary.mjs bench/results/profiles`.'
       );
     },
   ],

@@ -26,7 +26,7 @@ export interface Unavailable {
 }
 
 export type ServerKind = 'plaintext' | 'mtls' | 'meshless';
-export type LoadKind = 'plaintext' | 'sidecar' | 'mtls' | 'mtls-full' | 'meshless';
+export type LoadKind = 'plaintext' | 'sidecar' | 'mtls' | 'mtls-full' | 'pool' | 'pool-full' | 'meshless';
 
 const READY_MS = 60_000;
 

@@ -29,10 +29,12 @@ function skipCell(row: Row): string {
 
 const labels: Record<string, string> = {
   plaintext: 'plaintext (node:http ← undici Pool)',
+  pool: 'hand-written mTLS, leanest (node:https ← bare undici Pool `connect` + SPIFFE `checkServerIdentity`)',
+  'pool-full': 'hand-written bare Pool, undici session cache off (full handshakes)',
   mtls: 'hand-written mTLS (node:https ← undici Agent `connect`)',
   'mtls-full': 'hand-written mTLS, undici session cache off (full handshakes)',
   meshless: '**meshless** (createServer ← createAgent)',
-  'meshless-server': 'meshless createServer ← hand-written undici client',
+  'meshless-server': 'meshless createServer ← hand-written client (bare Pool)',
   stunnel: 'sidecar pair: stunnel → stunnel',
   nginx: 'sidecar pair: nginx → nginx',
 };
@@ -49,7 +51,7 @@ function httpTable(rows: Row[], variant: string): string {
     .filter((r) => r.variant === variant)
     .map((r): Cell[] => {
       const m = r.median;
-      if (r.status === 'skipped' || !m) return [labels[r.scenario] ?? r.scenario, skipCell(r), '', '', '', '', ''];
+      if (r.status === 'skipped' || !m) return [labels[r.scenario] ?? r.scenario, skipCell(r), '', '', '', '', '', ''];
       const cpu = `${num(m.cpuSecPer10k)} (${num(m.serverCpuSecPer10k)} + ${num(m.clientCpuSecPer10k)})`;
       return [
         labels[r.scenario] ?? r.scenario,
@@ -58,16 +60,17 @@ function httpTable(rows: Row[], variant: string): string {
         num(m.p99Ms),
         cpu,
         ratio(r.ratios?.['rps/plaintext']),
+        ratio(r.ratios?.['rps/pool']),
         ratio(r.ratios?.['rps/mtls']),
       ];
     });
-  return table(['scenario', 'req/s', 'p50 ms', 'p99 ms', 'CPU s per 10k req (serving + client)', 'req/s ÷ plaintext', 'req/s ÷ hand-written mTLS'], lines);
+  return table(['scenario', 'req/s', 'p50 ms', 'p99 ms', 'CPU s per 10k req (serving + client)', 'req/s ÷ plaintext', 'req/s ÷ bare Pool pair', 'req/s ÷ Agent pair'], lines);
 }
 
 function newConnectionTable(rows: Row[]): string {
   const lines = rows.map((r): Cell[] => {
     const m = r.median;
-    if (r.status === 'skipped' || !m) return [labels[r.scenario] ?? r.scenario, skipCell(r), '', '', '', '', ''];
+    if (r.status === 'skipped' || !m) return [labels[r.scenario] ?? r.scenario, skipCell(r), '', '', '', '', '', ''];
     return [
       labels[r.scenario] ?? r.scenario,
       num(m.rps),
@@ -75,10 +78,11 @@ function newConnectionTable(rows: Row[]): string {
       num(m.p99Ms),
       num(m.cpuSecPer10k),
       m.resumedShare === undefined ? '–' : `${Math.round(m.resumedShare * 100)} %`,
+      ratio(r.ratios?.['rps/pool-full']),
       ratio(r.ratios?.['rps/mtls-full']),
     ];
   });
-  return table(['scenario', 'connections/s', 'p50 ms', 'p99 ms', 'CPU s per 10k conn', 'resumed', '÷ full handshakes'], lines);
+  return table(['scenario', 'connections/s', 'p50 ms', 'p99 ms', 'CPU s per 10k conn', 'resumed', '÷ full handshakes (bare Pool)', '÷ full handshakes (Agent)'], lines);
 }
 
 function genericTable(rows: Row[]): string {
@@ -144,16 +148,23 @@ function meaning(results: Results): string {
     );
   }
   const ms = c32('meshless-server');
-  if (ms?.ratios?.['rps/mtls'] !== undefined) {
-    out.push(`- The meshless **server** alone (same hand-written undici client) served ${ratio(ms.ratios['rps/mtls'])} the requests/s of the hand-written \`node:https\` server at concurrency 32, at ${ratio(ms.ratios['cpu/mtls'])} its CPU per request.`);
+  // The server alone: same hand-written client on both sides (bare Pool; the Agent in older results).
+  const sameClient = ms?.ratios?.['rps/pool'] !== undefined ? 'pool' : 'mtls';
+  if (ms?.ratios?.[`rps/${sameClient}`] !== undefined) {
+    out.push(`- The meshless **server** alone (same hand-written undici client) served ${ratio(ms.ratios[`rps/${sameClient}`])} the requests/s of the hand-written \`node:https\` server at concurrency 32, at ${ratio(ms.ratios[`cpu/${sameClient}`])} its CPU per request.`);
+  }
+  const mp = c32('meshless');
+  if (mp?.ratios?.['rps/pool'] !== undefined) {
+    out.push(`- Against the **leanest hand-written pair** (\`node:https\` ← a bare undici \`Pool\` with \`connect\` options), meshless served ${ratio(mp.ratios['rps/pool'])} its requests/s at concurrency 32 for ${ratio(mp.ratios['cpu/pool'])} its CPU per request.`);
   }
   if (ip?.median && plain?.median) {
     out.push(`- TLS itself, on kept-alive connections, costs ${who} ${((1 - (ip.median.rps ?? 0) / (plain.median.rps ?? 1)) * 100).toFixed(0)} % of plaintext requests/s at concurrency 32 here.`);
   }
   const nc = get(results, 'new-connections', 'meshless');
-  const ncFull = get(results, 'new-connections', 'mtls-full');
+  const fullId = get(results, 'new-connections', 'pool-full') ? 'pool-full' : 'mtls-full';
+  const ncFull = get(results, 'new-connections', fullId);
   if (nc?.median && ncFull?.median) {
-    out.push(`- With a new connection per request, meshless made ${num(nc.median.rps)} connections/s vs ${num(ncFull.median.rps)}/s for full handshakes with undici \`connect\` options (${ratio(nc.ratios?.['rps/mtls-full'])}).`);
+    out.push(`- With a new connection per request, meshless made ${num(nc.median.rps)} connections/s vs ${num(ncFull.median.rps)}/s for full handshakes with undici \`connect\` options (${ratio(nc.ratios?.[`rps/${fullId}`])}).`);
   } else if (ncFull?.median) {
     out.push(`- A full mTLS handshake per request limits a client to about ${num(ncFull.median.rps)} connections/s on this machine: keep connections alive (both meshless and sidecars do).`);
   }
@@ -275,7 +286,7 @@ export function renderMarkdown(results: Results, memoryRun?: Results): string {
     );
   }
   parts.push(
-    '## Targets (issue 9)',
+    '## Targets (issues 9 and 18)',
     '',
     table(
       ['target', 'this run (median; spread of the per-round ratios)', 'met'],

@@ -87,7 +87,9 @@ export async function runInterleaved(
 
 /** Baselines each scenario is compared with (paired by round). */
 const baselinesOf = (scenario: string): string[] =>
-  scenario === 'meshless' || scenario === 'mtls' ? ['plaintext', 'mtls', 'mtls-full', 'stunnel', 'nginx'] : ['plaintext', 'mtls', 'mtls-full'];
+  scenario === 'meshless' || scenario === 'mtls' || scenario === 'pool'
+    ? ['plaintext', 'pool', 'pool-full', 'mtls', 'mtls-full', 'stunnel', 'nginx']
+    : ['plaintext', 'pool', 'pool-full', 'mtls', 'mtls-full'];
 
 /** Sets `ratios` and `ratioRanges` of measured rows against the other rows of their group and variant. */
 export function addRatios(rows: Row[]): void {

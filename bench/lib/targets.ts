@@ -39,6 +39,14 @@ export function checkTargets(rows: Row[]): TargetCheck[] {
     out.push(check(`meshless HTTP ${v}: CPU/request ≤ 0.5× nginx pair`, ratio(v, 'cpu/nginx'), (x) => x <= 0.5, spread(v, 'cpu/nginx')));
     out.push(check(`meshless HTTP ${v}: req/s ≥ 0.92× plaintext (stretch)`, ratio(v, 'rps/plaintext'), (x) => x >= 0.92, spread(v, 'rps/plaintext')));
   }
+  // Issue 18: the leanest hand-written pair (node:https ← bare undici Pool) is the baseline.
+  for (const v of ['c1', 'c32', 'c32-64k']) {
+    out.push(check(`meshless HTTP ${v}: req/s ≥ 1.0× bare Pool pair`, ratio(v, 'rps/pool'), (x) => x >= 1, spread(v, 'rps/pool')));
+    out.push(check(`meshless HTTP ${v}: CPU/request ≤ bare Pool pair (ratio ≤ 1)`, ratio(v, 'cpu/pool'), (x) => x <= 1, spread(v, 'cpu/pool')));
+  }
+  out.push(
+    check('new connections: meshless ≥ 2× bare Pool full-handshake rate', find(rows, 'new-connections', 'meshless')?.ratios?.['rps/pool-full'], (x) => x >= 2, spread('c8-new', 'rps/pool-full', 'new-connections')),
+  );
   const grpcRows = rows.filter((r) => r.group === 'grpc' && r.status === 'ok');
   const grpcMeshless = grpcRows.find((r) => /meshless/i.test(r.scenario));
   const grpcSsl = grpcRows.find((r) => /createssl|ssl|tls/i.test(r.scenario) && !/meshless|insecure/i.test(r.scenario));

@@ -2,12 +2,16 @@
 //   --kind plaintext | sidecar   undici Pool, plain HTTP (to the server, or to the local sidecar)
 //   --kind mtls                  undici Agent with `connect: { ca, cert, key, servername }`
 //   --kind mtls-full             the same with undici's session cache off: a full handshake per connection
+//   --kind pool                  the leanest hand-written client: a bare undici Pool for the one origin with
+//                                `connect: { ca, cert, key, servername, checkServerIdentity }` (SPIFFE ID check)
+//   --kind pool-full             the same with undici's session cache off: a full handshake per connection
 //   --kind meshless              createAgent({ source, allow }) from @meshless/http
 // Requests: `open`, `warm` and `measure` (time-bounded), `count` (count-bounded), `close`,
 // `rotate`, `memory`.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Agent, Pool, type Dispatcher } from 'undici';
+import type { PeerCertificate } from 'node:tls';
 import { SERVER_ID, SERVER_NAME, certFiles } from '../lib/certs.js';
 import { BenchSource, loadMeshlessHttp } from '../lib/meshless.js';
 import { quantileSorted } from '../lib/stats.js';
@@ -17,7 +21,7 @@ import { memoryReport } from './memory.js';
 const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' }, port: { type: 'string' } } });
 const kind = values.kind ?? 'plaintext';
 const port = Number(values.port);
-const tls = kind === 'mtls' || kind === 'mtls-full' || kind === 'meshless';
+const tls = kind === 'mtls' || kind === 'mtls-full' || kind === 'pool' || kind === 'pool-full' || kind === 'meshless';
 const origin = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
 const files = values.certs ? certFiles(values.certs) : undefined;
 /** Bounds on every request, so that a stuck server cannot hang a run. */
@@ -40,6 +44,26 @@ function newDispatcher(): Dispatcher {
         servername: SERVER_NAME,
         minVersion: 'TLSv1.3',
         ...(kind === 'mtls-full' ? { maxCachedSessions: 0 } : {}),
+      },
+    });
+  }
+  if (kind === 'pool' || kind === 'pool-full') {
+    // What a careful engineer writes by hand: one Pool per origin, the SPIFFE ID checked in place
+    // of the host name (exactly one URI SAN, equal to the expected ID).
+    const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
+      const uris = (cert.subjectaltname ?? '').split(', ').filter((san) => san.startsWith('URI:'));
+      return uris.length === 1 && uris[0] === `URI:${SERVER_ID}` ? undefined : new Error(`unexpected server identity: ${cert.subjectaltname}`);
+    };
+    return new Pool(origin, {
+      ...timeouts,
+      connect: {
+        ca: readFileSync(files.ca),
+        cert: readFileSync(files.clientCert()),
+        key: readFileSync(files.clientKey()),
+        servername: SERVER_NAME,
+        minVersion: 'TLSv1.3',
+        checkServerIdentity,
+        ...(kind === 'pool-full' ? { maxCachedSessions: 0 } : {}),
       },
     });
   }

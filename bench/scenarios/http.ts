@@ -7,9 +7,10 @@ import { runInterleaved, type Variant } from '../lib/rounds.js';
 /** The keep-alive scenarios: what a user would run instead of meshless, and meshless. */
 export const httpScenarios: TargetSpec[] = [
   { id: 'plaintext', label: 'plaintext: node:http ← undici Pool', server: 'plaintext', load: 'plaintext' },
+  { id: 'pool', label: 'hand-written mTLS, leanest: node:https requestCert ← bare undici Pool connect + checkServerIdentity', server: 'mtls', load: 'pool' },
   { id: 'mtls', label: 'hand-written mTLS: node:https requestCert ← undici Agent connect', server: 'mtls', load: 'mtls' },
   { id: 'meshless', label: 'meshless: createServer ← createAgent', server: 'meshless', load: 'meshless' },
-  { id: 'meshless-server', label: 'meshless createServer ← hand-written undici Agent connect (server side alone)', server: 'meshless', load: 'mtls' },
+  { id: 'meshless-server', label: 'meshless createServer ← hand-written bare undici Pool (server side alone)', server: 'meshless', load: 'pool' },
   { id: 'stunnel', label: 'sidecar pair: undici → stunnel → stunnel → node:http', server: 'stunnel', load: 'sidecar' },
   { id: 'nginx', label: 'sidecar pair: undici → nginx → nginx (ssl_verify_client on) → node:http', server: 'nginx', load: 'sidecar' },
 ];
