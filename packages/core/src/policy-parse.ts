@@ -1,4 +1,14 @@
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
+import type { Node } from 'yaml';
+
+// yaml (~9 MB of RSS) is loaded by the first policy file parsed, not when core is imported;
+// it is CommonJS for Node, so require() loads it synchronously.
+let yamlModule: typeof Yaml | undefined;
+function yaml(): typeof Yaml {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as typeof Yaml;
+  return yamlModule;
+}
 import { allowList, type Authorizer } from './allow-list.js';
 import { MeshlessError, codes, isMeshlessError } from './errors.js';
 
@@ -51,6 +61,7 @@ function invalid(file: string, line: number | undefined, message: string, rule?:
  * parse are errors (`MESHLESS_ERR_POLICY_INVALID`) naming the file, the line and the rule.
  */
 export function parsePolicy(text: string, file: string): ParsedPolicy {
+  const { LineCounter, isMap, isScalar, isSeq, parseDocument } = yaml();
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
   const lineOf = (node: Node | null | undefined): number | undefined => (node?.range ? lines.linePos(node.range[0]).line : undefined);
