@@ -19,6 +19,7 @@ import { addRatios } from './lib/rounds.js';
 import { checkTargets } from './lib/targets.js';
 import { runHttp } from './scenarios/http.js';
 import { runGrpc, runHttpClient, runPerRequest, runRotation } from './scenarios/external.js';
+import { runFootprint } from './scenarios/footprint.js';
 import { runMemory } from './scenarios/memory.js';
 import { runNewConnections } from './scenarios/new-connections.js';
 
@@ -96,6 +97,7 @@ async function main(): Promise<number> {
     ['grpc', runGrpc],
     ['http-client', runHttpClient],
     ['memory', runMemory],
+    ['footprint', runFootprint],
   ];
   const rows: Row[] = [];
   for (const [group, run] of plan) {

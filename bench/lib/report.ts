@@ -258,6 +258,7 @@ export function renderMarkdown(results: Results, memoryRun?: Results): string {
     ['rotation', 'Rotation: kubelet-style `..data` swaps (bench/rotation.ts says exactly what it times)'],
     ['grpc', 'gRPC, unary, 32 in flight (bench/grpc.ts)'],
     ['http-client', 'meshless HTTP client (bench/http-client.ts)'],
+    ['footprint', 'Footprint: import cost and an idle server (fresh plain Node processes, built packages; medians of interleaved samples)'],
   ] as const) {
     const rows = results.rows.filter((r) => r.group === group).map(group === 'rotation' ? rotationRow : (r: Row) => r);
     if (rows.length) parts.push(`## ${title}`, '', ...(rows.some((r) => r.variant.includes(ROTATION_SERVED)) ? [ROTATION_TEXT, ''] : []), genericTable(rows), '');

@@ -47,6 +47,13 @@ export function checkTargets(rows: Row[]): TargetCheck[] {
   out.push(
     check('new connections: meshless ≥ 2× bare Pool full-handshake rate', find(rows, 'new-connections', 'meshless')?.ratios?.['rps/pool-full'], (x) => x >= 2, spread('c8-new', 'rps/pool-full', 'new-connections')),
   );
+  out.push(
+    check(
+      "server-only import ≤ 5 MB RSS over node:https (import '@meshless/http', MB)",
+      find(rows, 'footprint', 'http')?.median?.rssOverBaselineMB,
+      (x) => x <= 5,
+    ),
+  );
   const grpcRows = rows.filter((r) => r.group === 'grpc' && r.status === 'ok');
   const grpcMeshless = grpcRows.find((r) => /meshless/i.test(r.scenario));
   const grpcSsl = grpcRows.find((r) => /createssl|ssl|tls/i.test(r.scenario) && !/meshless|insecure/i.test(r.scenario));
