@@ -72,7 +72,7 @@ describe('bench (quick mode)', function () {
     assert.ok(Array.isArray(results.targets) && results.targets.length > 0, 'the targets were not checked');
 
     const groups = new Set(results.rows.map((r) => r.group));
-    for (const g of ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'http-client']) {
+    for (const g of ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'http-client', 'footprint']) {
       assert.ok(groups.has(g), `no row for group ${g}`);
     }
     for (const row of results.rows) {
@@ -91,10 +91,19 @@ describe('bench (quick mode)', function () {
       ['http', 'plaintext', 'c32'],
       ['http', 'mtls', 'c32'],
       ['per-request', 'allow-10k', 'ns/op'],
+      ['http', 'pool', 'c32'],
     ]) {
       const row = results.rows.find((r) => r.group === group && r.scenario === scenario && r.variant === variant);
       assert.equal(row?.status, 'ok', `baseline ${group} / ${scenario} / ${variant} did not run: ${row?.reason}`);
       assert.ok((row?.median?.rps ?? row?.median?.nsPerOp ?? 0) > 0);
+    }
+    // Footprint: node:https and the meshless server import are measured, and importing
+    // @meshless/http does not load undici.
+    for (const scenario of ['https', 'http', 'https-server', 'http-server']) {
+      const row = results.rows.find((r) => r.group === 'footprint' && r.scenario === scenario);
+      assert.equal(row?.status, 'ok', `footprint / ${scenario} did not run: ${row?.reason}`);
+      assert.ok((row?.median?.rssMB ?? 0) > 0);
+      if (scenario.startsWith('http')) assert.equal((row as { details?: { undiciLoaded?: boolean } }).details?.undiciLoaded, false, `footprint / ${scenario} loaded undici`);
     }
     // Every child process is gone (servers, load generators, sidecars all name the work directory).
     const workDir = /work directory: (\S+)/.exec(output)?.[1];
