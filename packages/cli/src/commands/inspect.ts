@@ -1,10 +1,12 @@
 import { parseCommandLine, positionalsExactly } from '../args.js';
 import { exitCodes, type Command } from '../command.js';
-import { json } from '../io.js';
+import { json, type CommandIO } from '../io.js';
+import { UsageError } from '../usage.js';
 import { inspectDirectory, inspectExitCode, type InspectReport } from '../inspect/report.js';
 import { renderReport } from '../inspect/render.js';
 
 const help = `Usage: meshless inspect PATH [--json]
+       meshless inspect --workload-api [ADDRESS] [--json]
 
 Checks the credential mounted in directory PATH the way a meshless service would load it:
 the layout found (kubernetes, istio, spiffe-helper, gke) and whether it swaps atomically
@@ -16,7 +18,13 @@ mount" or "expired root in the bundle" are listed but do not fail); 1 with its M
 code when a service would refuse it (key mismatch, expired, not yet valid, CA as leaf, chain
 does not verify, no identity, no layout); 2 on a usage error.
 
+With --workload-api, asks the SPIFFE Workload API (ADDRESS, else SPIFFE_ENDPOINT_SOCKET:
+unix:///path/to/agent.sock or tcp://IP:PORT) what it hands this process: every SVID with its
+hint and validity and whether it validates, and the bundle of every trust domain (own and
+federated). Exit 1 when the default SVID (svids[0]) would be refused or nothing answers.
+
 Options:
+  --workload-api [ADDRESS]  inspect the SPIFFE Workload API instead of a directory
   --json       print the report as JSON
   -h, --help   show this help
 `;
@@ -26,11 +34,12 @@ export const inspect: Command = {
   summary: 'check a mounted credential: layout, identity, chain, validity, key match',
   help,
   async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, { json: { type: 'boolean' } });
+    const { values, positionals } = parseCommandLine(argv, { json: { type: 'boolean' }, 'workload-api': { type: 'boolean' } });
     if (values.help) {
       io.out(help);
       return exitCodes.ok;
     }
+    if (values['workload-api']) return inspectWorkloadApi(positionals, values.json === true, io);
     const [path] = positionalsExactly(positionals, ['path']) as [string];
     const report = await inspectDirectory(path);
     io.out(values.json ? json(ordered(report)) : renderReport(report));
@@ -38,6 +47,16 @@ export const inspect: Command = {
     return inspectExitCode(report);
   },
 };
+
+async function inspectWorkloadApi(positionals: string[], asJson: boolean, io: CommandIO): Promise<number> {
+  if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}: --workload-api takes one ADDRESS at most`);
+  const { fetchX509Svids } = await import('@meshless/workload-api');
+  const { workloadApiReport, renderWorkloadApiReport } = await import('../inspect/workload-api.js');
+  const report = workloadApiReport(await fetchX509Svids(positionals[0] === undefined ? {} : { address: positionals[0] }));
+  io.out(asJson ? json(report) : renderWorkloadApiReport(report));
+  if (!report.ok && !asJson) io.err(`meshless inspect: ${report.error!.code}\n`);
+  return report.ok ? exitCodes.ok : exitCodes.failed;
+}
 
 /** The report with its fields in reading order (verdict first). */
 function ordered(r: InspectReport): Record<string, unknown> {

@@ -5,6 +5,7 @@ import { docLink } from '../docs.js';
 import { UsageError } from '../usage.js';
 
 const help = `Usage: meshless serve --dir CERTS --allow RULE… [options]
+       meshless serve --workload-api [ADDRESS] --allow RULE… [options]
 
 A reference service with mutual TLS that rotates with its mount: run it to check a deployment
 end to end, or as the other side while you write a client.
@@ -19,6 +20,8 @@ or SIGINT stops accepting, lets requests in flight finish, and exits 0.
 
 Options:
   --dir DIR              the mounted credential (tls.crt/tls.key/ca.crt, svid.pem…, istio, gke)
+  --workload-api [ADDR]  instead of --dir: SVIDs from the SPIFFE Workload API at ADDR (else
+                         SPIFFE_ENDPOINT_SOCKET), e.g. unix:///spiffe-workload-api/spire-agent.sock
   --allow RULE           which clients may call (repeatable; '*' = any client whose
                          certificate verifies; the rules: ${docLink('allow-list.md')})
   --deny RULE            refuse these clients even when an allow rule matches (repeatable)
@@ -39,6 +42,7 @@ export const serve: Command = {
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, {
       dir: { type: 'string' },
+      'workload-api': { type: 'boolean' },
       allow: { type: 'string', multiple: true },
       deny: { type: 'string', multiple: true },
       http: { type: 'string' },
@@ -51,8 +55,11 @@ export const serve: Command = {
       io.out(help);
       return exitCodes.ok;
     }
-    positionalsExactly(positionals, []);
-    const dir = requiredString(values, 'dir');
+    const workloadApi = values['workload-api'] === true;
+    if (workloadApi && positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}: --workload-api takes one ADDRESS at most`, 'workload-api');
+    if (!workloadApi) positionalsExactly(positionals, []);
+    if (workloadApi && values.dir !== undefined) throw new UsageError('give --dir or --workload-api, not both', 'dir');
+    const dir = workloadApi ? undefined : requiredString(values, 'dir');
     const allow = stringList(values, 'allow');
     const deny = stringList(values, 'deny');
     if (allow.length === 0) throw new UsageError("--allow is required: say which clients may call (e.g. --allow 'spiffe://prod.example/ns/web/**', or --allow '*' for any verified client)", 'allow');
@@ -75,7 +82,7 @@ export const serve: Command = {
     const events = jsonLogger((line) => io.err(line), 'debug');
     const log = (at: 'info' | 'warn' | 'error', fields: object, msg: string) => events.event(at, fields, msg);
     const service = await startService({
-      dir,
+      ...(dir === undefined ? { workloadApi: positionals[0] === undefined ? {} : { address: positionals[0] } } : { dir }),
       allow,
       deny,
       ...(httpPort === undefined ? {} : { http: parsePort(httpPort, 'http') }),
@@ -86,11 +93,11 @@ export const serve: Command = {
     });
     const { findFrozenMounts } = await import('@meshless/core');
     const files = service.source.files;
-    for (const frozen of await findFrozenMounts([files.cert, files.key, files.ca], [dir])) {
+    for (const frozen of files && dir ? await findFrozenMounts([files.cert, files.key, files.ca], [dir]) : []) {
       log('warn', { event: 'frozen-mount', path: frozen.path, kind: frozen.kind }, `${frozen.path} is a mount of its own (subPath): it will never see a rotation; mount the volume as a directory`);
     }
     const credential = service.source.current();
-    log('info', { event: 'started', dir, identity: String(credential.identity), serial: credential.leaf.serialNumber, notAfter: credential.notAfter.toISOString(), ...service.ports }, 'listening');
+    log('info', { event: 'started', ...(dir === undefined ? { workloadApi: (service.source as { address?: string }).address } : { dir }), identity: String(credential.identity), serial: credential.leaf.serialNumber, notAfter: credential.notAfter.toISOString(), ...service.ports }, 'listening');
     io.out(JSON.stringify({ event: 'ready', ...service.ports }) + '\n');
 
     const signal = await new Promise<NodeJS.Signals>((resolve) => {

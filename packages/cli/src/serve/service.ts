@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { channels, fileSource, type Credential, type FileSource, type Logger, type Peer } from '@meshless/core';
+import { channels, fileSource, type Credential, type FileSource, type Logger, type Peer, type Source } from '@meshless/core';
 import { serverCredentials, serverOptions, peerOf as grpcPeerOf } from '@meshless/grpc';
 import { createServer, peerOf as httpPeerOf, type MeshlessServer } from '@meshless/http';
 import { loadEcho, type WhoReply } from './echo-service.js';
@@ -13,7 +13,9 @@ export type EventLog = (level: 'info' | 'warn' | 'error', fields: { event: strin
 
 export interface ServiceOptions {
   /** Directory of the mounted credential (any layout fileSource recognises). */
-  dir: string;
+  dir?: string;
+  /** Instead of `dir`: the SPIFFE Workload API (`address` undefined: SPIFFE_ENDPOINT_SOCKET). */
+  workloadApi?: { address?: string };
   allow: string[];
   deny: string[];
   /** HTTPS port (0 picks a free one); undefined for no HTTPS listener. */
@@ -29,7 +31,8 @@ export interface ServiceOptions {
 
 /** A running `meshless serve`. */
 export interface RunningService {
-  readonly source: FileSource;
+  /** A FileSource with `dir`, a Workload API source with `workloadApi`. */
+  readonly source: Source & Partial<Pick<FileSource, 'files'>>;
   /** The ports actually bound. */
   readonly ports: { http?: number; grpc?: number };
   /** Stops accepting, lets requests in flight finish (at most `timeoutMs`), then closes everything. */
@@ -52,7 +55,9 @@ function peerJson(peer: Peer | undefined): WhoBody['peer'] {
  */
 export async function startService(options: ServiceOptions): Promise<RunningService> {
   const { log, logger } = options;
-  const source = await fileSource({ dir: options.dir }, { logger });
+  const source: RunningService['source'] = options.workloadApi
+    ? await (await import('@meshless/workload-api')).workloadApiSource({ ...options.workloadApi, logger })
+    : await fileSource({ dir: options.dir! }, { logger });
   // Which generation a served certificate belongs to, by serial: a connection keeps the
   // certificate of its handshake, so "served" is read from the connection, not the source.
   const generationOf = new Map<string, number>();
@@ -122,7 +127,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   return { source, ports, close: (timeoutMs) => stop(https, grpcServer, source, onRefused, timeoutMs) };
 }
 
-function answerHttp(req: IncomingMessage, res: ServerResponse, source: FileSource, generationOf: Map<string, number>): void {
+function answerHttp(req: IncomingMessage, res: ServerResponse, source: Source, generationOf: Map<string, number>): void {
   const send = (status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
@@ -143,7 +148,7 @@ function answerHttp(req: IncomingMessage, res: ServerResponse, source: FileSourc
   send(200, body);
 }
 
-async function stop(https: MeshlessServer | undefined, grpcServer: grpc.Server | undefined, source: FileSource, onRefused: (m: unknown) => void, timeoutMs: number): Promise<void> {
+async function stop(https: MeshlessServer | undefined, grpcServer: grpc.Server | undefined, source: Source, onRefused: (m: unknown) => void, timeoutMs: number): Promise<void> {
   const drained: Promise<void>[] = [];
   if (https?.listening) {
     drained.push(new Promise<void>((resolve) => https.close(() => resolve())));
