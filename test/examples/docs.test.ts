@@ -11,6 +11,8 @@ const docs = [
   'docs/allow-list.md',
   'docs/errors.md',
   'docs/kubernetes.md',
+  'docs/workload-api.md',
+  'packages/workload-api/README.md',
   'docs/troubleshooting.md',
   'docs/frameworks.md',
   'examples/kubernetes/README.md',
