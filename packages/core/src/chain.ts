@@ -4,8 +4,10 @@ const MAX_DEPTH = 8;
 
 /**
  * Finds a path from `leaf` through `intermediates` to one of `roots`, checking issuer names and
- * signatures with Node's X509Certificate, and that every issuer is a CA valid at `now`.
- * Returns the path (leaf first, root last), or a sentence saying why there is none.
+ * signatures with Node's X509Certificate, and that every issuer is a CA valid at `now`. Every
+ * candidate issuer is tried, as OpenSSL does: an expired old intermediate sent next to its
+ * renewed successor does not hide the renewed one (and the answer never depends on what was
+ * verified before). Returns the path (leaf first, root last), or a sentence saying why there is none.
  */
 export function verifyChain(
   leaf: X509Certificate,
@@ -13,30 +15,48 @@ export function verifyChain(
   roots: readonly X509Certificate[],
   now: number,
 ): { path: X509Certificate[] } | { problem: string } {
-  const path: X509Certificate[] = [leaf];
-  let current = leaf;
-  let lastProblem = `no certificate in the bundle issued ${JSON.stringify(leaf.issuer.replace(/\n/g, ', '))}`;
-  for (let depth = 0; depth < MAX_DEPTH; depth++) {
-    for (const root of roots) {
-      if (isIssuer(root, current)) {
-        const problem = issuerProblem(root, now);
-        if (problem) {
-          lastProblem = problem;
-          continue;
-        }
-        path.push(root);
-        return { path };
-      }
-    }
-    const next = intermediates.find((c) => !path.includes(c) && isIssuer(c, current));
-    if (!next) return { problem: lastProblem };
-    const problem = issuerProblem(next, now);
-    if (problem) return { problem };
-    path.push(next);
-    current = next;
-    lastProblem = `no certificate in the bundle issued the intermediate ${JSON.stringify(next.subject.replace(/\n/g, ', '))}`;
+  const state = { problem: `no certificate in the bundle issued ${quoted(leaf.issuer)}`, steps: 0 };
+  const path = search([leaf], intermediates, roots, now, state);
+  return path === undefined ? { problem: state.problem } : { path };
+}
+
+// Bounds the work an adversarial chain (many look-alike issuers) can cause.
+const MAX_STEPS = 64;
+
+function search(
+  path: X509Certificate[],
+  intermediates: readonly X509Certificate[],
+  roots: readonly X509Certificate[],
+  now: number,
+  state: { problem: string; steps: number },
+): X509Certificate[] | undefined {
+  const current = path[path.length - 1]!;
+  for (const root of roots) {
+    if (!isIssuer(root, current)) continue;
+    const problem = issuerProblem(root, now);
+    if (problem === undefined) return [...path, root];
+    state.problem = problem;
   }
-  return { problem: `the chain is longer than ${MAX_DEPTH} certificates` };
+  if (path.length >= MAX_DEPTH) {
+    state.problem = `the chain is longer than ${MAX_DEPTH} certificates`;
+    return undefined;
+  }
+  for (const next of intermediates) {
+    if (path.includes(next) || ++state.steps > MAX_STEPS || !isIssuer(next, current)) continue;
+    const problem = issuerProblem(next, now);
+    if (problem !== undefined) {
+      state.problem = problem;
+      continue;
+    }
+    const found = search([...path, next], intermediates, roots, now, state);
+    if (found !== undefined) return found;
+    if (state.problem.startsWith('no certificate in the bundle issued')) state.problem = `no certificate in the bundle issued the intermediate ${quoted(next.subject)}`;
+  }
+  return undefined;
+}
+
+function quoted(name: string): string {
+  return JSON.stringify(name.replace(/\n/g, ', '));
 }
 
 function isIssuer(issuer: X509Certificate, cert: X509Certificate): boolean {
@@ -48,7 +68,7 @@ function isIssuer(issuer: X509Certificate, cert: X509Certificate): boolean {
 }
 
 function issuerProblem(ca: X509Certificate, now: number): string | undefined {
-  const subject = JSON.stringify(ca.subject.replace(/\n/g, ', '));
+  const subject = quoted(ca.subject);
   if (!ca.ca) return `issuer ${subject} is not a CA certificate`;
   if (Date.parse(ca.validTo) < now) return `issuer ${subject} expired at ${new Date(ca.validTo).toISOString()}`;
   if (Date.parse(ca.validFrom) > now) return `issuer ${subject} is not valid before ${new Date(ca.validFrom).toISOString()}`;
@@ -58,8 +78,7 @@ function issuerProblem(ca: X509Certificate, now: number): string | undefined {
 /**
  * Why a peer's certificate does not verify to `bundle` (undefined when it does): the leaf alone
  * first, then with the intermediates the peer sent (asked for only then: reading them costs
- * ~200 µs). Used when a connection is checked, a session resumes or the bundle rotates — never
- * per request.
+ * ~200 µs).
  */
 export function peerChainProblem(
   leaf: X509Certificate,

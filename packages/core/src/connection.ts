@@ -1,28 +1,14 @@
 import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
-import type { Authorizer, Decision } from './allow-list.js';
-import { peerChainProblem } from './chain.js';
+import type { Authorizer } from './allow-list.js';
 import type { Credential } from './credential.js';
 import { MeshlessError, codes } from './errors.js';
 import { identityOf } from './identity.js';
 import type { Peer } from './peer.js';
+import { refusal, verifyPeer, type PeerCheck, type PresentedChain } from './verifier.js';
 
-/** Why a connection was refused: no verifiable certificate, or an identity the rules deny. */
-export type RefusalClass = 'unverified' | 'denied';
-
-export type ConnectionCheck =
-  | { readonly ok: true; readonly peer: Peer; readonly decision: Decision; readonly resumed: boolean; readonly certificate: X509Certificate }
-  | {
-      readonly ok: false;
-      /** The certificate the peer presented, when it presented one. */
-      readonly certificate?: X509Certificate;
-      readonly failure: RefusalClass;
-      readonly peer?: Peer;
-      readonly decision?: Decision;
-      readonly reason: string;
-      readonly resumed: boolean;
-      readonly error: MeshlessError;
-    };
+/** The outcome of checking one TLS connection ({@link verifyPeer}'s, plus whether the session was resumed). */
+export type ConnectionCheck = PeerCheck & { readonly resumed: boolean };
 
 const peers = new WeakMap<TLSSocket, Peer>();
 
@@ -57,6 +43,30 @@ export function sentChainOf(socket: TLSSocket): X509Certificate[] {
 }
 
 /**
+ * What a peer presented, from the certificate object Node builds for `checkServerIdentity`
+ * (already built: no second read): its leaf and identity, and the certificates it sent after the
+ * leaf — turned into X509Certificates only if the leaf does not verify alone.
+ */
+export function presentedChainOf(cert: DetailedPeerCertificate): PresentedChain & { readonly peer: Peer } {
+  const leaf = new X509Certificate(cert.raw);
+  return {
+    leaf,
+    peer: identityOf(leaf),
+    intermediates: () => {
+      const out: X509Certificate[] = [];
+      const seen = new Set<string>([cert.fingerprint256]);
+      let next = cert.issuerCertificate;
+      while (next && next.raw && !seen.has(next.fingerprint256) && out.length < MAX_SENT_CHAIN) {
+        seen.add(next.fingerprint256);
+        out.push(new X509Certificate(next.raw));
+        next = next.issuerCertificate;
+      }
+      return out;
+    },
+  };
+}
+
+/**
  * The Peer of a TLS socket, computed once from its certificate ({@link peerCertificateOf}) and cached on the
  * socket (O(1) afterwards). Undefined when the peer sent no certificate, or on a resumed TLS 1.3
  * client-side socket (the client sees no server certificate then).
@@ -82,79 +92,46 @@ export function cachedSocketPeer(socket: TLSSocket): Peer | undefined {
   return peers.get(socket);
 }
 
-// Certificates whose chain was verified against a given bundle (`bundleHash|fingerprint`).
-// Bounded; oldest entries go first.
-const verifiedUnder = new Map<string, true>();
-const MAX_VERIFIED = 10_000;
-
-function remember(key: string): void {
-  if (verifiedUnder.size >= MAX_VERIFIED) {
-    const first = verifiedUnder.keys().next().value;
-    if (first !== undefined) verifiedUnder.delete(first);
-  }
-  verifiedUnder.set(key, true);
-}
-
 export interface CheckConnectionOptions {
   /** Clock for validity checks (ms since epoch); default now. */
   now?: number;
   /** The peer certificate, when the caller already read it (saves a second read). */
   certificate?: X509Certificate;
+  /** Names the other side in messages (default `peer`). */
+  who?: string;
 }
 
 /**
- * Checks one TLS connection on the server side (or a client's full handshake): chain trust
- * (OpenSSL's verdict, then re-checked against the *current* bundle — once per certificate and
- * bundle — since the verdict may predate a trust change: a rotation during the handshake, or a
- * resumed session; a resumed session's validity window is checked too), then the
- * identity against `authorize`. Call it once per connection, resumed ones included. The result
- * carries the certificate read (keep it to re-verify the connection when trust changes).
+ * Checks one TLS connection (server side, or a client's full handshake), resumed ones included:
+ * OpenSSL's verdict first (no certificate, or one that does not verify to any of our roots, is
+ * refused), then {@link verifyPeer} against the credential in force now — the chain re-checked
+ * against the bundle of the peer's own trust domain (OpenSSL's verdict may predate a trust change,
+ * and was reached against every trust domain's roots), validity, identity, allow-list. Fail closed.
+ * Call it once per connection; the result carries the certificate and verified intermediates (keep
+ * them to re-verify the connection when trust changes).
  */
 export function checkConnection(socket: TLSSocket, authorize: Authorizer, credential: Credential, options: CheckConnectionOptions = {}): ConnectionCheck {
-  const now = options.now ?? Date.now();
-  const resumed = socket.isSessionReused();
-  const x509 = options.certificate ?? peerCertificateOf(socket);
-  if (!x509) return refuse('unverified', 'the peer sent no certificate', resumed);
-  const peer = identityOf(x509);
-  peers.set(socket, peer);
-  if (!socket.authorized) {
-    return refuse('unverified', `certificate of ${String(peer)} does not verify: ${String(socket.authorizationError)}`, resumed, peer, undefined, x509);
-  }
-  // OpenSSL verified a full handshake against the bundle of the context it started with, which
-  // may be older than `credential` if the bundle rotated mid-handshake; and a resumed session
-  // carries the verdict of its first handshake. So the chain is re-checked against the current
-  // bundle, once per certificate and bundle (a bounded cache keeps later connections O(1)).
-  if (resumed && peer.notAfter.getTime() <= now) {
-    return refuse('unverified', `certificate of ${String(peer)} expired at ${peer.notAfter.toISOString()}`, resumed, peer, undefined, x509);
-  }
-  const key = `${credential.bundleHash}|${peer.fingerprint256}`;
-  if (!verifiedUnder.has(key)) {
-    const problem = peerChainProblem(x509, credential.bundle, now, () => sentChainOf(socket));
-    if (problem !== undefined) {
-      const what = resumed ? `resumed session of ${String(peer)}` : `certificate of ${String(peer)}`;
-      return refuse('unverified', `${what} does not verify to the current bundle: ${problem}`, resumed, peer, undefined, x509);
+  let resumed = false;
+  const who = options.who ?? 'peer';
+  try {
+    resumed = socket.isSessionReused();
+    const x509 = options.certificate ?? peerCertificateOf(socket);
+    if (!x509) {
+      const why = socket.authorizationError ? ` (${String(socket.authorizationError)})` : '';
+      return { ...refusal(who, 'unverified', `the ${who} sent no certificate${why}`), resumed };
     }
-    remember(key);
+    const peer = identityOf(x509);
+    peers.set(socket, peer);
+    if (!socket.authorized) {
+      return { ...refusal(who, 'unverified', `certificate of ${String(peer)} does not verify: ${String(socket.authorizationError)}`, peer, x509), resumed };
+    }
+    const check = verifyPeer({ leaf: x509, peer, intermediates: () => sentChainOf(socket) }, { credential, authorize, who, ...(options.now === undefined ? {} : { now: options.now }) });
+    if (!check.ok && resumed) {
+      return { ...refusal(who, check.failure, `resumed session: ${check.reason}`, check.peer, x509, check.error.code, check.decision), resumed };
+    }
+    return { ...check, resumed };
+  } catch (err) {
+    const reason = `the certificate could not be checked: ${(err as Error)?.message ?? String(err)}`;
+    return { ok: false, failure: 'unverified', reason, resumed, error: new MeshlessError(codes.PEER_UNVERIFIED, `${who} refused: ${reason}`, { cause: err }) };
   }
-  const decision = authorize(peer);
-  if (!decision.allowed) return refuse('denied', decision.reason, resumed, peer, decision, x509);
-  return { ok: true, peer, decision, resumed, certificate: x509 };
-}
-
-function refuse(failure: RefusalClass, reason: string, resumed: boolean, peer?: Peer, decision?: Decision, certificate?: X509Certificate): ConnectionCheck {
-  const error =
-    failure === 'denied'
-      ? new MeshlessError(codes.PEER_DENIED, `peer ${String(peer)} is not allowed: ${reason}`, peer ? { peer: String(peer) } : {})
-      : new MeshlessError(codes.PEER_UNVERIFIED, `peer refused: ${reason}`, peer ? { peer: String(peer) } : {});
-  const out: { ok: false; failure: RefusalClass; reason: string; resumed: boolean; error: MeshlessError; peer?: Peer; decision?: Decision; certificate?: X509Certificate } = {
-    ok: false,
-    failure,
-    reason,
-    resumed,
-    error,
-  };
-  if (peer) out.peer = peer;
-  if (decision) out.decision = decision;
-  if (certificate) out.certificate = certificate;
-  return out;
 }

@@ -24,7 +24,8 @@ export { staticSource, toSource, isSource, healthStateOf, type Source, type Sour
 export { loggerOf, silentLogger, type Logger } from './logger.js';
 export { channels } from './diagnostics.js';
 export { meshlessMetrics, type MeshlessMetrics } from './metrics.js';
-export { checkConnection, peerCertificateOf, sentChainOf, socketPeer, rememberSocketPeer, cachedSocketPeer, type ConnectionCheck, type CheckConnectionOptions, type RefusalClass } from './connection.js';
+export { checkConnection, peerCertificateOf, presentedChainOf, sentChainOf, socketPeer, rememberSocketPeer, cachedSocketPeer, type ConnectionCheck, type CheckConnectionOptions } from './connection.js';
+export { verifyPeer, refusal, type PeerCheck, type PresentedChain, type VerifyOptions, type RefusalClass } from './verifier.js';
 export { fileSource, type FileSource, type FileSourceLocation, type FileSourceOptions, type FederationFiles, type TrustFiles } from './file-source.js';
 export { credentialLayouts, resolveFiles, type CredentialLayout, type CredentialFiles, type FileLocation, type ResolvedFiles } from './layout.js';
 export { parseMountInfo, frozenMounts, findFrozenMounts, type MountInfoEntry, type FrozenMountWarning } from './mount-info.js';

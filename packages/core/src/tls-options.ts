@@ -1,10 +1,12 @@
 import { X509Certificate } from 'node:crypto';
 import { constants } from 'node:crypto';
-import type { ConnectionOptions, PeerCertificate, SecureContextOptions, SecureVersion, TlsOptions } from 'node:tls';
+import type { ConnectionOptions, DetailedPeerCertificate, PeerCertificate, SecureContextOptions, SecureVersion, TlsOptions } from 'node:tls';
 import { allowList, type Authorizer, type Rules } from './allow-list.js';
 import { privateKeyPem, type Credential } from './credential.js';
 import { MeshlessError, codes } from './errors.js';
+import { presentedChainOf } from './connection.js';
 import { identityOf } from './identity.js';
+import { verifyPeer } from './verifier.js';
 import type { Peer } from './peer.js';
 
 /** TLS policy shared by servers and clients. Applied whole at start and at every reload. */
@@ -90,17 +92,17 @@ export function peerDeniedError(peer: Peer, reason: string, where?: string): Mes
 }
 
 /**
- * A `checkServerIdentity` that checks the server's identity against an allow-list instead of
- * the host name (`dns:` rules give the classic host-name check). Node skips it on resumed
- * sessions: callers that resume must re-check after `secureConnect`.
+ * A `checkServerIdentity` that checks the server with core's verifier instead of the host name:
+ * its chain against the bundle of its own trust domain in `credential`, validity, identity, and
+ * `allow` (`dns:` rules give the classic host-name check for servers without a SPIFFE ID). Node
+ * skips it on resumed sessions: callers that resume must re-check after `secureConnect`.
  */
-export function serverIdentityCheck(allow: Rules): (host: string, cert: PeerCertificate) => Error | undefined {
+export function serverIdentityCheck(allow: Rules, credential: Credential): (host: string, cert: PeerCertificate) => Error | undefined {
   const authorize: Authorizer = allowList(allow);
   return (host, cert) => {
-    const peer = peerOfCertificate(cert);
-    if (!peer) return new MeshlessError(codes.PEER_UNVERIFIED, `server ${host} presented no certificate`);
-    const decision = authorize(peer);
-    return decision.allowed ? undefined : peerDeniedError(peer, decision.reason, host);
+    if (!cert || !cert.raw) return new MeshlessError(codes.PEER_UNVERIFIED, `server ${host} presented no certificate`);
+    const check = verifyPeer(presentedChainOf(cert as DetailedPeerCertificate), { credential, authorize, who: `server ${host}` });
+    return check.ok ? undefined : check.error;
   };
 }
 
@@ -124,7 +126,7 @@ export function clientTlsOptions(credential: Credential, policy: ClientTlsPolicy
   }
   const out: ConnectionOptions = baseOptions(credential, policy);
   out.rejectUnauthorized = true;
-  out.checkServerIdentity = serverIdentityCheck(policy.allow);
+  out.checkServerIdentity = serverIdentityCheck(policy.allow, credential);
   if (policy.servername !== undefined) out.servername = policy.servername;
   return out;
 }

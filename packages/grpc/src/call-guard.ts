@@ -1,13 +1,10 @@
-import { X509Certificate } from 'node:crypto';
 import type { Http2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { channels, identityOf, type Authorizer, type Credential, type Logger, type MeshlessMetrics } from '@meshless/core';
+import { channels, type Authorizer, type Credential, type Logger, type MeshlessMetrics } from '@meshless/core';
 import { connectionVerdict, type Verdict } from './connection-verdict.js';
 import { grpc } from './grpc-js.js';
 import { AuthorizedCall, refusedCall, sessionOf } from './intercepting-call.js';
 import { retireSession } from './session-retire.js';
-
-const MAX_FALLBACK_VERDICTS = 1024;
 
 export interface CallGuardOptions {
   authorize: Authorizer;
@@ -33,12 +30,9 @@ export class CallGuard {
   readonly #metrics: MeshlessMetrics;
   readonly #retireGraceMs: number;
   #credential: Credential;
-  /** Set once the bundle has changed: OpenSSL's verdict on a connection may then be stale. */
-  #reverify = false;
   readonly #verdicts = new WeakMap<Http2Session, Verdict>();
   readonly #sessions = new Set<Http2Session>();
-  readonly #fallback = new Map<string, Verdict>();
-  #warnedFallback = false;
+  #warnedNoConnection = false;
 
   constructor(options: CallGuardOptions) {
     this.#authorize = options.authorize;
@@ -51,7 +45,7 @@ export class CallGuard {
   /** The interceptor grpc-js runs first on every call. */
   readonly interceptor: grpc.ServerInterceptor = (method, call) => {
     const session = sessionOf(call);
-    const verdict = session === undefined ? this.#verdictFromAuthContext(call) : this.#verdictOf(session);
+    const verdict = session === undefined ? this.#noConnection() : this.#verdictOf(session);
     if (verdict.ok) return new AuthorizedCall(call, verdict.authContext!);
     return this.#refuse(call, verdict, method.path);
   };
@@ -70,8 +64,6 @@ export class CallGuard {
     const trustChanged = credential.bundleHash !== this.#credential.bundleHash;
     this.#credential = credential;
     if (!trustChanged) return;
-    this.#reverify = true;
-    this.#fallback.clear();
     let retired = 0;
     for (const session of this.#sessions) {
       const verdict = this.#verdictOf(session);
@@ -91,7 +83,7 @@ export class CallGuard {
     if (socket === undefined || typeof socket.getPeerX509Certificate !== 'function') {
       verdict = { ok: false, failure: 'unverified', code: grpc.status.UNAUTHENTICATED, reason: 'the connection is not a TLS connection, or is closed', resumed: false, bundleHash: this.#credential.bundleHash, expiresAt: Infinity };
     } else {
-      verdict = connectionVerdict(socket, { authorize: this.#authorize, credential: this.#credential, reverify: this.#reverify, now: Date.now() });
+      verdict = connectionVerdict(socket, { authorize: this.#authorize, credential: this.#credential, now: Date.now() });
     }
     this.#verdicts.set(session, verdict);
     if (cached === undefined) this.#track(session);
@@ -106,28 +98,16 @@ export class CallGuard {
     session.once('close', () => this.#sessions.delete(session));
   }
 
-  /** Used only if grpc-js stops exposing the call's HTTP/2 stream: ~17 µs per call instead of O(1). */
-  #verdictFromAuthContext(call: grpc.ServerInterceptingCallInterface): Verdict {
-    if (!this.#warnedFallback) {
-      this.#warnedFallback = true;
-      this.#logger.warn({}, 'meshless grpc server: this @grpc/grpc-js version hides the HTTP/2 stream from interceptors; checking the peer certificate on every call (slower)');
+  /**
+   * If grpc-js ever stops exposing the call's HTTP/2 stream to interceptors, meshless cannot see
+   * the connection, so it refuses every call (fail closed) and says why, once.
+   */
+  #noConnection(): Verdict {
+    if (!this.#warnedNoConnection) {
+      this.#warnedNoConnection = true;
+      this.#logger.error({}, 'meshless grpc server: this @grpc/grpc-js version hides the HTTP/2 stream from interceptors, so the connection cannot be verified; every call is refused. Use @grpc/grpc-js 1.14');
     }
-    const bundleHash = this.#credential.bundleHash;
-    const certificate = call.getAuthContext().sslPeerCertificate;
-    if (!certificate || !certificate.raw) {
-      return { ok: false, failure: 'unverified', code: grpc.status.UNAUTHENTICATED, reason: 'the client presented no verified certificate', resumed: false, bundleHash, expiresAt: Infinity };
-    }
-    const cached = this.#fallback.get(certificate.fingerprint256);
-    if (cached !== undefined && cached.expiresAt > Date.now()) return cached;
-    const peer = identityOf(new X509Certificate(certificate.raw));
-    const decision = this.#authorize(peer);
-    const verdict: Verdict = decision.allowed
-      ? { ok: true, peer, decision, reason: decision.reason, resumed: false, code: grpc.status.OK, bundleHash, expiresAt: peer.notAfter.getTime(), authContext: call.getAuthContext() }
-      : { ok: false, failure: 'denied', code: grpc.status.PERMISSION_DENIED, peer, decision, reason: decision.reason, resumed: false, bundleHash, expiresAt: Infinity };
-    if (this.#fallback.size >= MAX_FALLBACK_VERDICTS) this.#fallback.clear();
-    this.#fallback.set(certificate.fingerprint256, verdict);
-    if (cached === undefined) this.#report(verdict, call.getConnectionInfo().remoteAddress);
-    return verdict;
+    return { ok: false, failure: 'unverified', code: grpc.status.UNAUTHENTICATED, reason: 'meshless cannot see the TLS connection of this call (unsupported @grpc/grpc-js version)', resumed: false, bundleHash: this.#credential.bundleHash, expiresAt: Infinity };
   }
 
   #refuse(call: grpc.ServerInterceptingCallInterface, verdict: Verdict, path: string): grpc.ServerInterceptingCall {

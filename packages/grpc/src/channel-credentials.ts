@@ -1,5 +1,5 @@
-import type { PeerCertificate } from 'node:tls';
-import { MeshlessError, allowList, codes, loggerOf, meshlessMetrics, peerDeniedError, peerOfCertificate, toSource, channels, type CredentialProvider, type Logger, type Rules, type DenyRules } from '@meshless/core';
+import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
+import { MeshlessError, allowList, codes, loggerOf, presentedChainOf, meshlessMetrics, refusal, toSource, verifyPeer, channels, type CredentialProvider, type Logger, type Rules, type DenyRules } from '@meshless/core';
 import { SourceCertificateProvider } from './certificate-provider.js';
 import { grpc } from './grpc-js.js';
 
@@ -38,24 +38,24 @@ export function channelCredentials(options: ChannelCredentialsOptions): grpc.Cha
   const authorize = allowList(options.allow, options.deny === undefined ? {} : { deny: options.deny });
   const logger = loggerOf(options.logger);
   const metrics = meshlessMetrics();
-  const provider = new SourceCertificateProvider(toSource(options.source), logger);
+  const source = toSource(options.source);
+  const provider = new SourceCertificateProvider(source, logger);
 
-  // Node calls this on every full handshake; grpc-js keeps no TLS sessions, so every connection.
+  // Node calls this on every full handshake (grpc-js keeps no TLS sessions, so on every
+  // connection) once OpenSSL verified the chain to some root we hold: core's verifier then checks
+  // it against the bundle of the server's own trust domain, its validity, identity and `allow`.
   const checkServerIdentity = (host: string, certificate: PeerCertificate): Error | undefined => {
-    const peer = peerOfCertificate(certificate);
-    if (peer === undefined) {
-      logger.warn({ host, failure: 'unverified' }, `meshless grpc client: server ${host} presented no certificate`);
-      return new MeshlessError(codes.PEER_UNVERIFIED, `server ${host} presented no certificate`);
-    }
-    const decision = authorize(peer);
-    if (decision.allowed) return undefined;
+    const presented = certificate && certificate.raw ? presentedChainOf(certificate as DetailedPeerCertificate) : undefined;
+    const check = presented === undefined ? refusal(`server ${host}`, 'unverified', `server ${host} presented no certificate`) : verifyPeer(presented, { credential: source.current(), authorize, who: `server ${host}` });
+    if (check.ok) return undefined;
+    const peer = check.peer;
     logger.warn(
-      { host, failure: 'denied', peer: String(peer), serialNumber: peer.serialNumber, rule: decision.rule, reason: decision.reason },
-      `meshless grpc client: refusing server ${host}, which presented ${String(peer)}: ${decision.reason}`,
+      { host, failure: check.failure, code: check.error.code, peer: peer === undefined ? undefined : String(peer), serialNumber: peer?.serialNumber, rule: check.decision?.rule, reason: check.reason },
+      `meshless grpc client: refusing server ${host}${peer === undefined ? '' : `, which presented ${String(peer)}`}: ${check.reason}`,
     );
-    metrics.refusals.add(1, { side: 'client', protocol: 'grpc', failure: 'denied' });
-    if (channels.peerRefused.hasSubscribers) channels.peerRefused.publish({ side: 'client', protocol: 'grpc', peer, decision, failure: 'denied', reason: decision.reason });
-    return peerDeniedError(peer, decision.reason, host);
+    metrics.refusals.add(1, { side: 'client', protocol: 'grpc', failure: check.failure });
+    if (channels.peerRefused.hasSubscribers) channels.peerRefused.publish({ side: 'client', protocol: 'grpc', peer, decision: check.decision, failure: check.failure, reason: check.reason });
+    return check.error;
   };
   // One provider for both roles: grpc-js's argument order (documented as (ca, identity)) cannot
   // mix them up.

@@ -1,61 +1,58 @@
 import type { TLSSocket } from 'node:tls';
-import { MeshlessError, codes, type Authorizer, type Decision, type Peer, type RefusalClass } from '@meshless/core';
+import { MeshlessError, codes, refusal, verifyPeer, type Authorizer, type Credential, type Peer, type PeerCheck, type PresentedChain } from '@meshless/core';
 
-/** The verdict on one server connection. */
-export type ServerCheck =
-  | { readonly ok: true; readonly peer: Peer; readonly decision: Decision }
-  | { readonly ok: false; readonly failure: RefusalClass; readonly error: MeshlessError; readonly peer?: Peer; readonly decision?: Decision };
+/** The verdict on one server connection: core's one verifier's. */
+export type ServerCheck = PeerCheck;
 
 export interface ServerCheckInput {
   /** `https://host[:port]`, for messages. */
   readonly origin: string;
-  /** The identity the server proved: from its certificate (full handshake) or from the cached session (resumed). */
-  readonly peer: Peer | undefined;
+  /**
+   * What the server proved: its certificate (full handshake) or, on a resumed session, the
+   * certificate and path verified when the session was made. Undefined when nothing was readable.
+   */
+  readonly presented: PresentedChain | undefined;
   readonly resumed: boolean;
   readonly authorize: Authorizer;
+  /** The credential in force: the bundles the server must verify to. */
+  readonly credential: Credential;
   readonly now: number;
 }
 
 /**
- * Checks the server of one new connection, full or resumed: OpenSSL's chain verdict, an identity,
- * a certificate still valid now, and the allow rules for the origin. Called once per connection,
- * before the socket is handed to undici; nothing of a request is written before it passes.
+ * Checks the server of one new connection, full or resumed: OpenSSL's chain verdict, then core's
+ * verifier (chain against the bundle of the server's own trust domain, validity, identity, the
+ * allow rules for the origin). Called once per connection, before the socket is handed to undici;
+ * nothing of a request is written before it passes.
  */
 export function checkServer(socket: TLSSocket, input: ServerCheckInput): ServerCheck {
-  const { origin, peer, resumed } = input;
-  const what = resumed ? 'resumed session' : 'certificate';
+  const { origin, presented, resumed } = input;
+  const who = `server at ${origin}`;
   if (!socket.authorized) {
-    const presented = peer === undefined ? 'a certificate' : String(peer);
-    return unverified(`server at ${origin} presented ${presented}, which does not verify to our trust bundle (${String(socket.authorizationError)})`, peer);
+    const peer = presented?.peer;
+    const shown = peer === undefined ? 'a certificate' : String(peer);
+    return unverified(`${who} presented ${shown}, which does not verify to our trust bundle (${String(socket.authorizationError)})`, peer);
   }
-  if (peer === undefined) {
-    return unverified(
-      resumed
-        ? `server at ${origin} resumed a TLS session meshless did not verify; the connection was closed`
-        : `server at ${origin} presented no certificate meshless could read`,
-    );
+  if (presented === undefined) {
+    return unverified(resumed ? `${who} resumed a TLS session meshless did not verify; the connection was closed` : `${who} presented no certificate meshless could read`);
   }
-  if (peer.notAfter.getTime() <= input.now) {
-    return unverified(`server at ${origin} presented ${String(peer)} on a ${what} whose certificate expired at ${peer.notAfter.toISOString()}`, peer);
-  }
-  const decision = input.authorize(peer);
-  if (!decision.allowed) {
-    const details: { peer: string; rule?: string } = { peer: String(peer) };
-    if (decision.rule !== undefined) details.rule = decision.rule;
+  const check = verifyPeer(presented, { credential: input.credential, authorize: input.authorize, now: input.now, who });
+  if (check.ok) return check;
+  if (check.failure === 'denied') {
     const error = new MeshlessError(
       codes.PEER_DENIED,
-      `server at ${origin} presented ${String(peer)}, which is not allowed: ${decision.reason}. ` +
-        `If this server is the one you meant to call, add its identity to the agent's allow rules for ${origin}`,
-      details,
+      `${check.error.message}. If this server is the one you meant to call, add its identity to the agent's allow rules for ${origin}`,
+      { ...(check.peer ? { peer: String(check.peer) } : {}), ...(check.decision?.rule !== undefined ? { rule: check.decision.rule } : {}) },
     );
-    return { ok: false, failure: 'denied', error, peer, decision };
+    return { ...check, error };
   }
-  return { ok: true, peer, decision };
+  if (resumed) return refusal(who, 'unverified', `resumed session: ${check.reason}`, check.peer, check.certificate, check.error.code);
+  return check;
 }
 
 function unverified(message: string, peer?: Peer): ServerCheck {
   const error = new MeshlessError(codes.PEER_UNVERIFIED, message, peer === undefined ? {} : { peer: String(peer) });
-  return peer === undefined ? { ok: false, failure: 'unverified', error } : { ok: false, failure: 'unverified', error, peer };
+  return peer === undefined ? { ok: false, failure: 'unverified', reason: message, error } : { ok: false, failure: 'unverified', reason: message, error, peer };
 }
 
 /**

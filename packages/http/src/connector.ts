@@ -1,7 +1,7 @@
 import { isIP, type Socket } from 'node:net';
-import tls, { type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
+import tls, { type ConnectionOptions, type DetailedPeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { MeshlessError, codes, identityOf, peerCertificateOf, rememberSocketPeer, type Peer, type RefusalClass } from '@meshless/core';
+import { MeshlessError, codes, identityOf, peerCertificateOf, presentedChainOf, rememberSocketPeer, type Credential, type Peer, type PresentedChain, type RefusalClass } from '@meshless/core';
 import type { ServerPolicy } from './agent-allow.js';
 import type { ConnectorSettings } from './agent-options.js';
 import { checkServer, handshakeTimeoutError, untrustedServerError } from './connector-verify.js';
@@ -23,6 +23,8 @@ export type ConnectCallback = (...args: [null, Socket | TLSSocket] | [Error, nul
 
 /** What a connector works with: one credential generation and one allow policy. */
 export interface ConnectorContext {
+  /** The credential in force: its bundles are what servers must verify to. */
+  readonly credential: Credential;
   /** Built once per credential generation from `clientTlsOptions` (never cert/key per socket). */
   readonly secureContext: SecureContext;
   readonly policy: ServerPolicy;
@@ -84,8 +86,8 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
   const cached: CachedSession | undefined = ctx.sessions.get(sessionKey, Date.now());
 
   let handshaken = false;
-  let presented: Peer | undefined;
-  let verified: Peer | undefined;
+  let presented: PresentedChain | undefined;
+  let verified: CachedSession['presented'] | undefined;
   let earlySession: Buffer | undefined;
 
   const options: ConnectionOptions & NetOptions = {
@@ -99,7 +101,7 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
     // real check runs on 'secureConnect' for every connection, resumed ones included.
     checkServerIdentity: (_host, cert) => {
       try {
-        presented = cert && cert.raw ? identityOf(new X509Certificate(cert.raw)) : undefined;
+        presented = cert && cert.raw ? presentedChainOf(cert as DetailedPeerCertificate) : undefined;
       } catch {
         presented = undefined; // no identity: refused as unverified on 'secureConnect'
       }
@@ -126,7 +128,7 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
   socket.prependListener('secure', () => {
     handshaken = true;
     // A resumed TLS 1.3 session shows no server certificate: the Peer verified with it stands in.
-    if (socket.isSessionReused()) presented = cached?.peer;
+    if (socket.isSessionReused()) presented = cached?.presented;
     // A chain that failed to verify: Node will not call checkServerIdentity, and after its verdict
     // the certificate is gone; read it now so the error names what the server presented.
     else if (chainFailed(socket)) presented = presentedBy(socket);
@@ -134,7 +136,7 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
 
   socket.once('secureConnect', () => {
     const resumed = socket.isSessionReused();
-    const check = checkServer(socket, { origin, peer: presented, resumed, authorize, now: Date.now() });
+    const check = checkServer(socket, { origin, presented, resumed, authorize, credential: ctx.credential, now: Date.now() });
     if (!check.ok) {
       if (resumed) ctx.sessions.delete(sessionKey);
       socket.destroy();
@@ -142,15 +144,16 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
       finish(check.error, null);
       return;
     }
-    verified = check.peer;
-    rememberSocketPeer(socket, verified);
+    verified = { leaf: check.certificate, peer: check.peer, intermediates: check.intermediates };
+    const peer = check.peer;
+    rememberSocketPeer(socket, peer);
     if (earlySession !== undefined) ctx.sessions.set(sessionKey, earlySession, verified);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     const maxAge = ctx.settings.maxConnectionAgeMs;
-    const deadline = Math.min(verified.notAfter.getTime(), ctx.credentialNotAfter, maxAge === undefined ? Infinity : Date.now() + maxAge);
-    ctx.onAllowed(origin, verified, resumed);
-    owner.adopt(socket, verified, deadline);
+    const deadline = Math.min(peer.notAfter.getTime(), ctx.credentialNotAfter, maxAge === undefined ? Infinity : Date.now() + maxAge);
+    ctx.onAllowed(origin, peer, resumed);
+    owner.adopt(socket, peer, deadline);
     finish(null, socket);
   });
 
@@ -162,8 +165,8 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
   socket.on('error', (err: Error) => {
     if (done) return;
     if (handshaken && verified === undefined) {
-      const error = untrustedServerError(origin, presented, err);
-      ctx.onRefused(origin, 'unverified', socket.isSessionReused(), error, presented);
+      const error = untrustedServerError(origin, presented?.peer, err);
+      ctx.onRefused(origin, 'unverified', socket.isSessionReused(), error, presented?.peer);
       socket.destroy();
       finish(error, null);
     } else {
@@ -179,11 +182,11 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
   timer.unref();
 }
 
-/** The identity a server presented, read after a failed handshake (undefined when unavailable). */
-function presentedBy(socket: TLSSocket): Peer | undefined {
+/** What a server presented, read after a failed handshake (undefined when unavailable). */
+function presentedBy(socket: TLSSocket): PresentedChain | undefined {
   try {
     const x509 = peerCertificateOf(socket);
-    return x509 === undefined ? undefined : identityOf(x509);
+    return x509 === undefined ? undefined : { leaf: x509, peer: identityOf(x509) };
   } catch {
     return undefined;
   }

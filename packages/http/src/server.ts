@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type X509Certificate } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -7,15 +7,12 @@ import {
   allowList,
   channels,
   checkConnection,
-  peerChainProblem,
-  sentChainOf,
-  codes,
+  verifyPeer,
   loggerOf,
   meshlessMetrics,
   onPolicyChange,
   toSource,
   type Authorizer,
-  type ConnectionCheck,
   type Credential,
   type Rules, type DenyRules,
   type Source,
@@ -87,6 +84,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   let authorize: Authorizer = policyOf(parsed.allow, parsed.deny, parsed.dryRun);
   let ticketKeys = randomBytes(48);
   let served: Credential = source.current();
+  const verifiedPaths = new WeakMap<TLSSocket, readonly X509Certificate[]>();
 
   const server = https.createServer(secureOptionsFor(served, parsed, ticketKeys), requestListener) as MeshlessServer;
   const reporter = new RefusalReporter(logger, meshlessMetrics(), (refusal) => server.emit('peerRefused', refusal));
@@ -109,7 +107,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   // client never has a request parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     const credential = source.current();
-    const check = safeCheck(socket, authorize, credential);
+    const check = checkConnection(socket, authorize, credential, { who: 'client' });
     if (!check.ok) {
       const remoteAddress = socket.remoteAddress;
       socket.destroy();
@@ -124,8 +122,10 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
       });
       return;
     }
-    // Keep the certificate checkConnection read, to re-verify the connection when trust changes.
+    // Keep the certificate and verified path, to re-verify the connection when trust changes
+    // (a resumed session shows no intermediates later).
     connections.add(socket, check.peer, check.certificate, credential.bundleHash);
+    if (check.intermediates.length > 0) verifiedPaths.set(socket, check.intermediates);
     if (channels.peerAllowed.hasSubscribers) channels.peerAllowed.publish({ side: 'server', peer: check.peer, resumed: check.resumed });
   });
   server.prependListener('request', (req, res) => connections.onRequest(req, res));
@@ -139,26 +139,32 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
     reporter.report(refusal);
   });
 
-  /** Walks live connections: re-verifies those checked under another bundle, re-authorizes all. */
+  /**
+   * Walks live connections after a trust or policy change: each peer goes through the verifier
+   * again (chain against the current bundle of its trust domain, with the path verified at accept
+   * time; validity; allow-list). O(1) per connection whose trust domain's bundle did not change.
+   */
   function review(): void {
     const credential = source.current();
     const now = Date.now();
-    const problems = new Map<string, string | undefined>();
     for (const connection of connections) {
       // Skip connections already closing for trust or policy (a planned drain can still be overridden).
       if (connection.retiring !== undefined && connection.closesBy === undefined) continue;
-      if (connection.bundleHash !== credential.bundleHash) {
-        const fingerprint = connection.peer.fingerprint256;
-        if (!problems.has(fingerprint)) problems.set(fingerprint, connection.leaf ? peerChainProblem(connection.leaf, credential.bundle, now, () => sentChainOf(connection.socket)) : 'the connection has no client certificate');
-        const problem = problems.get(fingerprint);
-        if (problem !== undefined) {
-          connections.retire(connection, 'trust-changed', `${String(connection.peer)} no longer verifies to the trust bundle of generation ${credential.generation}: ${problem}`);
-          continue;
-        }
-        connection.bundleHash = credential.bundleHash;
+      if (connection.leaf === undefined) {
+        connections.retire(connection, 'trust-changed', `${String(connection.peer)}: the connection has no client certificate to re-verify`);
+        continue;
       }
-      const decision = authorize(connection.peer);
-      if (!decision.allowed) connections.retire(connection, 'policy-changed', decision.reason);
+      const check = verifyPeer(
+        { leaf: connection.leaf, peer: connection.peer, intermediates: verifiedPaths.get(connection.socket) ?? [] },
+        { credential, authorize, now, who: 'client' },
+      );
+      if (check.ok) {
+        connection.bundleHash = credential.bundleHash;
+      } else if (check.failure === 'denied') {
+        connections.retire(connection, 'policy-changed', check.reason);
+      } else {
+        connections.retire(connection, 'trust-changed', `${String(connection.peer)} no longer verifies under credential generation ${credential.generation}: ${check.reason}`);
+      }
     }
   }
 
@@ -213,14 +219,4 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
     },
   });
   return server;
-}
-
-/** checkConnection, turning an unexpected throw into an `unverified` refusal (fail closed). */
-function safeCheck(socket: TLSSocket, authorize: Authorizer, credential: Credential): ConnectionCheck {
-  try {
-    return checkConnection(socket, authorize, credential);
-  } catch (err) {
-    const reason = `the client certificate could not be checked: ${(err as Error).message}`;
-    return { ok: false, failure: 'unverified', reason, resumed: false, error: new MeshlessError(codes.PEER_UNVERIFIED, `client refused: ${reason}`, { cause: err }) };
-  }
 }

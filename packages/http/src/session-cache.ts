@@ -1,4 +1,5 @@
-import type { Peer } from '@meshless/core';
+import type { X509Certificate } from 'node:crypto';
+import type { Peer, PresentedChain } from '@meshless/core';
 
 /** A TLS session the client may resume, with the server identity verified when it was made. */
 export interface CachedSession {
@@ -9,6 +10,8 @@ export interface CachedSession {
    * session shows the client no certificate, so this is what a resumed connection is checked with.
    */
   readonly peer: Peer;
+  /** The server's certificate and the path verified with it: re-verified against the current trust on resumption. */
+  readonly presented: PresentedChain & { readonly peer: Peer; readonly intermediates: readonly X509Certificate[] };
 }
 
 /**
@@ -38,15 +41,15 @@ export class SessionCache {
     return entry;
   }
 
-  /** Keeps the newest session for `key`, with the Peer its connection verified. */
-  set(key: string, session: Buffer, peer: Peer): void {
+  /** Keeps the newest session for `key`, with the server certificate its connection verified. */
+  set(key: string, session: Buffer, presented: CachedSession['presented']): void {
     if (this.#max === 0) return;
     this.#entries.delete(key);
     if (this.#entries.size >= this.#max) {
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);
     }
-    this.#entries.set(key, { session, peer });
+    this.#entries.set(key, { session, peer: presented.peer, presented });
   }
 
   /** Forgets the session for `key` (its server was refused on resumption). */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { X509Certificate } from 'node:crypto';
 import { codes, createPeer, isMeshlessError, type Peer } from '@meshless/core';
 import { compileAllow, normalizeOrigin } from '../src/agent-allow.js';
 import { SessionCache } from '../src/session-cache.js';
@@ -7,15 +8,20 @@ function peer(notAfter: number, id = 'spiffe://prod.example/ns/pay/sa/api'): Pee
   return createPeer({ spiffeId: id, trustDomain: 'prod.example', dnsNames: [], uris: [id], serialNumber: '01', fingerprint256: 'AA', notBefore: new Date(0), notAfter: new Date(notAfter) });
 }
 
+/** What the connector keeps with a session (the leaf is not read by the cache). */
+function verified(p: Peer): { peer: Peer; leaf: X509Certificate; intermediates: readonly X509Certificate[] } {
+  return { peer: p, leaf: undefined as unknown as X509Certificate, intermediates: [] };
+}
+
 describe('client session cache and allow compilation', function () {
   it('keeps the newest sessions up to its bound, least recently set out first', function () {
     const cache = new SessionCache(2);
     const now = Date.now();
     const p = peer(now + 60_000);
-    cache.set('a', Buffer.from('1'), p);
-    cache.set('b', Buffer.from('2'), p);
-    cache.set('a', Buffer.from('3'), p); // refreshes a
-    cache.set('c', Buffer.from('4'), p); // evicts b
+    cache.set('a', Buffer.from('1'), verified(p));
+    cache.set('b', Buffer.from('2'), verified(p));
+    cache.set('a', Buffer.from('3'), verified(p)); // refreshes a
+    cache.set('c', Buffer.from('4'), verified(p)); // evicts b
     assert.equal(cache.size, 2);
     assert.equal(cache.get('b', now), undefined);
     assert.equal(cache.get('a', now)?.session.toString(), '3');
@@ -25,11 +31,11 @@ describe('client session cache and allow compilation', function () {
   it('never returns a session whose server certificate has expired, and 0 disables it', function () {
     const cache = new SessionCache(10);
     const now = Date.now();
-    cache.set('old', Buffer.from('x'), peer(now - 1));
+    cache.set('old', Buffer.from('x'), verified(peer(now - 1)));
     assert.equal(cache.get('old', now), undefined);
     assert.equal(cache.size, 0);
     const off = new SessionCache(0);
-    off.set('a', Buffer.from('x'), peer(now + 60_000));
+    off.set('a', Buffer.from('x'), verified(peer(now + 60_000)));
     assert.equal(off.get('a', now), undefined);
   });
 
