@@ -237,4 +237,21 @@ describe('createServer({ dryRun: true })', function () {
       diagnostics_channel.unsubscribe(channels.policyWouldDeny.name, onWouldDeny);
     }
   });
+
+  it('requirePeer({ dryRun: true }): a denied peer goes on with a "would deny" line; a plaintext request is still 401', async () => {
+    const logger = recordingLogger();
+    const route = requirePeer(FRONTEND_ID, { dryRun: true, logger });
+    const dry = createServer({ source: files.pki.server, allow: '*', mode: 'permissive', logger: recordingLogger() }, (req, res) => route(req, res, () => res.end('through')));
+    try {
+      const dryPort = await listen(dry);
+      const batch = await get(dryPort, '/', { ...files.pki.batch });
+      assert.equal(batch.status, 200);
+      assert.equal(batch.body, 'through');
+      assert.ok(logger.entries.some((e) => /would deny/.test(e.msg ?? '') && e.obj.peer === BATCH_ID && e.obj.scope === 'route'));
+      const plain = await plainGet(dryPort, '/');
+      assert.equal(plain.status, 401);
+    } finally {
+      await closeServer(dry);
+    }
+  });
 });

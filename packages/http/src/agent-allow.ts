@@ -1,4 +1,4 @@
-import { MeshlessError, allowList, codes, isAuthorizer, isMeshlessError, type Authorizer, type Rules } from '@meshless/core';
+import { MeshlessError, type DryRunOptions, allowList, codes, isAuthorizer, isMeshlessError, type Authorizer, type Rules } from '@meshless/core';
 
 /**
  * Which servers a client accepts:
@@ -53,9 +53,9 @@ function isOriginMap(value: unknown): value is Readonly<Record<string, Rules>> {
   return proto === Object.prototype || proto === null;
 }
 
-function compileFor(origin: string, rules: Rules): Authorizer {
+function compileFor(origin: string, rules: Rules, dryRun?: DryRunOptions): Authorizer {
   try {
-    return allowList(rules);
+    return allowList(rules, dryRun === undefined ? {} : { dryRun });
   } catch (err) {
     if (isMeshlessError(err)) {
       const details: { cause: unknown; field: string; rule?: string } = { cause: err, field: 'allow' };
@@ -74,31 +74,38 @@ function noRules(origin: string, known: string): MeshlessError {
   );
 }
 
+/** The rules an `allow` option holds directly (a resolver's are known only per origin): for live-policy subscriptions. */
+export function rulesIn(allow: AllowFor): Rules[] {
+  if (isRules(allow)) return [allow];
+  if (typeof allow !== 'function' && isOriginMap(allow)) return Object.values(allow);
+  return [];
+}
+
 /**
  * Compiles the `allow` option once. Rules and maps are checked at once (a bad rule throws here);
  * a resolver function is called on the first connection to each origin.
  */
-export function compileAllow(allow: AllowFor, version: number): ServerPolicy {
+export function compileAllow(allow: AllowFor, version: number, dryRun?: DryRunOptions): ServerPolicy {
   if (allow === undefined || allow === null) {
     throw new MeshlessError(codes.INVALID_OPTION, 'createAgent needs { allow }: the rules that say which servers to accept (e.g. "spiffe://prod.example/ns/pay/sa/api")', { field: 'allow' });
   }
   if (isRules(allow)) {
-    const authorizer = compileFor('every origin', allow);
+    const authorizer = compileFor('every origin', allow, dryRun);
     return { version, authorizerFor: () => authorizer };
   }
-  if (typeof allow === 'function') return resolverPolicy(allow as (origin: string) => Rules, version);
-  if (isOriginMap(allow)) return mapPolicy(allow, version);
+  if (typeof allow === 'function') return resolverPolicy(allow as (origin: string) => Rules, version, dryRun);
+  if (isOriginMap(allow)) return mapPolicy(allow, version, dryRun);
   throw new MeshlessError(codes.INVALID_OPTION, `allow must be rules, a map { 'https://host:port': rules } or a function (origin) => rules, not ${typeof allow}`, { field: 'allow' });
 }
 
-function mapPolicy(map: Readonly<Record<string, Rules>>, version: number): ServerPolicy {
+function mapPolicy(map: Readonly<Record<string, Rules>>, version: number, dryRun?: DryRunOptions): ServerPolicy {
   const byOrigin = new Map<string, Authorizer>();
   for (const [key, rules] of Object.entries(map)) {
     const origin = normalizeOrigin(key);
     if (byOrigin.has(origin)) {
       throw new MeshlessError(codes.INVALID_OPTION, `allow lists ${origin} twice (as ${JSON.stringify(key)}); keep one entry per origin`, { field: 'allow' });
     }
-    byOrigin.set(origin, compileFor(origin, rules));
+    byOrigin.set(origin, compileFor(origin, rules, dryRun));
   }
   if (byOrigin.size === 0) {
     throw new MeshlessError(codes.EMPTY_ALLOW_LIST, 'allow is an empty map: no server would be accepted; list origins and their rules', { field: 'allow' });
@@ -114,7 +121,7 @@ function mapPolicy(map: Readonly<Record<string, Rules>>, version: number): Serve
   };
 }
 
-function resolverPolicy(resolve: (origin: string) => Rules, version: number): ServerPolicy {
+function resolverPolicy(resolve: (origin: string) => Rules, version: number, dryRun?: DryRunOptions): ServerPolicy {
   const byOrigin = new Map<string, Authorizer>();
   return {
     version,
@@ -137,7 +144,7 @@ function resolverPolicy(resolve: (origin: string) => Rules, version: number): Se
           { field: 'allow' },
         );
       }
-      const authorizer = compileFor(origin, rules as Rules);
+      const authorizer = compileFor(origin, rules as Rules, dryRun);
       if (byOrigin.size >= MAX_RESOLVED_ORIGINS) {
         const oldest = byOrigin.keys().next();
         if (!oldest.done) byOrigin.delete(oldest.value);

@@ -5,7 +5,9 @@ import {
   codes,
   loggerOf,
   meshlessMetrics,
+  onPolicyChange,
   toSource,
+  type DryRunOptions,
   type Credential,
   type Logger,
   type MeshlessMetrics,
@@ -15,7 +17,8 @@ import {
   type TlsPolicy,
 } from '@meshless/core';
 import type { Agent, Dispatcher, errors } from 'undici';
-import { compileAllow, type AllowFor, type ServerPolicy } from './agent-allow.js';
+import { compileAllow, rulesIn, type AllowFor, type ServerPolicy } from './agent-allow.js';
+import { PlaintextRoute } from './agent-plaintext.js';
 import { Generation, type GenerationEvents } from './agent-generation.js';
 import { splitAgentOptions, type ConnectorSettings, type CreateAgentOptions } from './agent-options.js';
 import { SessionCache } from './session-cache.js';
@@ -83,6 +86,9 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
   readonly #peers = new Map<string, Peer>();
   readonly #events: GenerationEvents;
   #policy: ServerPolicy;
+  #dryRun: DryRunOptions | undefined;
+  #plaintext: PlaintextRoute | undefined;
+  #stopPolicy: () => void = () => undefined;
   #generation: Generation;
   #closed = false;
   #destroyed = false;
@@ -113,7 +119,12 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
         if (generation === this.#generation && !this.#closed) this.#swap(generation.credential, generation.policy, generation.sessions, reason);
       },
     };
-    this.#policy = compileAllow(options.allow, 1);
+    this.#dryRun = options.dryRun === true ? { scope: 'client', logger: this.#logger } : undefined;
+    this.#policy = compileAllow(options.allow, 1, this.#dryRun);
+    if (options.plaintextOrigins !== undefined && options.plaintextOrigins.length > 0) {
+      this.#plaintext = new PlaintextRoute(options.plaintextOrigins, undiciOptions, this.#logger, this.#metrics);
+    }
+    this.#watchPolicy(options.allow);
     this.#source = toSource(options.source);
     this.#generation = this.#build(1, this.#source.current(), this.#policy, new SessionCache(settings.maxCachedSessions));
     this.#source.on('update', this.#onUpdate);
@@ -165,14 +176,21 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
    * generation at once (new connections, empty session cache, so nothing verified under the old
    * rules resumes); connections of the previous generation finish their requests and close.
    */
-  setAllow(allow: AllowFor): void {
+  setAllow(allow: AllowFor, options: { dryRun?: boolean } = {}): void {
     if (this.#closed) throw new MeshlessError(codes.INVALID_OPTION, 'setAllow on a closed agent: create a new agent', { field: 'allow' });
-    const policy = compileAllow(allow, this.#policy.version + 1);
+    const dryRun = options.dryRun === undefined ? this.#dryRun : options.dryRun ? { scope: 'client', logger: this.#logger } : undefined;
+    const policy = compileAllow(allow, this.#policy.version + 1, dryRun);
+    this.#dryRun = dryRun;
     this.#policy = policy;
+    this.#watchPolicy(allow);
     this.#swap(this.#generation.credential, policy, new SessionCache(this.#settings.maxCachedSessions), 'allow rules changed', true);
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.#plaintext !== undefined) {
+      const origin = this.#plaintext.match(options.origin);
+      if (origin !== undefined) return this.#plaintext.dispatch(origin, options, handler);
+    }
     return this.#generation.agent.dispatch(options, handler);
   }
 
@@ -180,7 +198,7 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
     this.#stop();
-    this.#closing ??= this.#destroying ?? Promise.all([this.#generation, ...this.#draining].map((g) => g.agent.close())).then(() => undefined);
+    this.#closing ??= this.#destroying ?? Promise.all([...[this.#generation, ...this.#draining].map((g) => g.agent.close()), this.#plaintext?.close()]).then(() => undefined);
     const done = this.#closing;
     if (callback === undefined) return done;
     void done.then(callback, callback);
@@ -195,7 +213,7 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
     const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
     this.#stop();
     this.#destroyed = true;
-    this.#destroying ??= Promise.all([this.#generation, ...this.#draining].map((g) => (g.agent.destroyed ? undefined : g.agent.destroy(err)))).then(() => undefined);
+    this.#destroying ??= Promise.all([...[this.#generation, ...this.#draining].map((g) => (g.agent.destroyed ? undefined : g.agent.destroy(err))), this.#plaintext?.destroy(err)]).then(() => undefined);
     const done = this.#destroying;
     if (cb === undefined) return done;
     void done.then(cb, cb);
@@ -210,6 +228,15 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
     this.#closed = true;
     this.#source.off('update', this.#onUpdate);
     this.#source.off('error', this.#onSourceError);
+    this.#stopPolicy();
+  }
+
+  /** A live policy (policyFile) in `allow`: when it changes, new requests use a new generation, as with setAllow. */
+  #watchPolicy(allow: AllowFor): void {
+    this.#stopPolicy();
+    this.#stopPolicy = onPolicyChange(rulesIn(allow), () => {
+      if (!this.#closed) this.#swap(this.#generation.credential, this.#policy, new SessionCache(this.#settings.maxCachedSessions), 'policy file changed');
+    });
   }
 
   #build(number: number, credential: Credential, policy: ServerPolicy, sessions: SessionCache): Generation {

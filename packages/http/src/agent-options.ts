@@ -30,6 +30,18 @@ export interface CreateAgentOptions extends Omit<Agent.Options, (typeof OWNED)[n
    * `agent.peerOf(origin)` and the `peerAllowed` event work either way.
    */
   peerContext?: boolean;
+  /**
+   * Dry run of `allow`: a server the rules would refuse is accepted, and the would-be refusal is
+   * logged ("dry run: would deny"), counted and published. A server whose chain does not verify
+   * is still refused: a dry run relaxes policy, never authentication.
+   */
+  dryRun?: boolean;
+  /**
+   * `http://` origins this client may still call in plaintext while they migrate
+   * (`['http://legacy.ns.svc:8080']`), through the same dispatcher; every such request is counted.
+   * Any other `http://` origin is refused with `MESHLESS_ERR_PLAINTEXT_REFUSED`.
+   */
+  plaintextOrigins?: readonly string[];
 }
 
 /** What the connector needs to know from the options, validated. */
@@ -84,6 +96,8 @@ export function splitAgentOptions(options: CreateAgentOptions): {
     source: _source,
     allow: _allow,
     logger: _logger,
+    dryRun: _dryRun,
+    plaintextOrigins: _plaintextOrigins,
     maxConnectionAgeMs,
     maxCachedSessions,
     connectTimeout,

@@ -1,4 +1,5 @@
 import { isIP, type Socket } from 'node:net';
+import { plaintextRefused } from './agent-plaintext.js';
 import tls, { type ConnectionOptions, type DetailedPeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { MeshlessError, codes, identityOf, peerCertificateOf, presentedChainOf, rememberSocketPeer, type Credential, type Peer, type PresentedChain, type RefusalClass } from '@meshless/core';
@@ -70,7 +71,7 @@ export function connectVerified(ctx: ConnectorContext, params: ConnectParams, ca
   const fail = (err: Error): void => queueMicrotask(() => finish(err, null));
 
   if (params.protocol !== 'https:') {
-    fail(new MeshlessError(codes.INVALID_OPTION, `a meshless agent makes TLS connections only; ${params.protocol}//${params.host} is not https`, { field: 'origin' }));
+    fail(plaintextRefused(`${params.protocol}//${params.host}`));
     return;
   }
   const origin = `https://${params.host}`;

@@ -7,6 +7,12 @@ export interface RoutePolicyOptions {
   deny?: DenyRules;
   /** pino-compatible logger for refusals (default: meshless's shared logger). */
   logger?: Logger;
+  /**
+   * Dry run: a verified peer the rules would refuse goes on, and the would-be refusal is logged
+   * ("dry run: would deny"), counted and published. A request without a verified peer (plaintext,
+   * no certificate) is still refused with 401: a dry run relaxes policy, never authentication.
+   */
+  dryRun?: boolean;
 }
 
 /** The JSON body of a route refusal: the same in every framework integration. */
@@ -49,8 +55,8 @@ function contextOf(target: PeerTarget, context: RouteContext | undefined): Route
  * body never names the policy. Use it to write the two-line middleware of any framework.
  */
 export function routePolicy(rules: Rules, options: RoutePolicyOptions = {}): RoutePolicy {
-  const authorize = allowList(rules, { deny: options.deny });
   const logger = loggerOf(options.logger);
+  const authorize = allowList(rules, { deny: options.deny, ...(options.dryRun === true ? { dryRun: { scope: 'route', logger } } : {}) });
   const metrics = meshlessMetrics();
   return (target, context) => {
     const peer = peerOf(target);

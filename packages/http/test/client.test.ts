@@ -108,7 +108,8 @@ describe('createAgent: requests through undici', function () {
 
   it('refuses http:// origins with a coded error: the agent speaks TLS only', async function () {
     const err = await rejectionOf(request(`http://127.0.0.1:${server.port}/`, { dispatcher: agent }));
-    assert.ok(isMeshlessError(err, codes.INVALID_OPTION), String(err));
+    assert.ok(isMeshlessError(err, codes.PLAINTEXT_REFUSED), String(err));
     assert.match(err.message, /TLS connections only/);
+    assert.match(err.message, /plaintextOrigins/);
   });
 });
