@@ -61,15 +61,15 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-const round2 = (x: number) => Math.round(x * 100) / 100;
+export const round2 = (x: number) => Math.round(x * 100) / 100;
 
-function figuresOf(samples: number[], missed: number): LatencyFigures {
+export function figuresOf(samples: number[], missed: number): LatencyFigures {
   const sorted = [...samples].sort((a, b) => a - b);
   return { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted.at(-1) ?? Number.NaN, samples, missed };
 }
 
 /** Milliseconds on a clock shared by the threads (performance.now() alone is per thread). */
-const now = () => performance.timeOrigin + performance.now();
+export const now = () => performance.timeOrigin + performance.now();
 
 /**
  * The client, in a worker thread of its own (so its handshakes do not hold up the source's event
@@ -117,7 +117,7 @@ interface ProbeReply {
 }
 
 /** Starts the client worker; `served(serial, deadline)` resolves with its reply. */
-function startClient(port: number, client: IssuedCertificate): { served(serial: string, deadline: number): Promise<ProbeReply>; stop(): Promise<number> } {
+export function startClient(port: number, client: IssuedCertificate): { served(serial: string, deadline: number): Promise<ProbeReply>; stop(): Promise<number> } {
   const worker = new Worker(CLIENT_WORKER, { eval: true, workerData: { port, cert: client.cert, key: client.key, ca: client.ca } });
   return {
     served: (serial, deadline) =>

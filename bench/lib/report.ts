@@ -96,12 +96,16 @@ function genericTable(rows: Row[]): string {
 /** What each rotation row times (the variant text of its row). */
 export const ROTATION_SERVED = '..data rename → first new connection served with the new certificate';
 export const ROTATION_UPDATE = '..data rename → file source update event';
+/** The same through the SPIFFE Workload API (bench/rotation-workload-api.ts). */
+export const WORKLOAD_API_SERVED = 'Workload API push → first new connection served with the new certificate';
+export const WORKLOAD_API_UPDATE = 'Workload API push → workloadApiSource update event';
 
 const ROTATION_TEXT =
   'Each swap is timed from just before the rename: until a meshless `createServer` (its `source` a `fileSource` on the volume) ' +
   'serves a new mTLS connection with the new certificate (the `rotation` row, which the rotation target reads), and until the ' +
   "file source's `update` event (`rotation-update`). A client in its own thread opens new connections one after another " +
-  '(no session reuse) from the rename on, so the server keeps handshaking while it reloads.';
+  '(no session reuse) from the rename on, so the server keeps handshaking while it reloads. The `workload-api` rows time the ' +
+  'same from the moment a SPIFFE Workload API server (grpc-js on a Unix socket) pushes a new SVID to a `workloadApiSource`.';
 
 /** Results from before the served measurement have one rotation row, timed up to the `update` event: say so. */
 function rotationRow(row: Row): Row {

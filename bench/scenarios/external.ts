@@ -2,7 +2,7 @@
 // microbench (ours), and the rotation, gRPC and HTTP-client benches other engineers write.
 import type { BenchContext } from '../lib/context.js';
 import { numbersIn, runModule } from '../lib/module-run.js';
-import { ROTATION_SERVED, ROTATION_UPDATE } from '../lib/report.js';
+import { ROTATION_SERVED, ROTATION_UPDATE, WORKLOAD_API_SERVED, WORKLOAD_API_UPDATE } from '../lib/report.js';
 import { skippedRow, type Row } from '../lib/results.js';
 import { round } from '../lib/stats.js';
 import type { PerRequestResult } from './per-request.js';
@@ -42,6 +42,23 @@ export async function runRotation(ctx: BenchContext): Promise<Row[]> {
   return [
     numericRow('rotation', 'rotation', `${rotations} swaps: ${ROTATION_SERVED}`, served, served),
     numericRow('rotation', 'rotation-update', `${rotations} swaps: ${ROTATION_UPDATE}`, update, update),
+    ...(await runWorkloadApiRotation(ctx)),
+  ];
+}
+
+/** The same two figures through the SPIFFE Workload API: push of a new SVID → served, → update (bench/rotation-workload-api.ts). */
+async function runWorkloadApiRotation(ctx: BenchContext): Promise<Row[]> {
+  const rotations = ctx.options.rotations;
+  const outcome = await runModule(ctx, 'rotation-workload-api.ts', 'runWorkloadApiRotationBench', { rotations }, Math.max(60_000, rotations * 3_000));
+  if (!outcome.ok) return [skippedRow('rotation', 'workload-api', `${rotations} pushes`, outcome.reason, outcome.status)];
+  const result = (outcome.result ?? {}) as Record<string, unknown>;
+  const served = (result.served ?? {}) as Record<string, unknown>;
+  const { served: _served, ...update } = result;
+  console.log(`  ${WORKLOAD_API_SERVED}: p50 ${String(served.p50Ms)} ms  p99 ${String(served.p99Ms)} ms over ${rotations} pushes`);
+  console.log(`  ${WORKLOAD_API_UPDATE}: p50 ${String(update.p50Ms)} ms  p99 ${String(update.p99Ms)} ms over ${rotations} pushes`);
+  return [
+    numericRow('rotation', 'workload-api', `${rotations} pushes: ${WORKLOAD_API_SERVED}`, served, served),
+    numericRow('rotation', 'workload-api-update', `${rotations} pushes: ${WORKLOAD_API_UPDATE}`, update, update),
   ];
 }
 
