@@ -138,7 +138,8 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
    */
   async reload(): Promise<Credential> {
     if (this.#closed) throw new MeshlessError(codes.SOURCE_CLOSED, `the Workload API source for ${this.address} is closed; create a new one`);
-    if (this.connected && this.#failure === undefined) return this.current();
+    // An open stream that has delivered is current by construction (every change is pushed).
+    if (this.connected) return this.current();
     const settled = new Promise<void>((resolve) => this.#waiters.push(resolve));
     if (this.#stream === undefined) {
       if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);

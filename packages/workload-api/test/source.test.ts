@@ -367,3 +367,20 @@ describe('workloadApiSource', function () {
     }
   });
 });
+
+describe('workloadApiSource over tcp://', function () {
+  this.timeout(20_000);
+  it('tcp://127.0.0.1:<port> works like a Unix socket', async () => {
+    const api = await startWorkloadApi({ tcp: true });
+    try {
+      const ca = await createTestCA({ trustDomain: TD });
+      api.push({ svids: [svidOf(await ca.issue(ID))] });
+      assert.match(api.address, /^tcp:\/\/127\.0\.0\.1:\d+$/);
+      const source = await workloadApiSource({ address: api.address, logger: silent, firstUpdateTimeoutMs: 5000 });
+      assert.equal(String(source.current().identity), ID);
+      await source.close();
+    } finally {
+      await api.close();
+    }
+  });
+});

@@ -85,10 +85,11 @@ export interface WorkloadApiServer {
   close(): Promise<void>;
 }
 
-export async function startWorkloadApi(options: { requireHeader?: boolean } = {}): Promise<WorkloadApiServer> {
+export async function startWorkloadApi(options: { requireHeader?: boolean; tcp?: boolean } = {}): Promise<WorkloadApiServer> {
   const dir = mkdtempSync(join(tmpdir(), 'meshless-wlapi-'));
   const socketPath = join(dir, 'agent.sock');
-  const address = `unix://${socketPath}`;
+  let address = `unix://${socketPath}`;
+  let bindTo = address;
   const headers: Array<string | undefined> = [];
   const open = new Set<OpenCall>();
   let calls = 0;
@@ -122,7 +123,12 @@ export async function startWorkloadApi(options: { requireHeader?: boolean } = {}
       FetchX509SVID: handler,
       FetchX509Bundles: (call: grpc.ServerWritableStream<unknown, unknown>) => call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'not in this test server' }),
     });
-    await new Promise<void>((resolve, reject) => server!.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+    const port = await new Promise<number>((resolve, reject) => server!.bindAsync(bindTo, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    if (options.tcp && bindTo.endsWith(':0')) {
+      // Restarts reuse the port the first bind got.
+      bindTo = `127.0.0.1:${port}`;
+      address = `tcp://127.0.0.1:${port}`;
+    }
   }
 
   async function stop(): Promise<void> {
@@ -133,9 +139,12 @@ export async function startWorkloadApi(options: { requireHeader?: boolean } = {}
     rmSync(socketPath, { force: true });
   }
 
+  if (options.tcp) bindTo = '127.0.0.1:0';
   await listen();
   return {
-    address,
+    get address() {
+      return address;
+    },
     socketPath,
     headers,
     get calls() {
