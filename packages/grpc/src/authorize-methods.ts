@@ -1,6 +1,7 @@
-import { MeshlessError, allowList, codes, isMeshlessError, loggerOf, type Authorizer, type Decision, type Logger, type Peer, type Rules } from '@meshless/core';
+import { TLSSocket } from 'node:tls';
+import { MeshlessError, allowList, channels, codes, isMeshlessError, loggerOf, meshlessMetrics, onPolicyChange, type Authorizer, type Decision, type DryRunOptions, type Logger, type Peer, type Rules } from '@meshless/core';
 import { grpc } from './grpc-js.js';
-import { refusedCall } from './intercepting-call.js';
+import { refusedCall, sessionOf } from './intercepting-call.js';
 import { peerOf } from './peer-of.js';
 
 /**
@@ -13,6 +14,19 @@ export type MethodRules = Readonly<Record<string, Rules>>;
 export interface AuthorizeMethodsOptions {
   /** pino-compatible logger; default: a shared pino logger at level warn. */
   logger?: Logger;
+  /**
+   * Dry run: a verified caller the method's rules would refuse is let through, and the would-be
+   * refusal is logged ("dry run: would deny"), counted and published. Callers without a verified
+   * certificate are still refused (`UNAUTHENTICATED`), and unlisted methods stay closed.
+   */
+  dryRun?: boolean;
+  /**
+   * Migration (two ports on one `grpc.Server`, a plaintext one and a meshless one): the methods
+   * (same keys: `'/pkg.Service/Method'`, `'/pkg.Service/*'`, `'*'`) that callers on a plaintext
+   * connection may still call. Every other plaintext call is refused with `UNAUTHENTICATED`. Each
+   * plaintext call let through is counted, published and logged (once a minute per method).
+   */
+  plaintext?: readonly string[];
 }
 
 interface Entry {
@@ -23,7 +37,7 @@ interface Entry {
 const METHOD_KEY = /^\/[^/*\s]+\/(?:[^/*\s]+|\*)$/;
 const MAX_PATHS = 10_000;
 
-function compile(methods: MethodRules): { exact: Map<string, Entry>; services: Map<string, Entry>; fallback?: Entry } {
+function compile(methods: MethodRules, dryRun?: DryRunOptions): { exact: Map<string, Entry>; services: Map<string, Entry>; fallback?: Entry } {
   if (typeof methods !== 'object' || methods === null || Array.isArray(methods)) {
     throw new MeshlessError(codes.INVALID_OPTION, "authorizeMethods needs an object: { '/pkg.Service/Method': rules, '/pkg.Service/*': rules }");
   }
@@ -40,7 +54,7 @@ function compile(methods: MethodRules): { exact: Map<string, Entry>; services: M
     }
     let authorize: Authorizer;
     try {
-      authorize = allowList(methods[key]!);
+      authorize = allowList(methods[key]!, dryRun === undefined ? {} : { dryRun });
     } catch (err) {
       if (isMeshlessError(err)) throw new MeshlessError(err.code, `authorizeMethods[${JSON.stringify(key)}]: ${err.message}`, { cause: err, field: key, ...(err.rule ? { rule: err.rule } : {}) });
       throw err;
@@ -63,10 +77,15 @@ function compile(methods: MethodRules): { exact: Map<string, Entry>; services: M
  * peer and method; a refusal is logged once per peer and method.
  */
 export function authorizeMethods(methods: MethodRules, options: AuthorizeMethodsOptions = {}): grpc.ServerInterceptor {
-  const { exact, services, fallback } = compile(methods);
   const logger = loggerOf(options.logger);
+  const { exact, services, fallback } = compile(methods, options.dryRun === true ? { scope: 'method', logger } : undefined);
   const resolved = new Map<string, Entry | null>();
-  const decisions = new WeakMap<Peer, Map<string, Decision>>();
+  let decisions = new WeakMap<Peer, Map<string, Decision>>();
+  // A live policy (policyFile) among the rules: decisions cached per peer are dropped when it changes.
+  onPolicyChange(Object.values(methods), () => {
+    decisions = new WeakMap();
+  });
+  const plaintext = plaintextMethods(options.plaintext, logger);
 
   const resolve = (path: string): Entry | null => {
     let entry = resolved.get(path);
@@ -84,6 +103,7 @@ export function authorizeMethods(methods: MethodRules, options: AuthorizeMethods
     const entry = resolve(path);
     if (entry === null) return refusedCall(call, grpc.status.PERMISSION_DENIED, `meshless: ${path} is not open to any caller`);
     const peer = peerOf(call);
+    if (peer === undefined && plaintext !== undefined && isPlaintextCall(call) && plaintext(path, call)) return call as grpc.ServerInterceptingCall;
     if (peer === undefined) {
       logger.warn({ method: path, status: 'UNAUTHENTICATED' }, `meshless grpc: refused a call to ${path}: the caller presented no verified certificate`);
       return refusedCall(call, grpc.status.UNAUTHENTICATED, `meshless: ${path} needs a verified client certificate`);
@@ -103,5 +123,43 @@ export function authorizeMethods(methods: MethodRules, options: AuthorizeMethods
     }
     if (decision.allowed) return call as grpc.ServerInterceptingCall;
     return refusedCall(call, grpc.status.PERMISSION_DENIED, `meshless: ${String(peer)} is not allowed to call ${path}`);
+  };
+}
+
+/** True for a call on a connection that is not TLS at all (a plaintext port), as opposed to an unverified TLS one. */
+function isPlaintextCall(call: grpc.ServerInterceptingCallInterface): boolean {
+  const socket = sessionOf(call)?.socket;
+  return socket !== undefined && !(socket instanceof TLSSocket);
+}
+
+/**
+ * The `plaintext` option: `(path, call) => boolean` for the methods plaintext callers may still
+ * call (counted, published, logged once a minute per method), or undefined when none may.
+ */
+function plaintextMethods(keys: readonly string[] | undefined, logger: Logger): ((path: string, call: grpc.ServerInterceptingCallInterface) => boolean) | undefined {
+  if (keys === undefined || keys.length === 0) return undefined;
+  const exact = new Set<string>();
+  const services = new Set<string>();
+  let any = false;
+  for (const key of keys) {
+    if (key === '*') any = true;
+    else if (typeof key === 'string' && METHOD_KEY.test(key)) (key.endsWith('/*') ? services.add(key.slice(0, -2)) : exact.add(key));
+    else throw new MeshlessError(codes.INVALID_OPTION, `authorizeMethods plaintext: ${JSON.stringify(key)} is not a method key; write '/pkg.Service/Method', '/pkg.Service/*' or '*'`, { field: 'plaintext' });
+  }
+  const counter = meshlessMetrics().meter.createCounter('meshless.grpc.plaintext_calls', { description: 'gRPC calls served on a plaintext connection (migration), by outcome' });
+  const logged = new Map<string, number>();
+  return (path, call) => {
+    const open = any || exact.has(path) || services.has(path.slice(0, path.lastIndexOf('/')));
+    counter.add(1, { outcome: open ? 'served' : 'refused' });
+    if (!open) return false;
+    const remoteAddress = sessionOf(call)?.socket?.remoteAddress;
+    if (channels.plaintextRequest.hasSubscribers) channels.plaintextRequest.publish({ side: 'server', protocol: 'grpc', method: path, remoteAddress });
+    const now = Date.now();
+    const last = logged.get(path);
+    if ((last === undefined || now - last >= 60_000) && logged.size < 10_000) {
+      logged.set(path, now);
+      logger.warn({ plaintext: true, method: path, remoteAddress }, `meshless grpc: plaintext call to ${path} (listed in authorizeMethods plaintext); move its callers to mTLS (at most one line per method per minute; every call is counted)`);
+    }
+    return true;
   };
 }

@@ -75,6 +75,23 @@ export class CallGuard {
     this.#logger.info({ generation: credential.generation, connections: this.#sessions.size, retired }, 'meshless grpc server: trust bundle changed; open connections checked again');
   }
 
+  /**
+   * The allow-list changed (a live policyFile): every open connection is authorized again; those
+   * now denied are retired (GOAWAY, open streams may finish within the grace period) and their
+   * new calls refused meanwhile.
+   */
+  policyChanged(): void {
+    let retired = 0;
+    for (const session of this.#sessions) {
+      this.#verdicts.delete(session);
+      if (!this.#verdictOf(session).ok) {
+        retired++;
+        retireSession(session, this.#retireGraceMs);
+      }
+    }
+    this.#logger.info({ connections: this.#sessions.size, retired }, 'meshless grpc server: policy changed; open connections authorized again');
+  }
+
   #verdictOf(session: Http2Session): Verdict {
     const cached = this.#verdicts.get(session);
     if (cached !== undefined && cached.bundleHash === this.#credential.bundleHash && cached.expiresAt > Date.now()) return cached;
@@ -86,7 +103,7 @@ export class CallGuard {
       verdict = connectionVerdict(socket, { authorize: this.#authorize, credential: this.#credential, now: Date.now() });
     }
     this.#verdicts.set(session, verdict);
-    if (cached === undefined) this.#track(session);
+    if (!this.#sessions.has(session)) this.#track(session);
     if (cached === undefined || cached.ok !== verdict.ok || cached.failure !== verdict.failure) {
       this.#report(verdict, socket?.remoteAddress);
     }

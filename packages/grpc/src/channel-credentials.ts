@@ -11,6 +11,12 @@ export interface ChannelCredentialsOptions {
   allow: Rules;
   /** Servers refused even when an allow rule matches. */
   deny?: DenyRules;
+  /**
+   * Dry run of `allow`/`deny`: a verified server the rules would refuse is accepted, and the
+   * would-be refusal is logged ("dry run: would deny"), counted and published. A server whose
+   * chain does not verify is still refused.
+   */
+  dryRun?: boolean;
   /** pino-compatible logger; default: a shared pino logger at level warn. */
   logger?: Logger;
 }
@@ -35,8 +41,8 @@ export function channelCredentials(options: ChannelCredentialsOptions): grpc.Cha
   if (options.allow === undefined) {
     throw new MeshlessError(codes.INVALID_OPTION, 'channelCredentials needs { allow }: the rules that say which servers to accept', { field: 'allow' });
   }
-  const authorize = allowList(options.allow, options.deny === undefined ? {} : { deny: options.deny });
   const logger = loggerOf(options.logger);
+  const authorize = allowList(options.allow, { ...(options.deny === undefined ? {} : { deny: options.deny }), ...(options.dryRun === true ? { dryRun: { scope: 'grpc-client', logger } } : {}) });
   const metrics = meshlessMetrics();
   const source = toSource(options.source);
   const provider = new SourceCertificateProvider(source, logger);

@@ -6,6 +6,7 @@ import {
   codes,
   loggerOf,
   meshlessMetrics,
+  onPolicyChange,
   serverTlsOptions,
   toSource,
   type Credential,
@@ -26,6 +27,12 @@ export interface ServerCredentialsOptions extends Omit<ServerTlsPolicy, 'ticketK
   allow: Rules;
   /** Clients refused even when an allow rule matches. */
   deny?: DenyRules;
+  /**
+   * Dry run of `allow`/`deny`: a verified client the rules would refuse may call, and the
+   * would-be refusal is logged ("dry run: would deny"), counted and published. A client whose
+   * chain does not verify is still refused: a dry run relaxes policy, never authentication.
+   */
+  dryRun?: boolean;
   /** pino-compatible logger; default: a shared pino logger at level warn. */
   logger?: Logger;
   /**
@@ -64,6 +71,8 @@ interface Parts {
   guard: CallGuard;
   logger: Logger;
   served: Credential;
+  /** allow and deny as given: a live policy among them is followed while the credentials are in use. */
+  rules: (Rules | undefined)[];
 }
 
 /**
@@ -79,6 +88,7 @@ interface Parts {
 class MeshlessServerCredentials extends grpc.ServerCredentials {
   readonly #parts: Parts;
   readonly #onUpdate = (credential: Credential): void => this.#apply(credential);
+  #stopPolicy: () => void = () => undefined;
 
   constructor(parts: Parts, initialOptions: SecureContextOptions) {
     // Client certificates required: OpenSSL refuses clients without a certificate that verifies
@@ -89,13 +99,19 @@ class MeshlessServerCredentials extends grpc.ServerCredentials {
 
   override _addWatcher(watcher: SecureContextWatcher): void {
     super._addWatcher(watcher);
-    if (this.getWatcherCount() === 1) this.#parts.source.on('update', this.#onUpdate);
+    if (this.getWatcherCount() === 1) {
+      this.#parts.source.on('update', this.#onUpdate);
+      this.#stopPolicy = onPolicyChange(this.#parts.rules, () => this.#parts.guard.policyChanged());
+    }
     this.#catchUp();
   }
 
   override _removeWatcher(watcher: SecureContextWatcher): void {
     super._removeWatcher(watcher);
-    if (this.getWatcherCount() === 0) this.#parts.source.off('update', this.#onUpdate);
+    if (this.getWatcherCount() === 0) {
+      this.#parts.source.off('update', this.#onUpdate);
+      this.#stopPolicy();
+    }
   }
 
   override _getSecureContextOptions(): SecureContextOptions | null {
@@ -169,9 +185,9 @@ export function serverCredentials(options: ServerCredentialsOptions): grpc.Serve
   if (typeof retireGraceMs !== 'number' || !(retireGraceMs >= 0)) {
     throw new MeshlessError(codes.INVALID_OPTION, `retireGraceMs must be a number of milliseconds ≥ 0 (got ${String(retireGraceMs)})`, { field: 'retireGraceMs' });
   }
-  const authorize = allowList(options.allow, options.deny === undefined ? {} : { deny: options.deny });
   const source = toSource(options.source);
   const logger = loggerOf(options.logger);
+  const authorize = allowList(options.allow, { ...(options.deny === undefined ? {} : { deny: options.deny }), ...(options.dryRun === true ? { dryRun: { scope: 'grpc-server', logger } } : {}) });
   const policy: Omit<ServerTlsPolicy, 'ticketKeys'> = {};
   if (options.minVersion !== undefined) policy.minVersion = options.minVersion;
   if (options.ciphers !== undefined) policy.ciphers = options.ciphers;
@@ -186,5 +202,5 @@ export function serverCredentials(options: ServerCredentialsOptions): grpc.Serve
     throw tlsRefused(first, cause);
   }
   const guard = new CallGuard({ authorize, credential: first, logger, metrics: meshlessMetrics(), retireGraceMs });
-  return new MeshlessServerCredentials({ source, policy, guard, logger, served: first }, initialOptions);
+  return new MeshlessServerCredentials({ source, policy, guard, logger, served: first, rules: [options.allow, options.deny as Rules | undefined] }, initialOptions);
 }
