@@ -4,6 +4,7 @@ import { exitCodes, type Command } from './command.js';
 import { docLink } from './docs.js';
 import { caInit } from './commands/ca-init.js';
 import { caIssue } from './commands/ca-issue.js';
+import { caBundle } from './commands/ca-bundle.js';
 import { inspect } from './commands/inspect.js';
 import { probeCommand } from './commands/probe.js';
 import { serve } from './commands/serve.js';
@@ -11,7 +12,7 @@ import { processIO, type CommandIO } from './io.js';
 import { isUsageError } from './usage.js';
 
 /** Every command, in the order `meshless --help` lists them. */
-export const commands: readonly Command[] = [caInit, caIssue, inspect, probeCommand, serve];
+export const commands: readonly Command[] = [caInit, caIssue, caBundle, inspect, probeCommand, serve];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -9,6 +9,7 @@ export { parseCertificates, certificatesToPem } from './pem.js';
 export { parseSpiffeBundle, type SpiffeBundle, type ParseSpiffeBundleOptions } from './spiffe-bundle.js';
 export { parseBundleMap, type ParseBundleMapOptions } from './bundle-map.js';
 export { formatSpiffeBundle, formatBundleMap, type FormatSpiffeBundleOptions } from './spiffe-bundle-format.js';
+export { readTrustSet, resolveTrustFiles, type TrustSet } from './file-source-trust.js';
 export {
   serverTlsOptions,
   clientTlsOptions,

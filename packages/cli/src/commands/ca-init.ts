@@ -21,6 +21,10 @@ Options:
   --json               print the result as JSON
   -h, --help           show this help
 
+Run it once per trust domain to try federation, e.g. a partner's CA next to yours:
+  meshless ca init --trust-domain partner.example --out dev-ca-partner
+  meshless ca bundle --map --ca dev-ca --ca dev-ca-partner --out bundles.json
+
 For development and tests only: in production, cert-manager or SPIRE is the CA.
 `;
 

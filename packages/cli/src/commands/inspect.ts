@@ -1,11 +1,12 @@
-import { parseCommandLine, positionalsExactly } from '../args.js';
+import type { FederationFiles } from '@meshless/core';
+import { optionalString, parseCommandLine, positionalsExactly, stringList } from '../args.js';
 import { exitCodes, type Command } from '../command.js';
 import { json, type CommandIO } from '../io.js';
 import { UsageError } from '../usage.js';
 import { inspectDirectory, inspectExitCode, type InspectReport } from '../inspect/report.js';
 import { renderReport } from '../inspect/render.js';
 
-const help = `Usage: meshless inspect PATH [--json]
+const help = `Usage: meshless inspect PATH [--federation TD=FILE…] [--bundle-map FILE] [--json]
        meshless inspect --workload-api [ADDRESS] [--json]
 
 Checks the credential mounted in directory PATH the way a meshless service would load it:
@@ -18,15 +19,22 @@ mount" or "expired root in the bundle" are listed but do not fail); 1 with its M
 code when a service would refuse it (key mismatch, expired, not yet valid, CA as leaf, chain
 does not verify, no identity, no layout); 2 on a usage error.
 
+The bundles are listed per trust domain: our own (the bundle file in PATH), and those of
+federated trust domains read as fileSource({ dir, federation, bundleMap }) reads them (PEM or
+SPIFFE bundle files, a bundle map), with a warning when our own bundle holds another trust
+domain's root (a flattened bundle: peers of that trust domain would be refused).
+
 With --workload-api, asks the SPIFFE Workload API (ADDRESS, else SPIFFE_ENDPOINT_SOCKET:
 unix:///path/to/agent.sock or tcp://IP:PORT) what it hands this process: every SVID with its
 hint and validity and whether it validates, and the bundle of every trust domain (own and
 federated). Exit 1 when the default SVID (svids[0]) would be refused or nothing answers.
 
 Options:
+  --federation TD=FILE      a federated trust domain's bundle file (repeatable)
+  --bundle-map FILE         a bundle map: { "trust_domains": { TD: <SPIFFE bundle>, … } }
   --workload-api [ADDRESS]  inspect the SPIFFE Workload API instead of a directory
-  --json       print the report as JSON
-  -h, --help   show this help
+  --json                    print the report as JSON
+  -h, --help                show this help
 `;
 
 export const inspect: Command = {
@@ -34,14 +42,14 @@ export const inspect: Command = {
   summary: 'check a mounted credential: layout, identity, chain, validity, key match',
   help,
   async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, { json: { type: 'boolean' }, 'workload-api': { type: 'boolean' } });
+    const { values, positionals } = parseCommandLine(argv, { json: { type: 'boolean' }, 'workload-api': { type: 'boolean' }, federation: { type: 'string', multiple: true }, 'bundle-map': { type: 'string' } });
     if (values.help) {
       io.out(help);
       return exitCodes.ok;
     }
     if (values['workload-api']) return inspectWorkloadApi(positionals, values.json === true, io);
     const [path] = positionalsExactly(positionals, ['path']) as [string];
-    const report = await inspectDirectory(path);
+    const report = await inspectDirectory(path, Date.now(), federationFlags(values));
     io.out(values.json ? json(ordered(report)) : renderReport(report));
     if (!report.ok && !values.json) io.err(`meshless inspect: ${report.error!.code}\n`);
     return inspectExitCode(report);
@@ -60,6 +68,20 @@ async function inspectWorkloadApi(positionals: string[], asJson: boolean, io: Co
 
 /** The report with its fields in reading order (verdict first). */
 function ordered(r: InspectReport): Record<string, unknown> {
-  const { path, ok, error, warnings, layout, identity, validity, key, chain, bundle, verifiedPath } = r;
-  return { path, ok, error, warnings, layout, identity, validity, key, chain, bundle, verifiedPath };
+  const { path, ok, error, warnings, layout, identity, validity, key, chain, bundle, bundles, verifiedPath } = r;
+  return { path, ok, error, warnings, layout, identity, validity, key, chain, bundle, bundles, verifiedPath };
+}
+
+/** `--federation TD=FILE…` and `--bundle-map FILE` as fileSource's location fields. */
+function federationFlags(values: Record<string, unknown>): FederationFiles {
+  const federation: Record<string, string> = {};
+  for (const arg of stringList(values, 'federation')) {
+    const eq = arg.indexOf('=');
+    if (eq <= 0 || eq === arg.length - 1) throw new UsageError(`--federation ${JSON.stringify(arg)}: write TD=FILE, e.g. --federation partner.example=/etc/partner/bundle.json`, 'federation');
+    const td = arg.slice(0, eq);
+    if (federation[td] !== undefined) throw new UsageError(`--federation names ${td} twice`, 'federation');
+    federation[td] = arg.slice(eq + 1);
+  }
+  const bundleMap = optionalString(values, 'bundle-map');
+  return { ...(Object.keys(federation).length > 0 ? { federation } : {}), ...(bundleMap === undefined ? {} : { bundleMap }) };
 }

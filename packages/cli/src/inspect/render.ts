@@ -27,7 +27,15 @@ export function renderReport(r: InspectReport): string {
   }
   if (r.key) rows.push(['key', `${r.key.type}, ${r.key.matchesLeaf ? 'matches the leaf' : 'DOES NOT match the leaf'}`]);
   r.chain.forEach((c, i) => rows.push([i === 0 ? 'chain' : '', certLine(c)]));
-  r.bundle.forEach((c, i) => rows.push([i === 0 ? `bundle (${r.bundle.length})` : '', certLine(c)]));
+  if (r.bundles && r.bundles.some((b) => !b.own)) {
+    for (const b of r.bundles) {
+      const facts = [b.own ? 'own' : 'federated', b.format === 'jwks' ? 'SPIFFE bundle' : 'PEM', ...(b.sequence === undefined ? [] : [`sequence ${b.sequence}`]), `${b.authorities.length} CA${b.authorities.length === 1 ? '' : 's'}`];
+      rows.push([`bundle ${b.trustDomain}`, `${b.file} (${facts.join(', ')})${b.ignored ? ` IGNORED: ${b.ignored}` : b.authorities.length === 0 ? ' REVOKED: its peers are refused' : ''}`]);
+      for (const c of b.authorities) rows.push(['', certLine(c)]);
+    }
+  } else {
+    r.bundle.forEach((c, i) => rows.push([i === 0 ? `bundle (${r.bundle.length})` : '', certLine(c)]));
+  }
   rows.push(['verifies', r.verifiedPath ? r.verifiedPath.join(' → ') : 'NO: the chain does not verify to the bundle']);
   const width = Math.max(...rows.map(([k]) => k.length));
   let out = `${r.path}\n` + rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n') + '\n';

@@ -1,6 +1,7 @@
 import { createPrivateKey, type X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { MeshlessError, codes, identityOf, isMeshlessError, loadCredential, parseCertificates, verifyChain, type MeshlessErrorCode } from '@meshless/core';
+import { MeshlessError, codes, identityOf, isMeshlessError, loadCredential, parseCertificates, readTrustSet, resolveTrustFiles, verifyChain, type FederationFiles, type MeshlessErrorCode, type TrustSet } from '@meshless/core';
+import { describeBundles, type BundleSummary } from './bundles.js';
 import { detectLayout, type DetectedLayout } from './detect.js';
 
 /** One certificate, as `meshless inspect` shows it. */
@@ -20,7 +21,7 @@ export interface CertificateSummary {
 
 /** Something worth knowing that does not stop the credential from working. */
 export interface InspectWarning {
-  kind: 'expiring-soon' | 'subpath-mount' | 'expired-root' | 'root-not-yet-valid' | 'no-spiffe-id' | 'cn-only';
+  kind: 'expiring-soon' | 'subpath-mount' | 'expired-root' | 'root-not-yet-valid' | 'no-spiffe-id' | 'cn-only' | 'foreign-root' | 'revoked-bundle' | 'federation';
   message: string;
 }
 
@@ -35,6 +36,8 @@ export interface InspectReport {
   chain: CertificateSummary[];
   /** The trust bundle's roots. */
   bundle: CertificateSummary[];
+  /** Every trust bundle per trust domain: our own, then the federated ones (--federation, --bundle-map). */
+  bundles?: BundleSummary[];
   /** Subjects from the leaf to the root that verified it, when the chain verifies. */
   verifiedPath?: string[];
   ok: boolean;
@@ -98,7 +101,7 @@ function tryParse(text: string, field: string, file: string): X509Certificate[] 
  * the chain verifies to the bundle. Never throws for a bad credential: the problem is in
  * `error` (with its MESHLESS_ERR_* code) and `ok` is false.
  */
-export async function inspectDirectory(dir: string, now = Date.now()): Promise<InspectReport> {
+export async function inspectDirectory(dir: string, now = Date.now(), federation: FederationFiles = {}): Promise<InspectReport> {
   const report: InspectReport = { path: dir, ok: false, chain: [], bundle: [], warnings: [] };
   try {
     const layout = await detectLayout(dir);
@@ -131,7 +134,15 @@ export async function inspectDirectory(dir: string, now = Date.now()): Promise<I
         report.warnings.push({ kind: 'root-not-yet-valid', message: `the bundle holds a root not valid before ${new Date(root.validFrom).toISOString()} (${oneLine(root.subject)}); check the clock` });
       }
     }
-    loadCredential({ cert, key, ca }, { now, files: layout.files });
+    // Federated bundles are read as fileSource({ dir, federation, bundleMap }) reads them.
+    const trust: TrustSet = await readTrustSet(resolveTrustFiles(federation));
+    const ownTrustDomain = leaf ? identityOf(leaf).trustDomain : undefined;
+    report.bundles = describeBundles({ trustDomain: ownTrustDomain, file: layout.files.ca, roots: bundle }, trust, now, report.warnings);
+    const credential = loadCredential(
+      { cert, key, ca, ...(trust.federation.size === 0 ? {} : { federation: trust.federation }) },
+      { now, files: { ...layout.files, federation: trust.files } },
+    );
+    for (const notice of [...trust.notices, ...credential.notices]) report.warnings.push({ kind: 'federation', message: notice });
     if (leaf) checkIdentity(report, leaf);
     report.ok = true;
   } catch (err) {
