@@ -10,6 +10,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PNPM = 'pnpm@12.4.2';
 const [task = 'test', ...rest] = process.argv.slice(2);
 
+/** One line before each step that can stay silent for a while, so a newcomer knows what is happening. */
+function step(text) {
+  console.log(`meshless: ${text}`);
+}
+
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
   if (r.error) throw r.error;
@@ -47,12 +52,14 @@ function installIfNeeded() {
   const lock = join(root, 'pnpm-lock.yaml');
   const fresh = existsSync(marker) && existsSync(lock) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs;
   if (fresh && !process.env.CI) return;
+  step(`installing dependencies with ${PNPM} (the first time: a minute or two)`);
   const args = ['--yes', PNPM, 'install'];
   if (process.env.CI && existsSync(lock)) args.push('--frozen-lockfile');
   run('npx', args);
 }
 
 function build() {
+  step('building the packages (tsc -b)');
   run(bin('tsc'), ['-b']);
 }
 
@@ -64,9 +71,14 @@ switch (task) {
     break;
   case 'test':
     // Tests and benchmarks run through tsx, which strips types: check them here.
+    step('type-checking the tests and benchmarks (tsc)');
     run(bin('tsc'), ['-p', 'tsconfig.tests.json']);
     run(bin('tsc'), ['-p', join('bench', 'tsconfig.json')]);
-    if (!process.env.MESHLESS_SKIP_SYSTEM_SETUP) run('bash', [join(root, 'scripts', 'setup-system.sh')]);
+    if (!process.env.MESHLESS_SKIP_SYSTEM_SETUP) {
+      step('checking the system tools the tests drive (scripts/setup-system.sh: as root, installs missing ones with apt)');
+      run('bash', [join(root, 'scripts', 'setup-system.sh')]);
+    }
+    step(`running the tests on Node.js ${process.version} (mocha; several minutes)`);
     runMocha(rest.length ? rest : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts']);
     break;
   case 'coverage':
