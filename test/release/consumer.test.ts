@@ -45,6 +45,16 @@ describe('release: the published packages in a fresh npm project', function () {
     }
   });
 
+  it('every entry point of every published package loads with import() and with require()', async () => {
+    const specifiers = packages.flatMap((p) => Object.keys((p.manifest.exports ?? { '.': {} }) as object).map((k) => (k === '.' ? p.name : `${p.name}/${k.slice(2)}`)));
+    const list = JSON.stringify(specifiers);
+    const esm = await runIn(project, process.execPath, ['--input-type=module', '-e', `for (const s of ${list}) await import(s); console.log('ok')`], env, 60_000);
+    assert.equal(esm.code, 0, esm.stderr);
+    const cjs = await runIn(project, process.execPath, ['-e', `for (const s of ${list}) require(s); console.log('ok')`], env, 60_000);
+    assert.equal(cjs.code, 0, cjs.stderr);
+    assert.ok(specifiers.includes('@meshless/http/express') && specifiers.length >= packages.length + 1, list);
+  });
+
   it('an ESM service: createServer + createAgent (one mTLS request), global fetch through setGlobalDispatcher, Express 4 mtls()/requirePeer()', async () => {
     const r = await runIn(project, process.execPath, ['esm-service.mjs'], env, 60_000);
     assert.equal(r.code, 0, r.stderr);

@@ -5,6 +5,7 @@ import { createAgent, createServer, peerOf } from '@meshless/http';
 import { mtls, requirePeer } from '@meshless/http/express';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { createTestCA } from '@meshless/testing';
+import { workloadApiSource } from '@meshless/workload-api';
 
 export async function service(dir: string): Promise<Source> {
   const source: Source = await fileSource({ dir });
@@ -21,7 +22,8 @@ export async function service(dir: string): Promise<Source> {
   const ca = await createTestCA({ trustDomain: 'prod.example' });
   const other = staticSource(loadCredential(await ca.issue('spiffe://prod.example/a')));
   const err: MeshlessError | undefined = undefined;
-  void [middleware, decision.allowed, creds, other, err];
+  const fromAgent: Promise<Source> = workloadApiSource({ address: 'unix:///run/spire/agent.sock' });
+  void [middleware, decision.allowed, creds, other, err, fromAgent];
   return source;
 }
 declare function req0(): import('node:http').IncomingMessage;
