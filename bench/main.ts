@@ -21,6 +21,7 @@ import { runHttp } from './scenarios/http.js';
 import { runGrpc, runHttpClient, runPerRequest, runRotation } from './scenarios/external.js';
 import { runFootprint } from './scenarios/footprint.js';
 import { runMemory } from './scenarios/memory.js';
+import { runScale } from './scenarios/scale.js';
 import { runNewConnections } from './scenarios/new-connections.js';
 
 const options = parseOptions(process.argv.slice(2));
@@ -98,6 +99,7 @@ async function main(): Promise<number> {
     ['http-client', runHttpClient],
     ['memory', runMemory],
     ['footprint', runFootprint],
+    ['scale', runScale],
   ];
   const rows: Row[] = [];
   for (const [group, run] of plan) {
@@ -125,6 +127,8 @@ async function main(): Promise<number> {
       newConnectionMs: options.newConnectionMs,
       memoryRequests: options.memoryRequests,
       memoryRotations: options.memoryRotations,
+      scaleConnections: options.scaleConnections,
+      scaleOrigins: options.scaleOrigins,
       rotations: options.rotations,
       grpcDurationMs: options.grpcDurationMs,
       clientDurationMs: options.clientDurationMs,
@@ -139,7 +143,7 @@ async function main(): Promise<number> {
   mkdirSync(dirname(options.out), { recursive: true });
   writeFileSync(options.out, JSON.stringify(results, null, 2) + '\n');
   console.log(`\nresults: ${options.out}`);
-  const markdown = renderMarkdown(results, readResults(join(dirname(options.out), 'memory.json')));
+  const markdown = renderMarkdown(results, readResults(join(dirname(options.out), 'memory.json')), readResults(join(dirname(options.out), 'scale.json')));
   if (options.docs) {
     writeFileSync(options.docs, markdown);
     console.log(`report: ${options.docs}`);
@@ -178,7 +182,7 @@ function renderOnly(): number {
   // Derived figures only (ratios, targets): the measured rounds are left as they were.
   writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
   const docs = options.docs ?? join(benchDir, '..', 'docs', 'benchmarks.md');
-  writeFileSync(docs, renderMarkdown(results, readResults(join(benchDir, 'results', 'memory.json'))));
+  writeFileSync(docs, renderMarkdown(results, readResults(join(benchDir, 'results', 'memory.json')), readResults(join(benchDir, 'results', 'scale.json'))));
   console.log(`report: ${docs} (from ${file})`);
   return 0;
 }

@@ -14,6 +14,8 @@ export const GENERATIONS = 4;
 export interface CertFiles {
   dir: string;
   ca: string;
+  /** The bundle with a second, unrelated root added: a trust change that still trusts every peer. */
+  caPlus: string;
   serverCert: (generation?: number) => string;
   serverKey: (generation?: number) => string;
   clientCert: (generation?: number) => string;
@@ -25,6 +27,7 @@ export function certFiles(dir: string): CertFiles {
   return {
     dir,
     ca: join(dir, 'ca.crt'),
+    caPlus: join(dir, 'ca-plus.crt'),
     serverCert: (g = 0) => join(dir, `server.g${g % GENERATIONS}.crt`),
     serverKey: (g = 0) => join(dir, `server.g${g % GENERATIONS}.key`),
     clientCert: (g = 0) => join(dir, `client.g${g % GENERATIONS}.crt`),
@@ -41,6 +44,8 @@ export async function mintCertificates(dir: string): Promise<CertFiles> {
   const files = certFiles(dir);
   const ca = await createTestCA({ trustDomain: TRUST_DOMAIN });
   writeFileSync(files.ca, ca.bundle);
+  const other = await createTestCA({ trustDomain: `other.${TRUST_DOMAIN}` });
+  writeFileSync(files.caPlus, ca.bundle.trimEnd() + '\n' + other.bundle);
   for (let g = 0; g < GENERATIONS; g++) {
     const server = await ca.issue({ spiffeId: SERVER_ID, dnsNames: [SERVER_NAME] });
     writeFileSync(files.serverCert(g), server.cert);

@@ -31,8 +31,8 @@ export type LoadKind = 'plaintext' | 'sidecar' | 'mtls' | 'mtls-full' | 'pool' |
 const READY_MS = 60_000;
 
 /** Starts an HTTP server process of `kind` and waits until it listens. */
-export async function startServer(ctx: BenchContext, kind: ServerKind, name: string, nodeFlags: string[] = []): Promise<{ child: BenchChild; port: number }> {
-  const child = spawnTs(name, 'proc/http-server.ts', ['--kind', kind, '--certs', ctx.certs.dir], { verbose: ctx.options.verbose, nodeFlags });
+export async function startServer(ctx: BenchContext, kind: ServerKind, name: string, nodeFlags: string[] = [], extraArgs: string[] = []): Promise<{ child: BenchChild; port: number }> {
+  const child = spawnTs(name, 'proc/http-server.ts', ['--kind', kind, '--certs', ctx.certs.dir, ...extraArgs], { verbose: ctx.options.verbose, nodeFlags });
   try {
     const m = await child.waitFor('ready', READY_MS);
     return { child, port: Number(m.port) };

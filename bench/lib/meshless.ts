@@ -10,6 +10,7 @@ import { certFiles } from './certs.js';
 export class BenchSource extends EventEmitter<SourceEvents> implements Source {
   #credential: Credential;
   #generation: number;
+  #plus = false;
   #loadedAt = new Date();
 
   constructor(
@@ -25,12 +26,16 @@ export class BenchSource extends EventEmitter<SourceEvents> implements Source {
     const f = certFiles(this.dir);
     const cert = readFileSync(this.side === 'server' ? f.serverCert(generation) : f.clientCert(generation));
     const key = readFileSync(this.side === 'server' ? f.serverKey(generation) : f.clientKey(generation));
-    return loadCredential({ cert, key, ca: readFileSync(f.ca) }, { generation });
+    return loadCredential({ cert, key, ca: readFileSync(this.#plus ? f.caPlus : f.ca) }, { generation });
   }
 
-  /** Loads the next generation and emits `update`. */
-  rotate(): Credential {
+  /**
+   * Loads the next generation and emits `update`. With `trustChange`, the bundle also switches
+   * between the CA alone and the CA plus an unrelated root: the trust changes, every peer still verifies.
+   */
+  rotate(trustChange = false): Credential {
     const previous = this.#credential;
+    if (trustChange) this.#plus = !this.#plus;
     this.#generation++;
     this.#credential = this.#load(this.#generation);
     this.#loadedAt = new Date();

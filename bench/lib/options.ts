@@ -21,6 +21,10 @@ export interface BenchOptions {
   /** durationMs for bench/http-client.ts (per scenario and variant, split into rounds). */
   clientDurationMs: number;
   microBatches: number;
+  /** Idle keep-alive connections held open in the scale rows (full 10,000). */
+  scaleConnections: number;
+  /** Origins one client talks to in the scale rows (full 1,000). */
+  scaleOrigins: number;
   /** The whole run stops starting new work after this (rows left are skipped, saying so). */
   budgetMs: number;
   only: Set<Group>;
@@ -44,8 +48,10 @@ const usage = `usage: npm run bench [-- options]
   --scenarios a,b         HTTP scenarios only: plaintext, pool, pool-full, mtls, mtls-full, meshless, meshless-server, stunnel, nginx
   --memory-requests N     requests of the memory run (full 1,000,000)
   --memory-rotations N    rotations of the memory run, spread over the requests (full 1,000)
+  --scale-connections N   idle keep-alive connections of the scale rows (full 10,000; capped by ulimit -n)
+  --scale-origins N       origins one client talks to in the scale rows (full 1,000)
   --out FILE              results JSON (full: bench/results/latest.json; quick: quick.json; --only memory:
-                          memory.json; other partial runs: partial.json)
+                          memory.json; --only scale: scale.json; other partial runs: partial.json)
   --docs FILE | --no-docs markdown report (complete full run: docs/benchmarks.md; otherwise none)
   --verbose               show the children's output
   --render                only rewrite docs/benchmarks.md from bench/results/latest.json (+ memory.json)
@@ -71,6 +77,7 @@ function partial(only: Set<Group>, filtered: boolean): boolean {
 function defaultOutName(quick: boolean, only: Set<Group>, filtered: boolean): string {
   if (quick) return 'quick.json';
   if (only.size === 1 && only.has('memory')) return 'memory.json';
+  if (only.size === 1 && only.has('scale')) return 'scale.json';
   return partial(only, filtered) ? 'partial.json' : 'latest.json';
 }
 
@@ -93,6 +100,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       render: { type: 'boolean' },
       'memory-requests': { type: 'string' },
       'memory-rotations': { type: 'string' },
+      'scale-connections': { type: 'string' },
+      'scale-origins': { type: 'string' },
       'cpu-prof-dir': { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -123,6 +132,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     grpcDurationMs: quick ? measureMs * 3 : 20_000,
     clientDurationMs: quick ? measureMs : 3_000,
     microBatches: quick ? 5 : 15,
+    scaleConnections: Math.max(10, int(values['scale-connections'], quick ? 100 : 10_000, 'scale-connections')),
+    scaleOrigins: Math.max(2, int(values['scale-origins'], quick ? 20 : 1_000, 'scale-origins')),
     budgetMs: quick ? 4 * 60_000 : 9 * 60_000 + 30_000,
     only,
     scenarios: values.scenarios ? new Set(values.scenarios.split(',').map((x) => x.trim())) : undefined,

@@ -214,8 +214,44 @@ function otherLoad(results: Results): string {
   return `other processes kept a median of ${med.toFixed(2)} (max ${max.toFixed(2)}) of ${results.machine.nproc} cores busy during the measured windows: ${verdict}`;
 }
 
+const SCALE_TEXT =
+  'How cost grows with the work (bench/scenarios/scale.ts). **Idle**: N keep-alive mTLS connections held open to one ' +
+  'server (each sent one request; resumed sessions, as a fleet of clients would), server RSS and heap after GC per ' +
+  'connection, time and server CPU to accept them. **Rotation**: with those connections still open to the meshless ' +
+  'server, rotations of its own certificate (every other one also a trust-bundle change under which every peer still ' +
+  'verifies, so the server re-checks each live connection) while requests run on 32 of them: the server\'s synchronous ' +
+  'swap, update → first new connection served with the new certificate, event-loop stall, failed requests, connections ' +
+  'closed. **Origins**: one client, one request to each of M servers on 127.1.x.y, memory per live origin and after the ' +
+  'pools idled out (twice: the bounds hold when nothing stays behind).';
+
+/** The scale rows: from this run, or from the separate `--only scale` run when this one skipped them. */
+function scaleSection(results: Results, scaleRun?: Results): string[] {
+  const own = results.rows.filter((r) => r.group === 'scale');
+  const measured = own.filter((r) => r.status === 'ok' || r.median);
+  const fromRun = measured.length === 0 && scaleRun?.rows.some((r) => r.group === 'scale' && r.median) ? scaleRun : undefined;
+  const rows = fromRun ? fromRun.rows.filter((r) => r.group === 'scale') : own;
+  if (rows.length === 0) return [];
+  return [
+    '## Scale: idle connections, rotation under them, many origins',
+    '',
+    ...(fromRun ? [`From \`${fromRun.command}\` (${fromRun.date}, ${Math.round(fromRun.durationSeconds)} s), run on its own: the complete run has no time left for it.`, ''] : []),
+    SCALE_TEXT,
+    '',
+    genericTable(rows),
+    '',
+    ...(fromRun
+      ? [
+          'Targets of that run:',
+          '',
+          ...fromRun.targets.filter((t) => /idle connection|live connections/.test(t.target)).map((t) => `- ${t.target}: ${t.value === undefined ? (t.note ?? '–') : `${num(t.value)}${t.note ? ` (${t.note})` : ''}`} — ${t.met === undefined ? 'n/a' : t.met ? 'met' : '**missed**'}`),
+          '',
+        ]
+      : []),
+  ];
+}
+
 /** The markdown report (docs/benchmarks.md), with the full-count memory run when there is one. */
-export function renderMarkdown(results: Results, memoryRun?: Results): string {
+export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?: Results): string {
   const m = results.machine;
   const s = results.settings;
   const parts: string[] = [
@@ -278,6 +314,7 @@ export function renderMarkdown(results: Results, memoryRun?: Results): string {
       }
     }
   }
+  parts.push(...scaleSection(results, scaleRun));
   const fullMemory = memoryRun?.rows.filter((r) => r.group === 'memory');
   const capped = results.rows.some((r) => r.group === 'memory' && (r.details as { capped?: boolean } | undefined)?.capped);
   if (capped && fullMemory?.length) {

@@ -54,6 +54,33 @@ export function checkTargets(rows: Row[]): TargetCheck[] {
       (x) => x <= 5,
     ),
   );
+  const idleMeshless = find(rows, 'scale', 'idle meshless createServer')?.median?.rssPerConnectionKB;
+  const idleHand = find(rows, 'scale', 'idle hand-written node:https')?.median?.rssPerConnectionKB;
+  out.push(
+    check(
+      'memory per idle connection ≤ 1.1× the hand-written server (RSS per connection, meshless ÷ node:https)',
+      idleMeshless !== undefined && idleHand !== undefined && idleHand > 0 ? idleMeshless / idleHand : undefined,
+      (x) => x <= 1.1,
+      idleMeshless !== undefined && idleHand !== undefined ? `${idleMeshless} KB vs ${idleHand} KB` : undefined,
+    ),
+  );
+  const rotationRow = rows.find((r) => r.group === 'scale' && r.scenario === 'rotation with live connections' && r.median);
+  const liveConnections = rotationRow?.median?.liveConnections;
+  out.push(
+    check(
+      `rotation with ${liveConnections === undefined ? '10,000' : liveConnections.toLocaleString('en-US')} live connections: zero failed requests, none closed (failed + closed)`,
+      rotationRow?.median === undefined ? undefined : (rotationRow.median.failedRequests ?? 0) + (rotationRow.median.connectionsClosed ?? 0),
+      (x) => x === 0,
+    ),
+  );
+  out.push(
+    check(
+      'rotation with live connections: p99 swap ≤ 100 ms (update → first new connection served with the new certificate, ms)',
+      rotationRow?.median?.servedP99Ms,
+      (x) => x <= 100,
+      rotationRow?.median?.swapP99Ms === undefined ? undefined : `the server's own synchronous swap: p99 ${rotationRow.median.swapP99Ms} ms`,
+    ),
+  );
   const grpcRows = rows.filter((r) => r.group === 'grpc' && r.status === 'ok');
   const grpcMeshless = grpcRows.find((r) => /meshless/i.test(r.scenario));
   const grpcSsl = grpcRows.find((r) => /createssl|ssl|tls/i.test(r.scenario) && !/meshless|insecure/i.test(r.scenario));

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { TLSSocket } from 'node:tls';
 import { CLIENT_ID, certFiles } from '../lib/certs.js';
@@ -11,7 +12,7 @@ import { BenchSource, loadMeshlessHttp } from '../lib/meshless.js';
 import { handle, onExit, ready } from './ipc.js';
 import { memoryReport } from './memory.js';
 
-const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' } } });
+const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' }, 'keep-alive-ms': { type: 'string' } } });
 const kind = values.kind ?? 'plaintext';
 const small = Buffer.from('hello, world\n');
 const big = Buffer.alloc(64 * 1024, 0x78);
@@ -58,14 +59,20 @@ if (kind === 'plaintext') {
 }
 
 let connections = 0;
+let openConnections = 0;
 let tlsConnections = 0;
 let resumed = 0;
-server.on('connection', () => connections++);
+server.on('connection', (socket) => {
+  connections++;
+  openConnections++;
+  socket.once('close', () => openConnections--);
+});
 server.on('secureConnection', (socket: TLSSocket) => {
   tlsConnections++;
   if (socket.isSessionReused()) resumed++;
 });
-server.keepAliveTimeout = 60_000;
+// The scale rows hold idle connections for minutes: they pass --keep-alive-ms 0 (no idle timeout).
+server.keepAliveTimeout = values['keep-alive-ms'] === undefined ? 60_000 : Number(values['keep-alive-ms']);
 
 await new Promise<void>((resolve, reject) => {
   server.once('error', reject);
@@ -79,12 +86,35 @@ onExit(
     }),
 );
 
-handle('stats', () => ({ connections, tlsConnections, resumed, peersSeen }));
+handle('stats', () => ({ connections, openConnections, tlsConnections, resumed, peersSeen }));
+// The server's own handling of an update (setSecureContext, re-checking live connections after a
+// trust change) runs synchronously inside the source's emit: timed between a listener that runs
+// before the server's and one that runs after it.
+let updateStarted = 0;
+let lastSwapMs = NaN;
+source?.prependListener('update', () => {
+  updateStarted = performance.now();
+});
+source?.on('update', () => {
+  lastSwapMs = performance.now() - updateStarted;
+});
 handle('rotate', (m) => {
   if (!source) throw new Error(`the ${kind} server does not rotate`);
   const count = Number(m.count ?? 1);
-  for (let i = 0; i < count; i++) source.rotate();
-  return { generation: source.current().generation };
+  const swaps: number[] = [];
+  for (let i = 0; i < count; i++) {
+    source.rotate(m.trustChange === true);
+    swaps.push(lastSwapMs);
+  }
+  return { generation: source.current().generation, serial: source.current().identity.serialNumber, swapMs: Math.max(...swaps) };
+});
+// Event-loop delay: how long the process could not serve anything (e.g. during a rotation).
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
+handle('loopDelay', (m) => {
+  const reply = { maxMs: loopDelay.max / 1e6, p99Ms: loopDelay.percentile(99) / 1e6 };
+  if (m.reset === true) loopDelay.reset();
+  return reply;
 });
 handle('memory', () => memoryReport());
 

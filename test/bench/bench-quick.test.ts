@@ -72,7 +72,7 @@ describe('bench (quick mode)', function () {
     assert.ok(Array.isArray(results.targets) && results.targets.length > 0, 'the targets were not checked');
 
     const groups = new Set(results.rows.map((r) => r.group));
-    for (const g of ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'http-client', 'footprint']) {
+    for (const g of ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'http-client', 'footprint', 'scale']) {
       assert.ok(groups.has(g), `no row for group ${g}`);
     }
     for (const row of results.rows) {
@@ -96,6 +96,12 @@ describe('bench (quick mode)', function () {
       const row = results.rows.find((r) => r.group === group && r.scenario === scenario && r.variant === variant);
       assert.equal(row?.status, 'ok', `baseline ${group} / ${scenario} / ${variant} did not run: ${row?.reason}`);
       assert.ok((row?.median?.rps ?? row?.median?.nsPerOp ?? 0) > 0);
+    }
+    // Scale: the idle-connection rows of both servers and the rotation under them ran (or say
+    // the time budget ran out), and the rotation lost no request.
+    for (const scenario of ['idle hand-written node:https', 'idle meshless createServer', 'rotation with live connections', 'origins meshless createAgent']) {
+      const row = results.rows.find((r) => r.group === 'scale' && r.scenario === scenario);
+      if (row?.status !== 'ok') assert.match(row?.reason ?? '', /time budget/, `scale / ${scenario} did not run: ${row?.reason}`);
     }
     // Footprint: node:https and the meshless server import are measured, and importing
     // @meshless/http does not load undici.

@@ -1,0 +1,64 @@
+// One client talking to many origins, for the scale rows: `--kind meshless` (one createAgent) or
+// `--kind agent` (the hand-written equivalent: one undici Agent with `connect` options and a SPIFFE
+// checkServerIdentity). Keep-alive 2 s, so that idle pools go away within the row.
+//   pass { origins, concurrency }   one GET / to every origin
+//   pools {}                        how many origins have a pool now
+//   memory {}                       heap and RSS after GC
+import { readFileSync } from 'node:fs';
+import type { PeerCertificate } from 'node:tls';
+import { parseArgs } from 'node:util';
+import { Agent, type Dispatcher } from 'undici';
+import { SERVER_ID, SERVER_NAME, certFiles } from '../lib/certs.js';
+import { BenchSource, loadMeshlessHttp } from '../lib/meshless.js';
+import { handle, onExit, ready } from './ipc.js';
+import { memoryReport } from './memory.js';
+
+const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' } } });
+const kind = values.kind ?? 'meshless';
+const files = certFiles(values.certs!);
+const common = { keepAliveTimeout: 2_000, keepAliveMaxTimeout: 2_000, headersTimeout: 10_000, bodyTimeout: 10_000 };
+
+let agent: Dispatcher & { stats: Record<string, unknown> };
+if (kind === 'meshless') {
+  const loaded = await loadMeshlessHttp(['createAgent']);
+  if ('missing' in loaded) throw new Error(loaded.missing);
+  agent = loaded.mod.createAgent!({ ...common, source: new BenchSource(files.dir, 'client'), allow: [SERVER_ID] }) as typeof agent;
+} else {
+  const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
+    const uris = (cert.subjectaltname ?? '').split(', ').filter((san) => san.startsWith('URI:'));
+    return uris.length === 1 && uris[0] === `URI:${SERVER_ID}` ? undefined : new Error(`unexpected server identity: ${cert.subjectaltname}`);
+  };
+  agent = new Agent({
+    ...common,
+    connect: { ca: readFileSync(files.ca), cert: readFileSync(files.clientCert()), key: readFileSync(files.clientKey()), servername: SERVER_NAME, minVersion: 'TLSv1.3', checkServerIdentity },
+  }) as unknown as typeof agent;
+}
+onExit(() => agent.close());
+
+handle('pass', async (m) => {
+  const origins = m.origins as string[];
+  const concurrency = Number(m.concurrency ?? 16);
+  let next = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < origins.length) {
+        const origin = origins[next++]!;
+        try {
+          const res = await agent.request({ origin, path: '/', method: 'GET' });
+          await res.body.text();
+          if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+        } catch (err) {
+          failed++;
+          firstError ??= (err as Error).message;
+        }
+      }
+    }),
+  );
+  return { requests: origins.length - failed, failed, firstError, elapsedMs: performance.now() - t0 };
+});
+handle('pools', () => ({ pools: Object.keys(agent.stats).length }));
+handle('memory', () => memoryReport());
+ready({ kind });
