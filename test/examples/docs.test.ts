@@ -12,6 +12,7 @@ const docs = [
   'docs/errors.md',
   'docs/kubernetes.md',
   'docs/workload-api.md',
+  'docs/federation.md',
   'packages/workload-api/README.md',
   'docs/troubleshooting.md',
   'docs/frameworks.md',
