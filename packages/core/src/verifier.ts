@@ -88,7 +88,7 @@ export function verifyPeer(presented: PresentedChain, options: VerifyOptions): P
         codes.NO_BUNDLE,
       );
     }
-    const intermediates = chainProblem(leaf, presented, trust, now);
+    const intermediates = chainProblem(leaf, presented, trust, options.credential, now);
     if (typeof intermediates === 'string') {
       const domain = trust.trustDomain === undefined ? 'our trust bundle' : `the trust bundle of ${trust.trustDomain}`;
       return refuse(who, 'unverified', `certificate of ${name} does not verify to ${domain}: ${intermediates}`, peer, leaf);
@@ -171,7 +171,7 @@ const MAX_VERIFIED = 10_000;
 const verified = new Map<string, Verified>();
 
 /** The intermediates of a path to `trust.bundle`, or why there is none. */
-function chainProblem(leaf: X509Certificate, presented: PresentedChain, trust: Trust, now: number): readonly X509Certificate[] | string {
+function chainProblem(leaf: X509Certificate, presented: PresentedChain, trust: Trust, credential: Credential, now: number): readonly X509Certificate[] | string {
   const fingerprint = leaf.fingerprint256;
   const hit = verified.get(fingerprint);
   if (hit !== undefined) {
@@ -186,8 +186,13 @@ function chainProblem(leaf: X509Certificate, presented: PresentedChain, trust: T
   // (a resumed session shows no intermediates; a trust change re-checks a live connection).
   let result = verifyChain(leaf, [], trust.bundle!, now);
   if ('problem' in result) {
+    // Candidates: what the peer sent (as Node exposes it: one issuer per certificate, the first
+    // that matches — an expired copy sent ahead of its renewal hides the renewal), the path this
+    // leaf verified with before, and our own intermediates (validated when our credential was
+    // loaded; a peer of our trust domain usually shares them). Signatures decide, not the source.
     const sent = typeof presented.intermediates === 'function' ? presented.intermediates() : (presented.intermediates ?? []);
-    const candidates = hit === undefined ? sent : [...sent, ...hit.intermediates.filter((c) => !sent.includes(c))];
+    const candidates = [...sent];
+    for (const extra of [hit?.intermediates ?? [], credential.chain.slice(1)]) for (const c of extra) if (!candidates.includes(c)) candidates.push(c);
     if (candidates.length > 0) result = verifyChain(leaf, candidates, trust.bundle!, now);
   }
   if ('problem' in result) return result.problem;

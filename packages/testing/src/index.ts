@@ -12,3 +12,4 @@ export { kubernetesVolume, type KubernetesVolume, type KubernetesVolumeOptions }
 export { inPlaceWriter, type InPlaceWriter, type InPlaceWriteOptions } from './in-place-writer.js';
 export type { FileSet } from './file-set.js';
 export type { FileModeOptions } from './file-mode.js';
+export { manualSource, type ManualSource } from './manual-source.js';

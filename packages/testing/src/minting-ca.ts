@@ -1,6 +1,6 @@
 import type { x509 } from './x509.js';
 import { assertKeyType, generateKey, type KeyType } from './key-types.js';
-import { caLeafConstraints, extendedKeyUsage, leafConstraints, subjectAltName } from './extensions.js';
+import { caConstraints, caLeafConstraints, extendedKeyUsage, leafConstraints, subjectAltName } from './extensions.js';
 import { mint, type Signer } from './mint.js';
 import { toPem } from './pem.js';
 import { normalizeSerialNumber, randomSerialNumber } from './serial-number.js';
@@ -37,6 +37,12 @@ export interface TestCA {
    * roots a victim would be configured with.
    */
   selfSigned(spiffeIdOrOptions: string | IssueOptions): Promise<IssuedCertificate>;
+  /**
+   * Re-issues the intermediate CA certificate (same subject, same key, signed by the root) with
+   * another validity window, PEM — e.g. an expired old copy sent next to the renewed one. Only
+   * for a CA created with `intermediate: true`.
+   */
+  reissueIntermediate(window: { notBefore: Date; notAfter: Date }): Promise<string>;
 }
 
 /** The TestCA behind {@link createTestCA} and {@link loadTestCA}. */
@@ -64,6 +70,20 @@ export class MintingCA implements TestCA {
 
   selfSigned(spiffeIdOrOptions: string | IssueOptions): Promise<IssuedCertificate> {
     return this.mintLeaf(spiffeIdOrOptions, undefined, '');
+  }
+
+  async reissueIntermediate(window: { notBefore: Date; notAfter: Date }): Promise<string> {
+    if (this.intermediate === undefined) throw new TypeError('reissueIntermediate() needs a CA created with { intermediate: true }');
+    const minted = await mint({
+      subject: this.intermediate.certificate.subjectName.toJSON(),
+      subjectKey: this.intermediate.key,
+      issuer: this.root,
+      serialNumber: randomSerialNumber(),
+      notBefore: window.notBefore,
+      notAfter: window.notAfter,
+      extensions: [...caConstraints(), subjectAltName({ uris: [`spiffe://${this.trustDomain}`] })!],
+    });
+    return toPem(minted.certificate.rawData, 'CERTIFICATE');
   }
 
   private async mintLeaf(spiffeIdOrOptions: string | IssueOptions, issuer: Signer | undefined, chain: string): Promise<IssuedCertificate> {
