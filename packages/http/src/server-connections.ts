@@ -1,7 +1,10 @@
 import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { Peer } from '@meshless/core';
+import { codes, type Peer } from '@meshless/core';
+
+/** Default `retireGraceMs` of the HTTP server: how long a revoked connection's in-flight responses may run. */
+export const DEFAULT_RETIRE_GRACE_MS = 5_000;
 
 /**
  * Why a live connection is retired: the peer no longer verifies against a new trust bundle
@@ -10,6 +13,13 @@ import type { Peer } from '@meshless/core';
  */
 export type RetireReason = 'trust-changed' | 'policy-changed' | 'certificate-expired' | 'max-age';
 
+/**
+ * Retirements after which the peer is no longer trusted: no further request on the connection
+ * reaches application code, and in-flight responses are cut after `retireGraceMs`.
+ * (`certificate-expired` revokes at `notAfter`; its drain window before that stays graceful.)
+ */
+export type RevokeReason = Exclude<RetireReason, 'max-age'>;
+
 /** The payload of a server's `'peerRetired'` event. */
 export interface PeerRetirement {
   readonly peer: Peer;
@@ -17,7 +27,11 @@ export interface PeerRetirement {
   /** A sentence for logs. */
   readonly detail: string;
   readonly remoteAddress?: string;
-  /** Requests in flight on the connection when it was retired: they complete, with `Connection: close`. */
+  /**
+   * Requests in flight on the connection when it was retired. They complete with
+   * `Connection: close`; for `trust-changed` and `policy-changed` (and `certificate-expired`
+   * once `notAfter` has passed) they are cut after `retireGraceMs`.
+   */
   readonly inFlight: number;
   /** For a planned retirement (max age, certificate expiry): when the connection is closed at the latest. */
   readonly closesBy?: Date;
@@ -36,6 +50,10 @@ export interface LiveConnection {
   /** The latest response on the connection (HTTP/1.1 answers in order: the last one closes it). */
   lastResponse: ServerResponse | undefined;
   retiring: RetireReason | undefined;
+  /** Set once the peer is no longer trusted: every further request is refused, not handled. */
+  revoked: RevokeReason | undefined;
+  /** The client certificate's `notAfter` (ms): a request at or after it is refused. */
+  readonly notAfterMs: number;
   /** Planned retirement: the moment the connection is closed even if idle. */
   closesBy: number | undefined;
   timer: NodeJS.Timeout | undefined;
@@ -44,11 +62,16 @@ export interface LiveConnection {
 // setTimeout's limit; longer delays are re-armed.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Called for a request refused on a revoked connection (after its answer was written). */
+export type RefusedRequestHandler = (connection: LiveConnection, req: IncomingMessage, status: number, code: string) => void;
+
 /**
- * The live connections of one server, with graceful retirement.
+ * The live connections of one server, with retirement.
  *
- * Retiring for a trust or policy change: a connection with a request in flight answers it with
- * `Connection: close`, then ends; an idle one ends at once.
+ * Revoking (trust change, policy change, certificate past `notAfter`): no further request on
+ * the connection reaches application code — {@link ConnectionRegistry.admit} answers it 401/403
+ * with `Connection: close` instead; the socket stops being read; an idle connection ends at
+ * once, a busy one ends after its in-flight responses, which are cut after `retireGraceMs`.
  *
  * Planned retirement (certificate `notAfter`, `maxConnectionAgeMs`) starts a drain window before
  * the deadline (the server's `keepAliveTimeout`, at most half the connection's span): every
@@ -65,6 +88,9 @@ export class ConnectionRegistry {
     /** The drain window of a planned retirement (the server's current keepAliveTimeout). */
     private readonly drainWindowMs: () => number,
     private readonly onRetire: (connection: LiveConnection, retirement: PeerRetirement) => void,
+    /** How long in-flight responses of a revoked connection may still run before it is destroyed. */
+    private readonly retireGraceMs: number = DEFAULT_RETIRE_GRACE_MS,
+    private readonly onRefusedRequest: RefusedRequestHandler = () => {},
   ) {}
 
   [Symbol.iterator](): IterableIterator<LiveConnection> {
@@ -82,6 +108,8 @@ export class ConnectionRegistry {
       inFlight: 0,
       lastResponse: undefined,
       retiring: undefined,
+      revoked: undefined,
+      notAfterMs: peer.notAfter.getTime(),
       closesBy: undefined,
       timer: undefined,
     };
@@ -106,26 +134,89 @@ export class ConnectionRegistry {
     return connection;
   }
 
-  /** Counts a request on its connection (call from the server's first `request` listener). */
-  onRequest(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * Decides, before application code sees it, whether a request may be handled (call it for
+   * every `request` the server emits): false when its connection is revoked or its client
+   * certificate has reached `notAfter` — the request has then been answered 401/403 with
+   * `Connection: close`. Otherwise counts it on its connection. O(1): one WeakMap lookup.
+   */
+  admit(req: IncomingMessage, res: ServerResponse): boolean {
     const connection = this.#bySocket.get(req.socket as TLSSocket);
-    if (connection === undefined) return;
+    if (connection === undefined) return true;
+    if (connection.revoked === undefined && connection.notAfterMs <= Date.now()) this.#revokeExpired(connection);
+    if (connection.revoked !== undefined) {
+      this.#refuse(connection, req, res);
+      return false;
+    }
     connection.inFlight++;
     connection.lastResponse = res;
     if (connection.retiring !== undefined) res.setHeader('Connection', 'close');
     // One shared listener, no closure per request: the hot path stays allocation-light.
     (res as ResponseWithConnection)[kConnection] = connection;
     res.on('close', onResponseClose);
+    return true;
   }
 
   /**
-   * Retires a connection at once (trust or policy change): idle, it ends now; busy, its latest
-   * response gets `Connection: close` (when its headers are not sent yet) and it ends after it.
+   * For events that hand the raw socket to application code (`upgrade`, `connect`): false (and
+   * the socket is destroyed) when its connection is revoked or its certificate has expired.
    */
-  retire(connection: LiveConnection, reason: RetireReason, detail: string): void {
-    if (!this.#mark(connection, reason, detail, undefined)) return;
+  admitSocket(socket: TLSSocket): boolean {
+    const connection = this.#bySocket.get(socket);
+    if (connection === undefined) return true;
+    if (connection.revoked === undefined && connection.notAfterMs <= Date.now()) this.#revokeExpired(connection);
+    if (connection.revoked === undefined) return true;
+    socket.destroy();
+    return false;
+  }
+
+  /**
+   * Revokes a connection at once (trust or policy change): no further request is handled; idle,
+   * it ends now; busy, its latest response gets `Connection: close` (when its headers are not
+   * sent yet), it ends after its in-flight responses, and is destroyed after `retireGraceMs`.
+   */
+  retire(connection: LiveConnection, reason: RevokeReason, detail: string): void {
+    if (connection.revoked !== undefined || !this.#mark(connection, reason, detail, undefined)) return;
+    this.#revoke(connection, reason);
+  }
+
+  #revoke(connection: LiveConnection, reason: RevokeReason): void {
+    connection.revoked = reason;
+    connection.retiring = reason;
+    connection.closesBy = undefined;
+    this.#clearTimer(connection);
+    const socket = connection.socket;
+    if (connection.inFlight === 0) {
+      endGracefully(socket);
+      return;
+    }
+    // The socket is still read, so that an in-flight request's body can arrive within the grace;
+    // the first request parsed after this is refused by admit(), which stops reading.
+    this.#closeAfterResponse(connection);
+    this.#at(connection, Date.now() + this.retireGraceMs, () => socket.destroy());
+  }
+
+  /** The client certificate reached notAfter: revoke (reported already if a drain had begun). */
+  #revokeExpired(connection: LiveConnection): void {
+    if (connection.socket.destroyed) return;
+    const detail = `certificate of ${String(connection.peer)} expired at ${connection.peer.notAfter.toISOString()}`;
+    if (connection.retiring !== 'certificate-expired' && !this.#mark(connection, 'certificate-expired', detail, undefined)) return;
+    this.#revoke(connection, 'certificate-expired');
+  }
+
+  #refuse(connection: LiveConnection, req: IncomingMessage, res: ServerResponse): void {
+    const denied = connection.revoked === 'policy-changed';
+    const status = denied ? 403 : 401;
+    const code = denied ? codes.PEER_DENIED : connection.revoked === 'certificate-expired' ? codes.CERT_EXPIRED : codes.PEER_UNVERIFIED;
+    const text = JSON.stringify({ error: denied ? 'forbidden' : 'unauthorized', code });
+    // Answer without reading the body: the socket is not read any further.
+    res.shouldKeepAlive = false;
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), Connection: 'close' });
+    res.end(req.method === 'HEAD' ? undefined : text);
+    connection.socket.pause();
+    this.onRefusedRequest(connection, req, status, code);
+    // Nothing of ours in flight: the answer is the last thing written.
     if (connection.inFlight === 0) endGracefully(connection.socket);
-    else this.#closeAfterResponse(connection);
   }
 
   #startDrain(connection: LiveConnection, reason: RetireReason, deadline: number): void {
@@ -136,7 +227,9 @@ export class ConnectionRegistry {
     if (!this.#mark(connection, reason, detail, deadline)) return;
     this.#closeAfterResponse(connection);
     this.#at(connection, deadline, () => {
-      if (connection.inFlight === 0) endGracefully(connection.socket);
+      // At notAfter the peer is no longer trusted: the drain ends in a revocation.
+      if (reason === 'certificate-expired') this.#revokeExpired(connection);
+      else if (connection.inFlight === 0) endGracefully(connection.socket);
       else this.#closeAfterResponse(connection);
     });
   }

@@ -1,6 +1,7 @@
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { SecureVersion, TlsOptions } from 'node:tls';
 import { parseMode, type ServerMode } from './server-permissive.js';
+import { DEFAULT_RETIRE_GRACE_MS } from './server-connections.js';
 import { MeshlessError, codes, serverTlsOptions, type Credential, type CredentialProvider, type Logger, type Rules, type DenyRules } from '@meshless/core';
 
 /**
@@ -58,6 +59,13 @@ export interface ServerOptions extends Omit<HttpsServerOptions, OwnedOption | 'm
   maxConnectionAgeMs?: number;
   /** Cut a TLS handshake that has not finished after this long. Default 10 000 ms. */
   handshakeTimeoutMs?: number;
+  /**
+   * How long the in-flight responses of a connection retired because its peer is no longer
+   * trusted (`trust-changed`, `policy-changed`, `certificate-expired` at `notAfter`) may still
+   * run before the connection is destroyed. No further request on it is handled meanwhile.
+   * Default 5 000 ms; 0 destroys a busy connection at once.
+   */
+  retireGraceMs?: number;
   /** pino-compatible logger; default: meshless's shared logger (level `warn`). */
   logger?: Logger;
 }
@@ -71,6 +79,7 @@ export interface ParsedServerOptions {
   mode: ServerMode;
   maxConnectionAgeMs: number | undefined;
   handshakeTimeoutMs: number;
+  retireGraceMs: number;
   logger: Logger | undefined;
   /** TLS policy for `serverTlsOptions`. */
   policy: { minVersion?: SecureVersion; ciphers?: string; ecdhCurve?: string; sessionTimeout?: number };
@@ -98,12 +107,20 @@ function positiveMs(value: unknown, field: string): number | undefined {
   return value;
 }
 
+function nonNegativeMs(value: unknown, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw invalid(field, `${field} must be a number of milliseconds ≥ 0, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 /** Validates createServer options and splits them; throws MESHLESS_ERR_INVALID_OPTION naming the option. */
 export function parseServerOptions(options: ServerOptions): ParsedServerOptions {
   if (typeof options !== 'object' || options === null) {
     throw invalid('options', 'needs an options object: createServer({ source, allow }, listener)');
   }
-  const { source, allow, deny, minVersion, ciphers, ecdhCurve, sessionTimeout, maxConnectionAgeMs, handshakeTimeoutMs, logger, dryRun, mode, ...rest } = options;
+  const { source, allow, deny, minVersion, ciphers, ecdhCurve, sessionTimeout, maxConnectionAgeMs, handshakeTimeoutMs, retireGraceMs, logger, dryRun, mode, ...rest } = options;
   if (source === undefined || source === null || typeof source !== 'object') {
     throw invalid('source', 'needs `source`: a Source (fileSource, staticSource) or a Credential (loadCredential)');
   }
@@ -129,6 +146,7 @@ export function parseServerOptions(options: ServerOptions): ParsedServerOptions 
     mode: parseMode(mode),
     maxConnectionAgeMs: positiveMs(maxConnectionAgeMs, 'maxConnectionAgeMs'),
     handshakeTimeoutMs: positiveMs(handshakeTimeoutMs, 'handshakeTimeoutMs') ?? positiveMs(passthrough.handshakeTimeout, 'handshakeTimeout') ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    retireGraceMs: nonNegativeMs(retireGraceMs, 'retireGraceMs') ?? DEFAULT_RETIRE_GRACE_MS,
     logger,
     policy,
     passthrough,

@@ -18,6 +18,7 @@ import {
   type Source,
 } from '@meshless/core';
 import { ConnectionRegistry, type PeerRetirement } from './server-connections.js';
+import { gateRequests } from './server-request-gate.js';
 import { parseServerOptions, secureOptionsFor, type ServerOptions } from './server-options.js';
 import { PermissiveListener, parseMode, type PlaintextRequest, type ServerMode } from './server-permissive.js';
 import { RefusalReporter, handshakeRefusal, type PeerRefusal } from './server-refusals.js';
@@ -36,7 +37,7 @@ const DEFAULT_DRAIN_WINDOW_MS = 5_000;
 export interface MeshlessServer extends https.Server {
   /**
    * Replaces the allow-list (and deny-list). New connections are checked against it at once;
-   * live connections whose peer it refuses are retired gracefully.
+   * live connections whose peer it refuses are revoked: no further request on them is handled.
    */
   setAllow(allow: Rules, options?: { deny?: DenyRules; dryRun?: boolean }): void;
   /**
@@ -69,8 +70,9 @@ export interface MeshlessServer extends https.Server {
  *
  * On every source `update` the complete TLS options are re-applied (`setSecureContext`). When the
  * trust bundle changes, the session ticket keys are renewed (old tickets no longer resume) and
- * live connections whose client no longer verifies are retired gracefully. Connections are also
- * retired at the client certificate's `notAfter` and after `maxConnectionAgeMs`.
+ * live connections whose client no longer verifies are revoked (no further request on them reaches
+ * the listener; in-flight responses are cut after `retireGraceMs`). Connections are also revoked
+ * at the client certificate's `notAfter`, and retired gracefully after `maxConnectionAgeMs`.
  *
  * @example
  * const server = createServer({ source, allow: 'spiffe://prod.example/ns/web/sa/frontend' }, app);
@@ -87,7 +89,8 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   const verifiedPaths = new WeakMap<TLSSocket, readonly X509Certificate[]>();
 
   const server = https.createServer(secureOptionsFor(served, parsed, ticketKeys), requestListener) as MeshlessServer;
-  const reporter = new RefusalReporter(logger, meshlessMetrics(), (refusal) => server.emit('peerRefused', refusal));
+  const metrics = meshlessMetrics();
+  const reporter = new RefusalReporter(logger, metrics, (refusal) => server.emit('peerRefused', refusal));
   const connections = new ConnectionRegistry(parsed.maxConnectionAgeMs, () => server.keepAliveTimeout || DEFAULT_DRAIN_WINDOW_MS, (_connection, retirement) => {
     logger.info(
       {
@@ -101,6 +104,12 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
       'meshless server: retiring a connection',
     );
     server.emit('peerRetired', retirement);
+  }, parsed.retireGraceMs, (connection, req, status, code) => {
+    logger.warn(
+      { peer: String(connection.peer), reason: connection.revoked, status, code, method: req.method, path: req.url, remoteAddress: connection.remoteAddress },
+      'meshless server: refused a request on a retired connection',
+    );
+    metrics.refusals.add(1, { side: 'server', failure: connection.revoked === 'policy-changed' ? 'denied' : 'unverified', scope: 'retired-connection' });
   });
 
   // First listener of 'secureConnection': runs before the HTTP parser is attached, so a refused
@@ -128,7 +137,8 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
     if (check.intermediates.length > 0) verifiedPaths.set(socket, check.intermediates);
     if (channels.peerAllowed.hasSubscribers) channels.peerAllowed.publish({ side: 'server', peer: check.peer, resumed: check.resumed });
   });
-  server.prependListener('request', (req, res) => connections.onRequest(req, res));
+  // Before every request listener: a request on a revoked connection never reaches the application.
+  gateRequests(server, connections);
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
     const remoteAddress = socket?.remoteAddress;
     const refusal = handshakeRefusal(err, socket, remoteAddress);
