@@ -1,5 +1,5 @@
 import { TLSSocket } from 'node:tls';
-import { MeshlessError, allowList, channels, codes, isMeshlessError, loggerOf, meshlessMetrics, onPolicyChange, type Authorizer, type Decision, type DryRunOptions, type Logger, type Peer, type Rules } from '@meshless/core';
+import { MeshlessError, allowList, channels, codes, isMeshlessError, loggerOf, meshlessMetrics, onPolicyChange, type Authorizer, type DryRunOptions, type Logger, type Peer, type Rules } from '@meshless/core';
 import { grpc } from './grpc-js.js';
 import { refusedCall, sessionOf } from './intercepting-call.js';
 import { peerOf } from './peer-of.js';
@@ -73,17 +73,21 @@ function compile(methods: MethodRules, dryRun?: DryRunOptions): { exact: Map<str
  *
  * Methods that no key covers are refused (`PERMISSION_DENIED`): deny by default, so a method
  * added later is closed until it is listed (add `'*': rules` to open the rest explicitly). A
- * caller without a verified identity gets `UNAUTHENTICATED`. Decisions are cached per connection
- * peer and method; a refusal is logged once per peer and method.
+ * caller without a verified identity gets `UNAUTHENTICATED`. The rules are asked on every call:
+ * an allow-list of strings only decides once per Peer (core's `allowList` caches pure decisions,
+ * a WeakMap lookup), while a function rule runs on every call — a function that starts returning
+ * false refuses the very next call, on live connections too. A refusal is logged once per peer
+ * and method.
  */
 export function authorizeMethods(methods: MethodRules, options: AuthorizeMethodsOptions = {}): grpc.ServerInterceptor {
   const logger = loggerOf(options.logger);
   const { exact, services, fallback } = compile(methods, options.dryRun === true ? { scope: 'method', logger } : undefined);
   const resolved = new Map<string, Entry | null>();
-  let decisions = new WeakMap<Peer, Map<string, Decision>>();
-  // A live policy (policyFile) among the rules: decisions cached per peer are dropped when it changes.
+  // Refusals already logged, per peer and method key (log once; never used to decide). A live
+  // policy (policyFile) among the rules starts the log-once memory afresh when it changes.
+  let logged = new WeakMap<Peer, Set<string>>();
   onPolicyChange(Object.values(methods), () => {
-    decisions = new WeakMap();
+    logged = new WeakMap();
   });
   const plaintext = plaintextMethods(options.plaintext, logger);
 
@@ -108,13 +112,14 @@ export function authorizeMethods(methods: MethodRules, options: AuthorizeMethods
       logger.warn({ method: path, status: 'UNAUTHENTICATED' }, `meshless grpc: refused a call to ${path}: the caller presented no verified certificate`);
       return refusedCall(call, grpc.status.UNAUTHENTICATED, `meshless: ${path} needs a verified client certificate`);
     }
-    let byKey = decisions.get(peer);
-    if (byKey === undefined) decisions.set(peer, (byKey = new Map()));
-    let decision = byKey.get(entry.key);
-    if (decision === undefined) {
-      decision = entry.authorize(peer);
-      byKey.set(entry.key, decision);
-      if (!decision.allowed) {
+    // Never remember a decision here: function rules must be asked on every call (and Peers
+    // are shared across connections on servers that are not built with serverCredentials).
+    const decision = entry.authorize(peer);
+    if (!decision.allowed) {
+      let keys = logged.get(peer);
+      if (keys === undefined) logged.set(peer, (keys = new Set()));
+      if (!keys.has(entry.key)) {
+        keys.add(entry.key);
         logger.warn(
           { peer: String(peer), serialNumber: peer.serialNumber, method: path, methodRule: entry.key, rule: decision.rule, reason: decision.reason, status: 'PERMISSION_DENIED' },
           `meshless grpc: refusing ${String(peer)} on ${path} (rules of ${JSON.stringify(entry.key)}): ${decision.reason}`,

@@ -4,7 +4,7 @@ import { codes, isMeshlessError, loadCredential, privateKeyPem } from '@meshless
 import { authorizeMethods, channelCredentials, serverCredentials } from '@meshless/grpc';
 import { captureLogger } from './helpers/capture-logger.js';
 import { handlerRuns } from './helpers/echo-service.js';
-import { adminClient, bidi, clientStream, echoClient, failure, serverStream, startServer, unary, type Running } from './helpers/harness.js';
+import { adminClient, bidi, clientStream, echoClient, failure, isolated, serverStream, startServer, unary, type Running } from './helpers/harness.js';
 import { ADMIN_ID, CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from './helpers/pki.js';
 
 describe('@meshless/grpc authorizeMethods', function () {
@@ -110,6 +110,43 @@ describe('@meshless/grpc authorizeMethods', function () {
     const err = await failure(unary(unasked, 'unary', {}));
     assert.equal(err.code, grpc.status.UNAUTHENTICATED);
     assert.match(err.details, /needs a verified client certificate/);
+  });
+
+  it('asks function rules on every call: a rule flipping to false refuses the next call on the same connection and on new ones (issue 12.2)', async () => {
+    const { echoService, echoImplementation } = await import('./helpers/echo-service.js');
+    let open_ = true;
+    let asked = 0;
+    const rule = (peer: { spiffeId?: string }) => {
+      asked++;
+      return open_ && peer.spiffeId === CLIENT_ID;
+    };
+    // A serverCredentials server (Peer cached per connection) and a plain createSsl server (Peer
+    // cached per certificate fingerprint, shared by every connection of that client).
+    const meshless = await serve({ '/meshless.test.Echo/Unary': rule });
+    const serverCred = loadCredential(pki.server);
+    const plainServer = new grpc.Server({ interceptors: [authorizeMethods({ '/meshless.test.Echo/Unary': rule }, { logger: captureLogger() })] });
+    plainServer.addService(echoService, echoImplementation);
+    const plain = grpc.ServerCredentials.createSsl(Buffer.from(serverCred.bundlePem), [{ cert_chain: Buffer.from(serverCred.certPem), private_key: Buffer.from(privateKeyPem(serverCred)) }], true);
+    const plainPort = await new Promise<number>((res, rej) => plainServer.bindAsync('localhost:0', plain, (e, p) => (e ? rej(e) : res(p))));
+    open.push({ server: plainServer, port: plainPort, target: `localhost:${plainPort}`, close: async () => plainServer.forceShutdown() });
+
+    for (const target of [meshless.running.target, `localhost:${plainPort}`]) {
+      open_ = true;
+      const live = echoClient(target, creds(), isolated);
+      clients.push(live);
+      assert.equal((await unary(live, 'unary', {})).peer, CLIENT_ID);
+      assert.equal((await unary(live, 'unary', {})).peer, CLIENT_ID);
+      const askedBefore = asked;
+      open_ = false;
+      const sameConnection = await failure(unary(live, 'unary', {}));
+      assert.equal(sameConnection.code, grpc.status.PERMISSION_DENIED, `${target}: the same connection is refused at once`);
+      const fresh = echoClient(target, creds(), isolated);
+      clients.push(fresh);
+      assert.equal((await failure(unary(fresh, 'unary', {}))).code, grpc.status.PERMISSION_DENIED, `${target}: a new connection is refused`);
+      assert.ok(asked >= askedBefore + 2, 'the function was asked for each call');
+      open_ = true;
+      assert.equal((await unary(live, 'unary', {})).peer, CLIENT_ID, `${target}: and allowed again when it flips back`);
+    }
   });
 
   it('checks its keys and rules at construction', () => {
