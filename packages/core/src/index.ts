@@ -37,3 +37,4 @@ export { onPolicyChange, isLivePolicy, forwardPolicyChanges, POLICY_CHANGES, typ
 export { dryRunAuthorizer, isDryRunDecision, type DryRunDecision, type DryRunOptions } from './dry-run.js';
 export { SourceMetrics, type ReloadOutcome } from './file-source-metrics.js';
 export { HealthTimer, sourceHealthState, nextHealthChangeAt } from './health-timer.js';
+export { hideSecretProperties, TLS_SERVER_SECRET_PROPERTIES } from './hide-secrets.js';

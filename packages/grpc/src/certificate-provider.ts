@@ -1,5 +1,5 @@
 import { createSecureContext } from 'node:tls';
-import { MeshlessError, codes, privateKeyPem, type Credential, type Logger, type Source } from '@meshless/core';
+import { MeshlessError, codes, hideSecretProperties, privateKeyPem, type Credential, type Logger, type Source } from '@meshless/core';
 import { grpc } from './grpc-js.js';
 
 type CaListener = grpc.experimental.CaCertificateUpdateListener;
@@ -15,6 +15,8 @@ interface Updates {
 function updatesFor(credential: Credential): Updates {
   const ca = { caCertificate: Buffer.from(credential.trustPem) };
   const identity = { certificate: Buffer.from(credential.certPem), privateKey: Buffer.from(privateKeyPem(credential)) };
+  // grpc-js keeps the latest update on the channel credentials: the key must not print with them.
+  hideSecretProperties(identity, ['privateKey']);
   try {
     createSecureContext({ ca: ca.caCertificate, cert: identity.certificate, key: identity.privateKey });
   } catch (cause) {

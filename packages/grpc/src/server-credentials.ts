@@ -4,6 +4,7 @@ import {
   MeshlessError,
   allowList,
   codes,
+  hideSecretProperties,
   loggerOf,
   meshlessMetrics,
   onPolicyChange,
@@ -95,6 +96,8 @@ class MeshlessServerCredentials extends grpc.ServerCredentials {
     // to the bundle during the handshake; the interceptor then checks identity per connection.
     super({ requestCert: true, rejectUnauthorized: true }, initialOptions);
     this.#parts = parts;
+    // grpc-js keeps the last context options (with the private key) on the credentials object.
+    hideSecretProperties(this, ['latestContextOptions']);
   }
 
   override _addWatcher(watcher: SecureContextWatcher): void {

@@ -8,6 +8,8 @@ import {
   channels,
   checkConnection,
   verifyPeer,
+  hideSecretProperties,
+  TLS_SERVER_SECRET_PROPERTIES,
   loggerOf,
   meshlessMetrics,
   onPolicyChange,
@@ -89,6 +91,8 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   const verifiedPaths = new WeakMap<TLSSocket, readonly X509Certificate[]>();
 
   const server = https.createServer(secureOptionsFor(served, parsed, ticketKeys), requestListener) as MeshlessServer;
+  // Node copies options.key (and the ticket keys) onto the server: keep them out of logs and inspect.
+  hideSecretProperties(server, TLS_SERVER_SECRET_PROPERTIES);
   const metrics = meshlessMetrics();
   const reporter = new RefusalReporter(logger, metrics, (refusal) => server.emit('peerRefused', refusal));
   const connections = new ConnectionRegistry(parsed.maxConnectionAgeMs, () => server.keepAliveTimeout || DEFAULT_DRAIN_WINDOW_MS, (_connection, retirement) => {
