@@ -41,9 +41,16 @@ export interface ServerCredentialsOptions extends Omit<ServerTlsPolicy, 'ticketK
    * (GOAWAY); their open streams may run this long before the connection is closed. Default 30 s.
    */
   retireGraceMs?: number;
+  /**
+   * Cut a TLS handshake that has not finished after this long (Node's own default is 120 s: a
+   * client that opens connections and never completes them would hold them that long).
+   * Default 10 000 ms, as `createServer` of `@meshless/http`.
+   */
+  handshakeTimeoutMs?: number;
 }
 
 const DEFAULT_RETIRE_GRACE_MS = 30_000;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
  * Complete TLS options for one generation, with fresh session-ticket keys (tickets issued under
@@ -91,10 +98,11 @@ class MeshlessServerCredentials extends grpc.ServerCredentials {
   readonly #onUpdate = (credential: Credential): void => this.#apply(credential);
   #stopPolicy: () => void = () => undefined;
 
-  constructor(parts: Parts, initialOptions: SecureContextOptions) {
+  constructor(parts: Parts, initialOptions: SecureContextOptions, handshakeTimeoutMs: number) {
     // Client certificates required: OpenSSL refuses clients without a certificate that verifies
     // to the bundle during the handshake; the interceptor then checks identity per connection.
-    super({ requestCert: true, rejectUnauthorized: true }, initialOptions);
+    // grpc-js passes these constructor options to http2.createSecureServer, handshakeTimeout too.
+    super({ requestCert: true, rejectUnauthorized: true, handshakeTimeout: handshakeTimeoutMs }, initialOptions);
     this.#parts = parts;
     // grpc-js keeps the last context options (with the private key) on the credentials object.
     hideSecretProperties(this, ['latestContextOptions']);
@@ -188,6 +196,10 @@ export function serverCredentials(options: ServerCredentialsOptions): grpc.Serve
   if (typeof retireGraceMs !== 'number' || !(retireGraceMs >= 0)) {
     throw new MeshlessError(codes.INVALID_OPTION, `retireGraceMs must be a number of milliseconds ≥ 0 (got ${String(retireGraceMs)})`, { field: 'retireGraceMs' });
   }
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  if (typeof handshakeTimeoutMs !== 'number' || !Number.isFinite(handshakeTimeoutMs) || !(handshakeTimeoutMs > 0)) {
+    throw new MeshlessError(codes.INVALID_OPTION, `handshakeTimeoutMs must be a positive number of milliseconds (got ${String(handshakeTimeoutMs)})`, { field: 'handshakeTimeoutMs' });
+  }
   const source = toSource(options.source);
   const logger = loggerOf(options.logger);
   const authorize = allowList(options.allow, { ...(options.deny === undefined ? {} : { deny: options.deny }), ...(options.dryRun === true ? { dryRun: { scope: 'grpc-server', logger } } : {}) });
@@ -205,5 +217,5 @@ export function serverCredentials(options: ServerCredentialsOptions): grpc.Serve
     throw tlsRefused(first, cause);
   }
   const guard = new CallGuard({ authorize, credential: first, logger, metrics: meshlessMetrics(), retireGraceMs });
-  return new MeshlessServerCredentials({ source, policy, guard, logger, served: first, rules: [options.allow, options.deny as Rules | undefined] }, initialOptions);
+  return new MeshlessServerCredentials({ source, policy, guard, logger, served: first, rules: [options.allow, options.deny as Rules | undefined] }, initialOptions, handshakeTimeoutMs);
 }

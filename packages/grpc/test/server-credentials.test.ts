@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import net from 'node:net';
 import tls from 'node:tls';
 import grpc from '@grpc/grpc-js';
 import { isMeshlessError, codes, loadCredential, staticSource } from '@meshless/core';
@@ -203,6 +204,42 @@ describe('@meshless/grpc serverCredentials', function () {
     assert.match(err.details, /expired/);
     const warn = logger.at('warn').find((l) => l.fields.failure === 'unverified');
     assert.equal(warn?.fields.peer, CLIENT_ID);
+  });
+
+  it('closes connections that never finish the TLS handshake after handshakeTimeoutMs (100 raw half-open sockets; issue 12.6)', async function () {
+    this.timeout(20_000);
+    const { running } = await serve({ handshakeTimeoutMs: 1000 });
+    const sockets: net.Socket[] = [];
+    const closed: Promise<void>[] = [];
+    const opened = Date.now();
+    try {
+      for (let i = 0; i < 100; i++) {
+        const socket = net.connect(running.port, '127.0.0.1');
+        socket.on('error', () => {});
+        // Half of them send the first bytes of a TLS handshake record, half send nothing.
+        if (i % 2 === 0) socket.once('connect', () => socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])));
+        sockets.push(socket);
+        closed.push(new Promise<void>((resolve) => socket.once('close', () => resolve())));
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(closed),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`after 8 s, ${sockets.filter((s) => !s.destroyed).length} of 100 half-open connections are still open`)), 8000))),
+      ]);
+      clearTimeout(timer);
+      const took = Date.now() - opened;
+      assert.ok(took >= 900, `closed after ${took} ms, not before handshakeTimeoutMs`);
+      // A real client still gets served.
+      assert.equal((await unary(client(running.target), 'unary', {})).peer, CLIENT_ID);
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  });
+
+  it('bounds the TLS handshake by default, as createServer does (10 s; Node alone allows 120 s)', () => {
+    const creds = serverCredentials({ source: loadCredential(pki.server), allow: CLIENT_ID, logger: captureLogger() }) as unknown as { _getConstructorOptions(): { handshakeTimeout?: number } };
+    assert.equal(creds._getConstructorOptions().handshakeTimeout, 10_000);
+    assert.throws(() => serverCredentials({ source: loadCredential(pki.server), allow: '*', handshakeTimeoutMs: 0 }), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION));
   });
 
   it('checks its options at construction', () => {
