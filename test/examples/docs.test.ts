@@ -18,6 +18,7 @@ const docs = [
   'docs/frameworks.md',
   'examples/kubernetes/README.md',
   'packages/cli/README.md',
+  'docs/migration.md',
 ];
 
 describe('docs', () => {

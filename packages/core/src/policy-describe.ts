@@ -7,10 +7,10 @@ export function describeRule(rule: string): string {
   if (rule.startsWith('dns:')) {
     const name = rule.slice(4);
     return name.startsWith('*.')
-      ? `a certificate with a DNS name of exactly one label under ${name.slice(2)} (case-insensitive)`
-      : `a certificate with the DNS name ${name} (case-insensitive)`;
+      ? `a certificate without a SPIFFE ID whose DNS name is one label under ${name.slice(2)} (case-insensitive)`
+      : `a certificate without a SPIFFE ID whose DNS name is ${name} (case-insensitive)`;
   }
-  if (rule.startsWith('cn:')) return `a certificate whose subject CN is exactly ${JSON.stringify(rule.slice(3))} (weak: CN is not a SPIFFE identity)`;
+  if (rule.startsWith('cn:')) return `a certificate without a SPIFFE ID whose subject CN is exactly ${JSON.stringify(rule.slice(3))} (weak: a CN is not an identity)`;
   if (rule.startsWith('spiffe://')) {
     const rest = rule.slice('spiffe://'.length);
     const slash = rest.indexOf('/');
@@ -21,9 +21,9 @@ export function describeRule(rule: string): string {
     const stars = segs.filter((s) => s === '*').length;
     if (last === '**') {
       const prefix = `spiffe://${td}/${segs.slice(0, -1).join('/')}`;
-      return `any SPIFFE ID under ${prefix}/ (one or more more segments; not ${prefix} itself)${stars ? `, "*" standing for any one segment` : ''}`;
+      return `any SPIFFE ID under ${prefix}/ (one or more further segments; not ${prefix} itself)${stars ? `, each "*" being any one segment` : ''}`;
     }
-    if (stars > 0) return `SPIFFE IDs of ${segs.length} segments in ${td} where each "*" is any one segment`;
+    if (stars > 0) return `SPIFFE IDs of exactly ${segs.length} path segments in ${td}, each "*" being any one segment`;
     return `exactly the SPIFFE ID ${rule}`;
   }
   return 'a custom rule';

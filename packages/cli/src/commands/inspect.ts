@@ -8,6 +8,7 @@ import { renderReport } from '../inspect/render.js';
 
 const help = `Usage: meshless inspect PATH [--federation TD=FILE…] [--bundle-map FILE] [--json]
        meshless inspect --workload-api [ADDRESS] [--json]
+       meshless inspect --policy FILE [--json]
 
 Checks the credential mounted in directory PATH the way a meshless service would load it:
 the layout found (kubernetes, istio, spiffe-helper, gke) and whether it swaps atomically
@@ -29,10 +30,15 @@ unix:///path/to/agent.sock or tcp://IP:PORT) what it hands this process: every S
 hint and validity and whether it validates, and the bundle of every trust domain (own and
 federated). Exit 1 when the default SVID (svids[0]) would be refused or nothing answers.
 
+With --policy, checks a policy file (YAML or JSON: allow, deny, dryRun) exactly as policyFile()
+reads it, and prints what each rule matches, with its line. Exit 1 with MESHLESS_ERR_POLICY_INVALID
+naming the line and the rule when a service would refuse the file.
+
 Options:
   --federation TD=FILE      a federated trust domain's bundle file (repeatable)
   --bundle-map FILE         a bundle map: { "trust_domains": { TD: <SPIFFE bundle>, … } }
   --workload-api [ADDRESS]  inspect the SPIFFE Workload API instead of a directory
+  --policy FILE             check a policy file instead of a credential
   --json                    print the report as JSON
   -h, --help                show this help
 `;
@@ -42,11 +48,12 @@ export const inspect: Command = {
   summary: 'check a mounted credential: layout, identity, chain, validity, key match',
   help,
   async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, { json: { type: 'boolean' }, 'workload-api': { type: 'boolean' }, federation: { type: 'string', multiple: true }, 'bundle-map': { type: 'string' } });
+    const { values, positionals } = parseCommandLine(argv, { json: { type: 'boolean' }, 'workload-api': { type: 'boolean' }, policy: { type: 'string' }, federation: { type: 'string', multiple: true }, 'bundle-map': { type: 'string' } });
     if (values.help) {
       io.out(help);
       return exitCodes.ok;
     }
+    if (typeof values.policy === 'string') return inspectPolicyFile(values.policy, positionals, values.json === true, io);
     if (values['workload-api']) return inspectWorkloadApi(positionals, values.json === true, io);
     const [path] = positionalsExactly(positionals, ['path']) as [string];
     const report = await inspectDirectory(path, Date.now(), federationFlags(values));
@@ -62,6 +69,15 @@ async function inspectWorkloadApi(positionals: string[], asJson: boolean, io: Co
   const { workloadApiReport, renderWorkloadApiReport } = await import('../inspect/workload-api.js');
   const report = workloadApiReport(await fetchX509Svids(positionals[0] === undefined ? {} : { address: positionals[0] }));
   io.out(asJson ? json(report) : renderWorkloadApiReport(report));
+  if (!report.ok && !asJson) io.err(`meshless inspect: ${report.error!.code}\n`);
+  return report.ok ? exitCodes.ok : exitCodes.failed;
+}
+
+async function inspectPolicyFile(file: string, positionals: string[], asJson: boolean, io: CommandIO): Promise<number> {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}: --policy takes one FILE`);
+  const { inspectPolicy, renderPolicyReport } = await import('../inspect/policy.js');
+  const report = await inspectPolicy(file);
+  io.out(asJson ? json(report) : renderPolicyReport(report));
   if (!report.ok && !asJson) io.err(`meshless inspect: ${report.error!.code}\n`);
   return report.ok ? exitCodes.ok : exitCodes.failed;
 }
