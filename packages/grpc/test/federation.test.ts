@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import grpc from '@grpc/grpc-js';
+import { loadCredential, type FederatedBundles } from '@meshless/core';
+import { channelCredentials, serverCredentials } from '@meshless/grpc';
+import { createTestCA, type IssuedCertificate, type TestCA } from '@meshless/testing';
+import { captureLogger } from './helpers/capture-logger.js';
+import { echoClient, failure, startServer, unary, type Echo, type Running } from './helpers/harness.js';
+
+// Two trust domains over gRPC, both directions: a peer's chain is checked only against the bundle
+// of the trust domain its own SPIFFE ID names.
+
+const PROD = 'prod.example';
+const PARTNER = 'partner.example';
+const PROD_SERVER = `spiffe://${PROD}/ns/pay/sa/ledger`;
+const PARTNER_SERVER = `spiffe://${PARTNER}/ns/pay/sa/ledger`;
+const PROD_CLIENT = `spiffe://${PROD}/ns/web/sa/frontend`;
+const PARTNER_CLIENT = `spiffe://${PARTNER}/ns/shop/sa/checkout`;
+
+describe('@meshless/grpc federation: each peer against its own trust domain bundle', function () {
+  this.timeout(30_000);
+  let prod: TestCA;
+  let partner: TestCA;
+  const running: Running[] = [];
+  const clients: Echo[] = [];
+
+  before(async () => {
+    [prod, partner] = await Promise.all([createTestCA({ trustDomain: PROD }), createTestCA({ trustDomain: PARTNER })]);
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    for (const r of running.splice(0)) await r.close();
+  });
+
+  const cred = (issued: IssuedCertificate, federation?: FederatedBundles) => loadCredential({ ...issued, ...(federation ? { federation } : {}) });
+
+  async function server(issued: IssuedCertificate, allow: string[], federation?: FederatedBundles): Promise<{ target: string; logger: ReturnType<typeof captureLogger> }> {
+    const logger = captureLogger();
+    const r = await startServer(serverCredentials({ source: cred(issued, federation), allow, logger }));
+    running.push(r);
+    return { target: r.target, logger };
+  }
+
+  function client(target: string, issued: IssuedCertificate, allow: string[], federation?: FederatedBundles): Echo {
+    const c = echoClient(target, channelCredentials({ source: cred(issued, federation), allow, logger: captureLogger() }));
+    clients.push(c);
+    return c;
+  }
+
+  it('a prod server accepts a partner client signed by the partner CA, and refuses a partner-signed client claiming prod (UNAUTHENTICATED)', async () => {
+    const s = await server(await prod.issue({ spiffeId: PROD_SERVER, dnsNames: ['localhost'] }), [`spiffe://${PROD}/**`, `spiffe://${PARTNER}/**`], { [PARTNER]: partner.bundle });
+    const legit = client(s.target, await partner.issue(PARTNER_CLIENT), [PROD_SERVER], { [PROD]: prod.bundle });
+    assert.equal((await unary(legit, 'unary', {})).peer, PARTNER_CLIENT);
+    // The attacker trusts both roots so that it accepts our server; its certificate claims prod.
+    const forgedIssued = await partner.issue(PROD_CLIENT);
+    const forged = client(s.target, { ...forgedIssued, ca: partner.bundle + prod.bundle }, [PROD_SERVER]);
+    const err = await failure(unary(forged, 'unary', {}));
+    assert.equal(err.code, grpc.status.UNAUTHENTICATED, err.details);
+    assert.match(err.details, /trust bundle of prod\.example/);
+  });
+
+  it('a prod server without a partner bundle refuses partner clients (NO_BUNDLE), though the partner CA is in its flattened bundle file', async () => {
+    const issued = await prod.issue({ spiffeId: PROD_SERVER, dnsNames: ['localhost'] });
+    const s = await server({ ...issued, ca: prod.bundle + partner.bundle }, [`spiffe://${PARTNER}/**`]);
+    const legit = client(s.target, await partner.issue(PARTNER_CLIENT), [PROD_SERVER], { [PROD]: prod.bundle });
+    const err = await failure(unary(legit, 'unary', {}));
+    assert.equal(err.code, grpc.status.UNAUTHENTICATED, err.details);
+    assert.match(err.details, /no trust bundle is configured/);
+  });
+
+  it('a prod client accepts a partner server and refuses a partner-signed server claiming prod (the call fails UNAVAILABLE)', async () => {
+    const good = await server(await partner.issue({ spiffeId: PARTNER_SERVER, dnsNames: ['localhost'] }), [`spiffe://${PROD}/**`], { [PROD]: prod.bundle });
+    const forged = await server(await partner.issue({ spiffeId: PROD_SERVER, dnsNames: ['localhost'] }), [`spiffe://${PROD}/**`], { [PROD]: prod.bundle });
+    const me = await prod.issue(PROD_CLIENT);
+    const allow = [PARTNER_SERVER, PROD_SERVER];
+    assert.equal((await unary(client(good.target, me, allow, { [PARTNER]: partner.bundle }), 'unary', {})).peer, PROD_CLIENT);
+    const err = await failure(unary(client(forged.target, me, allow, { [PARTNER]: partner.bundle }), 'unary', {}));
+    assert.equal(err.code, grpc.status.UNAVAILABLE);
+  });
+
+  it('a CA certificate presented as a client leaf is refused under "*"', async () => {
+    const s = await server(await prod.issue({ spiffeId: PROD_SERVER, dnsNames: ['localhost'] }), ['*']);
+    // loadCredential refuses a CA as our own identity, so the attacker uses plain grpc-js.
+    const issued = await prod.issue({ spiffeId: PROD_CLIENT, isCA: true });
+    const raw = echoClient(s.target, grpc.credentials.createSsl(Buffer.from(prod.bundle), Buffer.from(issued.key), Buffer.from(issued.cert)));
+    clients.push(raw);
+    const err = await failure(unary(raw, 'unary', {}));
+    assert.ok(err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.UNAVAILABLE, String(err.code));
+  });
+});
