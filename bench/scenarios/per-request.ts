@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
-import { allowList, identityOf, socketPeer, type Authorizer, type Peer } from '@meshless/core';
+import { allowList, identityOf, loadCredential, parseCertificates, socketPeer, verifyChain, verifyPeer, type Authorizer, type Peer } from '@meshless/core';
 import { createTestCA } from '@meshless/testing';
 import { CLIENT_ID, SERVER_ID, TRUST_DOMAIN } from '../lib/certs.js';
 import { median } from '../lib/stats.js';
@@ -112,6 +112,23 @@ export async function runPerRequestBench(options: { quick?: boolean; batches?: n
   const fresh = { ...peer, toString: peer.toString } as Peer;
   const freshStranger = { ...stranger, toString: stranger.toString } as Peer;
 
+  // Per-connection check with federation: our credential trusts 1 or 20 other trust domains; the
+  // peer belongs to one of them. Cached: what a repeated certificate costs (resumption, re-checks);
+  // chain: the uncached step against that trust domain's bundle, next to a flat pool of every root.
+  const partners = await Promise.all(Array.from({ length: 20 }, (_, i) => createTestCA({ trustDomain: `partner${i}.example` })));
+  const ownIssued = await ca.issue(SERVER_ID);
+  const own1 = loadCredential({ ...ownIssued, federation: { [partners[0]!.trustDomain]: partners[0]!.bundle } });
+  const own20 = loadCredential({ ...ownIssued, federation: Object.fromEntries(partners.map((p) => [p.trustDomain, p.bundle])) });
+  const partnerLeaf = new X509Certificate((await partners[0]!.issue(`spiffe://${partners[0]!.trustDomain}/ns/shop/sa/checkout`)).cert);
+  const partnerPeer = identityOf(partnerLeaf); // wrappers compute it once per connection
+  const anyPeer = allowList('*');
+  const flatPool = parseCertificates(own20.trustPem, { field: 'bench' });
+  const partnerBundle = own20.bundles.get(partners[0]!.trustDomain)!;
+  for (const credential of [own1, own20]) {
+    const check = verifyPeer({ leaf: partnerLeaf }, { credential, authorize: anyPeer });
+    if (!check.ok) throw new Error(`verifyPeer refused the partner peer: ${check.reason}`);
+  }
+
   const pair = await tlsPair();
   try {
     const socket = pair.socket;
@@ -134,6 +151,10 @@ export async function runPerRequestBench(options: { quick?: boolean; batches?: n
         () => (socket.getPeerCertificate().subjectaltname ?? '').includes(`URI:${CLIENT_ID}`),
       ],
       ['handwritten-x509', 'uncached per request: identityOf(socket.getPeerX509Certificate())', () => identityOf(socket.getPeerX509Certificate()!)],
+      ['verify-td1', 'per connection: verifyPeer, repeated certificate, 1 federated trust domain', () => verifyPeer({ leaf: partnerLeaf, peer: partnerPeer }, { credential: own1, authorize: anyPeer })],
+      ['verify-td20', 'per connection: verifyPeer, repeated certificate, 20 federated trust domains', () => verifyPeer({ leaf: partnerLeaf, peer: partnerPeer }, { credential: own20, authorize: anyPeer })],
+      ['chain-td', "per new certificate: chain check against the peer's trust domain bundle (same with 1 or 20 domains)", () => verifyChain(partnerLeaf, [], partnerBundle, Date.now())],
+      ['chain-flat20', 'for comparison: the same chain check against a flat pool of all 21 roots', () => verifyChain(partnerLeaf, [], flatPool, Date.now())],
     ];
     const samples = timeInterleaved(
       cases.map(([, , fn]) => fn),

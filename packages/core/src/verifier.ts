@@ -88,7 +88,7 @@ export function verifyPeer(presented: PresentedChain, options: VerifyOptions): P
         codes.NO_BUNDLE,
       );
     }
-    const intermediates = chainProblem(leaf, presented, trust, options.credential, now);
+    const intermediates = chainProblem(leaf, peer.fingerprint256, presented, trust, options.credential, now);
     if (typeof intermediates === 'string') {
       const domain = trust.trustDomain === undefined ? 'our trust bundle' : `the trust bundle of ${trust.trustDomain}`;
       return refuse(who, 'unverified', `certificate of ${name} does not verify to ${domain}: ${intermediates}`, peer, leaf);
@@ -171,8 +171,7 @@ const MAX_VERIFIED = 10_000;
 const verified = new Map<string, Verified>();
 
 /** The intermediates of a path to `trust.bundle`, or why there is none. */
-function chainProblem(leaf: X509Certificate, presented: PresentedChain, trust: Trust, credential: Credential, now: number): readonly X509Certificate[] | string {
-  const fingerprint = leaf.fingerprint256;
+function chainProblem(leaf: X509Certificate, fingerprint: string, presented: PresentedChain, trust: Trust, credential: Credential, now: number): readonly X509Certificate[] | string {
   const hit = verified.get(fingerprint);
   if (hit !== undefined) {
     verified.delete(fingerprint);
