@@ -26,7 +26,7 @@ export type ConnectCallback = (...args: [null, Socket | TLSSocket] | [Error, nul
 export interface ConnectorContext {
   /** The credential in force: its bundles are what servers must verify to. */
   readonly credential: Credential;
-  /** Built once per credential generation from `clientTlsOptions` (never cert/key per socket). */
+  /** Built once per credential generation from `clientSecureContextOptions` (never cert/key per socket). */
   readonly secureContext: SecureContext;
   readonly policy: ServerPolicy;
   readonly sessions: SessionCache;

@@ -15,7 +15,8 @@ export interface CachedSession {
 }
 
 /**
- * The client's TLS session cache: bounded, least recently used first out, holding strong
+ * The client's TLS session cache: bounded, least recently used first out (a `get` that finds a
+ * session counts as a use, as does a `set`), holding strong
  * references (undici's own cache holds WeakRefs that a GC empties, and is keyed by servername
  * alone). One cache belongs to one credential generation and one allow policy: when either
  * changes the agent starts an empty cache, so nothing verified under old trust or old rules
@@ -30,14 +31,16 @@ export class SessionCache {
     this.#max = max;
   }
 
-  /** The session for `key`, unless its server certificate has expired by `now`. */
+  /**
+   * The session for `key`, unless its server certificate has expired by `now`. Finding it makes it
+   * the most recently used (Map order is the recency order: re-inserting moves it to the end).
+   */
   get(key: string, now: number): CachedSession | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
-    if (entry.peer.notAfter.getTime() <= now) {
-      this.#entries.delete(key);
-      return undefined;
-    }
+    this.#entries.delete(key);
+    if (entry.peer.notAfter.getTime() <= now) return undefined;
+    this.#entries.set(key, entry);
     return entry;
   }
 

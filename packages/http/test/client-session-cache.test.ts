@@ -28,6 +28,19 @@ describe('client session cache and allow compilation', function () {
     assert.equal(cache.get('c', now)?.peer, p);
   });
 
+  it('a session found by get counts as used: the least recently used one goes first', function () {
+    const cache = new SessionCache(2);
+    const now = Date.now();
+    const p = peer(now + 60_000);
+    cache.set('a', Buffer.from('1'), verified(p));
+    cache.set('b', Buffer.from('2'), verified(p));
+    assert.equal(cache.get('a', now)?.session.toString(), '1'); // a is now the most recently used
+    cache.set('c', Buffer.from('3'), verified(p)); // evicts b, not a
+    assert.equal(cache.get('b', now), undefined);
+    assert.equal(cache.get('a', now)?.session.toString(), '1');
+    assert.equal(cache.get('c', now)?.session.toString(), '3');
+  });
+
   it('never returns a session whose server certificate has expired, and 0 disables it', function () {
     const cache = new SessionCache(10);
     const now = Date.now();
