@@ -242,6 +242,35 @@ describe('@meshless/grpc serverCredentials', function () {
     assert.throws(() => serverCredentials({ source: loadCredential(pki.server), allow: '*', handshakeTimeoutMs: 0 }), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION));
   });
 
+  it('renews session ticket keys with our own certificate: a client resuming across a leaf rotation gets a full handshake and the new certificate (issue 12.8)', async () => {
+    const source = new ManualSource(pki.server);
+    const { running } = await serve({ source });
+    const connect = async (session?: Buffer): Promise<{ socket: tls.TLSSocket; session: Buffer }> => {
+      const socket = tls.connect({ host: '127.0.0.1', port: running.port, servername: 'localhost', ALPNProtocols: ['h2'], cert: pki.client.cert, key: pki.client.key, ca: pki.client.ca, checkServerIdentity: () => undefined, ...(session ? { session } : {}) });
+      socket.on('error', () => {});
+      let ticket: Buffer | undefined;
+      socket.on('session', (s: Buffer) => (ticket ??= s));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('secureConnect', () => resolve());
+        socket.once('close', () => reject(new Error('closed before secureConnect')));
+      });
+      if (!socket.isSessionReused()) await waitFor(() => ticket !== undefined, 3000, 'a session ticket');
+      return { socket, session: ticket ?? session! };
+    };
+    const a = await connect();
+    assert.equal(a.socket.getPeerCertificate().serialNumber.toUpperCase(), pki.server.serialNumber.toUpperCase());
+    a.socket.destroy();
+    const b = await connect(a.session);
+    assert.equal(b.socket.isSessionReused(), true, 'resumes while our identity is unchanged');
+    b.socket.destroy();
+    const next = await pki.issueServer();
+    assert.ok(!(source.set(next) instanceof Error));
+    const c = await connect(b.session);
+    assert.equal(c.socket.isSessionReused(), false, 'a session of the previous certificate does not resume');
+    assert.equal(c.socket.getPeerCertificate().serialNumber.toUpperCase(), next.serialNumber.toUpperCase());
+    c.socket.destroy();
+  });
+
   it('checks its options at construction', () => {
     const source = staticSource(loadCredential(pki.server));
     assert.throws(() => serverCredentials({ source } as never), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION) && /allow/.test((e as Error).message));

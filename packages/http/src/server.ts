@@ -71,7 +71,8 @@ export interface MeshlessServer extends https.Server {
  * refusal is logged, counted, published on `channels.peerRefused` and emitted as `'peerRefused'`.
  *
  * On every source `update` the complete TLS options are re-applied (`setSecureContext`). When the
- * trust bundle changes, the session ticket keys are renewed (old tickets no longer resume) and
+ * trust bundle or our own certificate changes, the session ticket keys are renewed (old tickets
+ * no longer resume: clients see the new certificate in a full handshake). When the bundle changes,
  * live connections whose client no longer verifies are revoked (no further request on them reaches
  * the listener; in-flight responses are cut after `retireGraceMs`). Connections are also revoked
  * at the client certificate's `notAfter`, and retired gracefully after `maxConnectionAgeMs`.
@@ -184,8 +185,11 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
 
   function rotate(credential: Credential): void {
     const trustChanged = credential.bundleHash !== served.bundleHash;
-    // Fresh ticket keys with every trust change: tickets issued under the old trust cannot resume.
-    const keys = trustChanged ? randomBytes(48) : ticketKeys;
+    const leafChanged = credential.leaf.fingerprint256 !== served.leaf.fingerprint256;
+    // Fresh ticket keys whenever trust or our own identity changes: a ticket issued under the old
+    // trust cannot resume, and a client cannot resume a session of our previous certificate
+    // (on resumption it sees no certificate and would report the identity it cached).
+    const keys = trustChanged || leafChanged ? randomBytes(48) : ticketKeys;
     try {
       server.setSecureContext(secureOptionsFor(credential, parsed, keys));
     } catch (err) {

@@ -222,22 +222,46 @@ describe('createServer: rotation', function () {
     }
   });
 
-  it('renews session ticket keys on a trust change only: tickets survive a leaf rotation, not a new bundle', async () => {
+  it('renews session ticket keys on a leaf rotation: a client with the old session gets a full handshake and the new certificate (issue 12.8)', async () => {
+    const sockets: tls.TLSSocket[] = [];
+    const connect = async (session?: Buffer) => {
+      const c = await connectForSession(port, pki.frontend, session);
+      sockets.push(c.socket);
+      return c;
+    };
+    try {
+      const a = await connect();
+      assert.equal(a.socket.getPeerCertificate().serialNumber, pki.server.identity.serialNumber);
+      a.socket.destroy();
+      const b = await connect(a.session);
+      assert.equal(b.reused, true, 'resumes while our identity is unchanged');
+      b.socket.destroy();
+      const next = await rotate();
+      const c = await connect(b.session);
+      assert.equal(c.reused, false, 'a session of the previous leaf does not resume');
+      assert.equal(c.socket.getPeerCertificate().serialNumber, next.identity.serialNumber, 'the client sees the new certificate');
+      c.socket.destroy();
+      // Generations with the same leaf (a re-read of the same files) keep the keys.
+      source.set(next);
+      const d = await connect(c.session);
+      assert.equal(d.reused, true, 'the same leaf keeps the ticket keys');
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  });
+
+  it('renews session ticket keys on a trust change: tickets sealed under the old trust do not resume', async () => {
     const a = await connectForSession(port, pki.frontend);
     a.socket.destroy();
-    const b = await connectForSession(port, pki.frontend, a.session);
-    assert.equal(b.reused, true, 'resumes under the same trust');
-    b.socket.destroy();
-    await rotate();
-    const c = await connectForSession(port, pki.frontend, b.session);
-    assert.equal(c.reused, true, 'a leaf rotation keeps the ticket keys');
-    c.socket.destroy();
     // Trust both roots: the old client still verifies, but its ticket was sealed under the old trust.
-    await rotate(newCa, pki.ca.bundle + newCa.bundle);
+    const current = source.current();
+    const { loadCredential } = await import('@meshless/core');
+    const { privateKeyPem } = await import('@meshless/core');
+    source.set(loadCredential({ cert: current.certPem, key: privateKeyPem(current), ca: pki.ca.bundle + newCa.bundle }, { generation: current.generation + 1 }));
     const client = { ...pki.frontend, ca: pki.ca.bundle + newCa.bundle };
-    const d = await connectForSession(port, client, c.session);
-    assert.equal(d.reused, false, 'tickets from before the trust change no longer resume');
-    d.socket.destroy();
+    const b = await connectForSession(port, client, a.session);
+    assert.equal(b.reused, false, 'tickets from before the trust change no longer resume');
+    b.socket.destroy();
   });
 
   it('setAllow retires live connections of peers it now refuses, and refuses their resumed sessions', async () => {
