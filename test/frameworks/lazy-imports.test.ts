@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ensureBuilt, root } from '../examples/helpers/processes.js';
 
-const FRAMEWORKS = ['fastify', 'koa', 'hono', '@hono/node-server', 'express', '@nestjs/', '@grpc/grpc-js'];
+const FRAMEWORKS = ['fastify', 'koa', 'hono', '@hono/node-server', 'express', '@nestjs/common', '@nestjs/core', '@nestjs/microservices', '@nestjs/platform-', '@grpc/grpc-js'];
 
 /** Module URLs a fresh `node` process loads for `imports` (the built packages, as an app gets them). */
 function loadedBy(imports: string[]): string[] {
@@ -29,5 +29,11 @@ describe('integrations load no framework the application does not use', function
 
   it('@meshless/http/fastify and /express load neither Fastify nor Express (types only)', () => {
     assert.deepEqual(frameworksIn(loadedBy(['@meshless/http/fastify', '@meshless/http/express'])), []);
+  });
+
+  it('@meshless/nest loads Nest itself, but no HTTP platform, no microservices package and no grpc-js (loaded on the first gRPC call)', () => {
+    const urls = loadedBy(['@meshless/nest']);
+    assert.deepEqual(frameworksIn(urls, ['@nestjs/common', '@nestjs/core']), []);
+    assert.ok(urls.some((u) => u.includes('/node_modules/@nestjs/common')), 'Nest is loaded');
   });
 });

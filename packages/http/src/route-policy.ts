@@ -30,10 +30,16 @@ export type RouteVerdict =
 export interface RouteContext {
   path?: string | undefined;
   remoteAddress?: string | undefined;
+  /** `'grpc'` for calls (logged, and a bounded attribute of the refusal counter); HTTP by default. */
+  protocol?: 'grpc' | undefined;
 }
 
 /** A compiled per-route policy: give it the request (or its socket), get a verdict. */
-export type RoutePolicy = (target: PeerTarget, context?: RouteContext) => RouteVerdict;
+export interface RoutePolicy {
+  (target: PeerTarget, context?: RouteContext): RouteVerdict;
+  /** The same decision for a peer found some other way (a gRPC call's), or none. */
+  decide(peer: Peer | undefined, context?: RouteContext): RouteVerdict;
+}
 
 const UNAUTHORIZED: RouteRefusalBody = Object.freeze({ error: 'unauthorized', code: codes.PEER_UNVERIFIED });
 const FORBIDDEN: RouteRefusalBody = Object.freeze({ error: 'forbidden', code: codes.PEER_DENIED });
@@ -58,25 +64,28 @@ export function routePolicy(rules: Rules, options: RoutePolicyOptions = {}): Rou
   const logger = loggerOf(options.logger);
   const authorize = allowList(rules, { deny: options.deny, ...(options.dryRun === true ? { dryRun: { scope: 'route', logger } } : {}) });
   const metrics = meshlessMetrics();
-  return (target, context) => {
-    const peer = peerOf(target);
+  const decide = (peer: Peer | undefined, target: PeerTarget, context: RouteContext | undefined): RouteVerdict => {
+    const protocol = context?.protocol;
     if (peer === undefined) {
       const where = contextOf(target, context);
-      logger.warn({ failure: 'unverified', path: where.path, remoteAddress: where.remoteAddress }, 'meshless: refused a request without a verified peer');
-      metrics.refusals.add(1, { side: 'server', failure: 'unverified', scope: 'route' });
+      logger.warn({ failure: 'unverified', path: where.path, remoteAddress: where.remoteAddress, protocol }, 'meshless: refused a request without a verified peer');
+      metrics.refusals.add(1, protocol ? { side: 'server', protocol, failure: 'unverified', scope: 'route' } : { side: 'server', failure: 'unverified', scope: 'route' });
       return { allowed: false, status: 401, body: UNAUTHORIZED };
     }
     const decision = authorize(peer);
     if (decision.allowed) return { allowed: true, peer };
     const where = contextOf(target, context);
     logger.warn(
-      { failure: 'denied', peer: String(peer), rule: decision.rule, reason: decision.reason, path: where.path, remoteAddress: where.remoteAddress },
+      { failure: 'denied', peer: String(peer), rule: decision.rule, reason: decision.reason, path: where.path, remoteAddress: where.remoteAddress, protocol },
       'meshless: refused a request by route policy',
     );
-    metrics.refusals.add(1, { side: 'server', failure: 'denied', scope: 'route' });
+    metrics.refusals.add(1, protocol ? { side: 'server', protocol, failure: 'denied', scope: 'route' } : { side: 'server', failure: 'denied', scope: 'route' });
     if (channels.peerRefused.hasSubscribers) {
-      channels.peerRefused.publish({ side: 'server', peer, decision, failure: 'denied', reason: decision.reason, remoteAddress: where.remoteAddress, path: where.path });
+      channels.peerRefused.publish({ side: 'server', peer, decision, failure: 'denied', reason: decision.reason, remoteAddress: where.remoteAddress, path: where.path, ...(protocol ? { protocol } : {}) });
     }
     return { allowed: false, status: 403, body: FORBIDDEN, peer };
   };
+  const policy = ((target: PeerTarget, context?: RouteContext) => decide(peerOf(target), target, context)) as RoutePolicy;
+  policy.decide = (peer, context) => decide(peer, undefined, context);
+  return policy;
 }

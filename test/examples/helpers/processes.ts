@@ -10,7 +10,7 @@ export const root = fileURLToPath(new URL('../../../', import.meta.url));
  * first; a lone `mocha test/examples/…` builds once here when a dist is missing.
  */
 export function ensureBuilt(): void {
-  const missing = ['core', 'http', 'grpc', 'testing', 'cli'].some((p) => !existsSync(join(root, 'packages', p, 'dist', 'index.js')));
+  const missing = ['core', 'http', 'grpc', 'nest', 'testing', 'cli'].some((p) => !existsSync(join(root, 'packages', p, 'dist', 'index.js')));
   if (!missing) return;
   const r = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-b'], { cwd: root, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`tsc -b failed:\n${r.stdout}${r.stderr}`);
