@@ -16,6 +16,7 @@ const docs = [
   'packages/workload-api/README.md',
   'docs/troubleshooting.md',
   'docs/frameworks.md',
+  'docs/observability.md',
   'examples/kubernetes/README.md',
   'packages/cli/README.md',
   'docs/migration.md',
