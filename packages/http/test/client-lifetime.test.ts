@@ -30,7 +30,9 @@ describe('createAgent: connection lifetime', function () {
     const first = server.connections[before]!;
     await waitFor(() => first.closedAt !== undefined, 3000, 'the idle connection to close at its deadline');
     const age = first.closedAt! - first.openedAt;
-    assert.ok(age >= maxAge - 20, `closed after ${age} ms, before its deadline of ${maxAge} ms`);
+    // Measured on the server, from its 'secureConnection' — which, under load, can fire tens of ms
+    // after the client's 'secureConnect' that starts the deadline: allow that much slack.
+    assert.ok(age >= maxAge - 100, `closed after ${age} ms, before its deadline of ${maxAge} ms`);
     assert.ok(age < maxAge + 1000, `closed after ${age} ms, long after its deadline of ${maxAge} ms`);
     const again = await request(`${server.origin}/b`, { dispatcher: agent });
     await again.body.dump();
