@@ -103,14 +103,27 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 
 export interface LocalRegistry {
   url: string;
+  /** Requests to the public registry that failed at the network level (no answer at all). */
+  unreachable: string[];
   /** npm settings (as environment) that install from this registry. */
   env: Record<string, string>;
   close(): Promise<void>;
 }
 
+/** Why the public registry cannot be used from here (no answer within 15 s), or undefined when it answers. */
+export async function upstreamUnreachable(): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${UPSTREAM}/undici`, { method: 'HEAD', signal: AbortSignal.timeout(15_000) });
+    return res.status >= 500 ? `${UPSTREAM} answers ${res.status}` : undefined;
+  } catch (err) {
+    return `${UPSTREAM}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`;
+  }
+}
+
 /** Serves the packed packages as a registry; other names are fetched from the public registry. */
 export async function localRegistry(packages: PackedPackage[]): Promise<LocalRegistry> {
   const byName = new Map(packages.map((p) => [p.name, p]));
+  const unreachable: string[] = [];
   const server: Server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://registry');
@@ -139,7 +152,11 @@ export async function localRegistry(packages: PackedPackage[]): Promise<LocalReg
         return;
       }
       if (req.method !== 'GET' || !/^(@[^/]+\/)?[^/@][^/]*$/.test(name)) return void res.writeHead(404).end();
-      const upstream = await fetch(`${UPSTREAM}/${name.replace('/', '%2f')}`, { headers: { accept: req.headers.accept ?? 'application/json' } });
+      const target = `${UPSTREAM}/${name.replace('/', '%2f')}`;
+      const upstream = await fetch(target, { headers: { accept: req.headers.accept ?? 'application/json' } }).catch((err: Error) => {
+        unreachable.push(`${target}: ${(err.cause as Error | undefined)?.message ?? err.message}`);
+        throw err;
+      });
       res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' });
       res.end(Buffer.from(await upstream.arrayBuffer()));
     })().catch((err: Error) => {
@@ -152,6 +169,7 @@ export async function localRegistry(packages: PackedPackage[]): Promise<LocalReg
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   return {
     url,
+    unreachable,
     env: { npm_config_registry: url, npm_config_replace_registry_host: 'never', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false', npm_config_loglevel: 'error' },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
