@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestCA, inPlaceWriter, kubernetesVolume, type IssuedCertificate, type TestCA } from '@meshless/testing';
+import { copyCoreWithDependencies } from './helpers/portable-core.js';
 
 // Tests that need a process of their own: exiting with no handle left, a real EACCES (as another
 // user), and a real single-file bind mount (in a private mount namespace).
@@ -20,15 +21,19 @@ interface Child {
   kill(): void;
 }
 
-/** Runs ESM code (TypeScript sources resolved through tsx) in a child node process. */
-function runChild(code: string, env: Record<string, string>, options: { wrap?: string[] } = {}): Child {
-  const nodeArgs = ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', code];
+/**
+ * Runs ESM code in a child node process: by default in the checkout, TypeScript sources resolved
+ * through tsx; with `cwd` (and `uid`/`gid`), plain Node in that folder, on what it holds.
+ */
+function runChild(code: string, env: Record<string, string>, options: { wrap?: string[]; cwd?: string; uid?: number; gid?: number } = {}): Child {
+  const nodeArgs = options.cwd ? ['--input-type=module', '-e', code] : ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', code];
   const [cmd, args] = options.wrap ? [options.wrap[0]!, [...options.wrap.slice(1), process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
   const started = performance.now();
   const child = spawn(cmd, args, {
-    cwd: repo,
+    cwd: options.cwd ?? repo,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.gid }),
   });
   const lines: string[] = [];
   const waiters: { name: string; resolve: (v: Record<string, unknown>) => void }[] = [];
@@ -173,11 +178,11 @@ describe('fileSource in a process of its own', function () {
   });
 
   it('permission denied (as an unprivileged user): FILE_UNREADABLE naming the key, old generation kept', async function () {
-    // As root, the child drops to nobody and the new key is root's, mode 0600. Otherwise the child
+    // As root, the child runs as nobody and the new key is root's, mode 0600. Otherwise the child
     // runs as us and the new key has mode 0000 (its owner cannot read it either).
-    // The checkout and TMPDIR may be private (a clone inside a mode-0700 folder): the child starts as
-    // root, loads its modules, then drops to nobody before it reads a credential; the mount it
-    // reads lives in a temp folder that nobody can reach.
+    // The checkout and TMPDIR may be private (a clone inside a mode-0700 folder): as root, the
+    // child runs in a temp folder that nobody can reach, holding the mount it reads and a copy of
+    // the built core with its dependencies (nothing is read from the checkout).
     const asRoot = process.getuid?.() === 0;
     let base = tmp;
     if (asRoot) {
@@ -188,6 +193,7 @@ describe('fileSource in a process of its own', function () {
       }
       base = await mkdtemp(path.join(reachable, 'meshless-nobody-'));
       cleanup.push(base);
+      copyCoreWithDependencies(base);
     }
     const dir = path.join(base, 'plain');
     await inPlaceWriter(dir).write(files(certs[0]!));
@@ -196,12 +202,6 @@ describe('fileSource in a process of its own', function () {
     for (const name of ['tls.crt', 'tls.key', 'ca.crt']) await chmod(path.join(dir, name), 0o644);
     const child = runChild(
       `import { fileSource, silentLogger } from '@meshless/core';
-       if (process.env.DROP_TO) {
-         const id = Number(process.env.DROP_TO);
-         process.setgroups([]);
-         process.setgid(id);
-         process.setuid(id);
-       }
        const s = await fileSource({ dir: process.env.DIR }, { logger: silentLogger });
        const alive = setInterval(() => {}, 1000); // a source never holds the process: we do, until the error
        s.on('error', (e) => {
@@ -210,7 +210,8 @@ describe('fileSource in a process of its own', function () {
          void s.close();
        });
        console.log(JSON.stringify({ event: 'loaded', uid: process.getuid() }));`,
-      { DIR: dir, HOME: base, ...(asRoot ? { DROP_TO: '65534' } : {}) },
+      { DIR: dir, HOME: base },
+      asRoot ? { cwd: base, uid: 65534, gid: 65534 } : {},
     );
     const loaded = await child.next('loaded', 20_000);
     if (asRoot) assert.notEqual(loaded.uid, 0, 'the child runs unprivileged');
