@@ -21,6 +21,7 @@ import { runHttp } from './scenarios/http.js';
 import { runGrpc, runHttpClient, runPerRequest, runRotation } from './scenarios/external.js';
 import { runFootprint } from './scenarios/footprint.js';
 import { runMemory } from './scenarios/memory.js';
+import { runProfile } from './scenarios/profile.js';
 import { runScale } from './scenarios/scale.js';
 import { runNewConnections } from './scenarios/new-connections.js';
 
@@ -97,6 +98,7 @@ async function main(): Promise<number> {
     ['rotation', runRotation],
     ['grpc', runGrpc],
     ['http-client', runHttpClient],
+    ['profile', runProfile],
     ['memory', runMemory],
     ['footprint', runFootprint],
     ['scale', runScale],

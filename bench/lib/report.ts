@@ -214,6 +214,44 @@ function otherLoad(results: Results): string {
   return `other processes kept a median of ${med.toFixed(2)} (max ${max.toFixed(2)}) of ${results.machine.nproc} cores busy during the measured windows: ${verdict}`;
 }
 
+const AREAS = ['meshless', 'undici', 'node http', 'node tls/net/streams', 'gc', 'native (program)', 'native', 'other', 'bench harness'];
+
+/** Where the CPU goes per request, from the in-process profiles of one window per pair and shape. */
+function profileSection(results: Results): string[] {
+  const rows = results.rows.filter((r) => r.group === 'profile');
+  if (rows.length === 0) return [];
+  const out = [
+    '## Profile summary: where the CPU goes per request',
+    '',
+    'V8 CPU profiles taken inside the server and the client around one measured window (after warm-up, 100 µs sampling), ' +
+      'the meshless pair against the leanest hand-written pair (node:https ← bare undici Pool). Each process\'s own CPU ' +
+      'time per request (process.cpuUsage over the window) is split in the proportions of its samples by the code that ' +
+      'caused them: meshless, undici and the bench harness (the application) each own what they call (node internals, ' +
+      'native work such as certificate parsing and socket writes); node-internal work with no such caller (TLS handshakes, ' +
+      'the HTTP parser, timers) counts as node\'s. Profiling (1 ms sampling) costs a little CPU itself.',
+    '',
+  ];
+  for (const variant of [...new Set(rows.map((r) => r.variant))]) {
+    const mine = rows.filter((r) => r.variant === variant);
+    out.push(`### ${variantLabels[variant] ?? variant}`, '');
+    out.push(
+      table(
+        ['process', 'CPU µs per request', ...AREAS],
+        mine.map((r): Cell[] => (r.status === 'ok' && r.median ? [r.scenario, num(r.median.usPerRequest), ...AREAS.map((a) => num(r.median![`us.${a}`]))] : [r.scenario, skipCell(r), ...AREAS.map(() => '')])),
+      ),
+      '',
+    );
+    for (const r of mine.filter((x) => x.status === 'ok')) {
+      const top = ((r.details as { top?: { fn: string; usPerRequest: number }[] } | undefined)?.top ?? []).slice(0, 6);
+      if (top.length) out.push(`- **${r.scenario}**, top self time (µs per request): ${top.map((t) => `\`${t.fn}\` ${num(t.usPerRequest)}`).join(' · ')}`);
+      const inMeshless = ((r.details as { meshlessTop?: { fn: string; usPerRequest: number }[] } | undefined)?.meshlessTop ?? []).slice(0, 6);
+      if (inMeshless.length) out.push(`  - meshless's share by its own function nearest the work (µs per request): ${inMeshless.map((t) => `\`${t.fn}\` ${num(t.usPerRequest)}`).join(' · ')}`);
+    }
+    out.push('');
+  }
+  return out;
+}
+
 const SCALE_TEXT =
   'How cost grows with the work (bench/scenarios/scale.ts). **Idle**: N keep-alive mTLS connections held open to one ' +
   'server (each sent one request; resumed sessions, as a fleet of clients would), server RSS and heap after GC per ' +
@@ -314,6 +352,7 @@ export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?:
       }
     }
   }
+  parts.push(...profileSection(results));
   parts.push(...scaleSection(results, scaleRun));
   const fullMemory = memoryRun?.rows.filter((r) => r.group === 'memory');
   const capped = results.rows.some((r) => r.group === 'memory' && (r.details as { capped?: boolean } | undefined)?.capped);

@@ -3,7 +3,7 @@ export type Status = 'ok' | 'skipped' | 'failed';
 
 /** One line of the results: a scenario in one variant, with medians over its rounds. */
 export interface Row {
-  group: 'http' | 'new-connections' | 'per-request' | 'memory' | 'rotation' | 'grpc' | 'http-client' | 'footprint' | 'scale';
+  group: 'http' | 'new-connections' | 'per-request' | 'memory' | 'rotation' | 'grpc' | 'http-client' | 'profile' | 'footprint' | 'scale';
   scenario: string;
   variant: string;
   status: Status;

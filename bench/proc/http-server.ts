@@ -11,6 +11,7 @@ import { CLIENT_ID, certFiles } from '../lib/certs.js';
 import { BenchSource, loadMeshlessHttp } from '../lib/meshless.js';
 import { handle, onExit, ready } from './ipc.js';
 import { memoryReport } from './memory.js';
+import './profiler.js';
 
 const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' }, 'keep-alive-ms': { type: 'string' } } });
 const kind = values.kind ?? 'plaintext';

@@ -17,6 +17,7 @@ import { BenchSource, loadMeshlessHttp } from '../lib/meshless.js';
 import { quantileSorted } from '../lib/stats.js';
 import { handle, onExit, ready } from './ipc.js';
 import { memoryReport } from './memory.js';
+import './profiler.js';
 
 const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' }, port: { type: 'string' } } });
 const kind = values.kind ?? 'plaintext';

@@ -72,7 +72,7 @@ describe('bench (quick mode)', function () {
     assert.ok(Array.isArray(results.targets) && results.targets.length > 0, 'the targets were not checked');
 
     const groups = new Set(results.rows.map((r) => r.group));
-    for (const g of ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'http-client', 'footprint', 'scale']) {
+    for (const g of ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'http-client', 'profile', 'footprint', 'scale']) {
       assert.ok(groups.has(g), `no row for group ${g}`);
     }
     for (const row of results.rows) {
@@ -102,6 +102,12 @@ describe('bench (quick mode)', function () {
     for (const scenario of ['idle hand-written node:https', 'idle meshless createServer', 'rotation with live connections', 'origins meshless createAgent']) {
       const row = results.rows.find((r) => r.group === 'scale' && r.scenario === scenario);
       if (row?.status !== 'ok') assert.match(row?.reason ?? '', /time budget/, `scale / ${scenario} did not run: ${row?.reason}`);
+    }
+    // Profile: the meshless pair's server and client were profiled, with CPU per request.
+    for (const scenario of ['meshless server', 'meshless client']) {
+      const row = results.rows.find((r) => r.group === 'profile' && r.scenario === scenario && r.variant === 'c32');
+      if (row?.status !== 'ok') assert.match(row?.reason ?? '', /time budget/, `profile / ${scenario} did not run: ${row?.reason}`);
+      else assert.ok((row.median?.usPerRequest ?? 0) > 0);
     }
     // Footprint: node:https and the meshless server import are measured, and importing
     // @meshless/http does not load undici.
