@@ -2,6 +2,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { codes, type Peer } from '@meshless/core';
+import { Deadlines, type Deadline } from './deadlines.js';
 
 /** Default `retireGraceMs` of the HTTP server: how long a revoked connection's in-flight responses may run. */
 export const DEFAULT_RETIRE_GRACE_MS = 5_000;
@@ -56,11 +57,8 @@ export interface LiveConnection {
   readonly notAfterMs: number;
   /** Planned retirement: the moment the connection is closed even if idle. */
   closesBy: number | undefined;
-  timer: NodeJS.Timeout | undefined;
+  timer: Deadline | undefined;
 }
-
-// setTimeout's limit; longer delays are re-armed.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Called for a request refused on a revoked connection (after its answer was written). */
 export type RefusedRequestHandler = (connection: LiveConnection, req: IncomingMessage, status: number, code: string) => void;
@@ -82,6 +80,8 @@ export type RefusedRequestHandler = (connection: LiveConnection, req: IncomingMe
 export class ConnectionRegistry {
   readonly #connections = new Set<LiveConnection>();
   readonly #bySocket = new WeakMap<TLSSocket, LiveConnection>();
+  /** Every connection's next deadline, on one timer. */
+  readonly #deadlines = new Deadlines();
 
   constructor(
     private readonly maxConnectionAgeMs: number | undefined,
@@ -260,20 +260,17 @@ export class ConnectionRegistry {
     if (res !== undefined && !res.headersSent) res.setHeader('Connection', 'close');
   }
 
-  /** One unref'd timer per connection, re-armed past setTimeout's limit. */
+  /** The connection's next deadline (one at a time), on the registry's shared timer. */
   #at(connection: LiveConnection, when: number, fire: () => void): void {
     this.#clearTimer(connection);
-    const delay = Math.max(0, when - Date.now());
-    connection.timer = setTimeout(() => {
+    connection.timer = this.#deadlines.add(when, () => {
       connection.timer = undefined;
-      if (delay >= MAX_TIMER_MS) this.#at(connection, when, fire);
-      else fire();
-    }, Math.min(delay, MAX_TIMER_MS));
-    connection.timer.unref();
+      fire();
+    });
   }
 
   #clearTimer(connection: LiveConnection): void {
-    if (connection.timer !== undefined) clearTimeout(connection.timer);
+    this.#deadlines.cancel(connection.timer);
     connection.timer = undefined;
   }
 }
