@@ -89,6 +89,7 @@ export function checkTargets(rows: Row[]): TargetCheck[] {
   // Prefer the module's own paired ratio when it reports one.
   const own = grpcMeshless?.median?.ratioToCreateSsl;
   out.push(check('meshless gRPC ≥ 0.95× grpc-js createSsl', own ?? (gm !== undefined && gs ? gm / gs : undefined), (x) => x >= 0.95));
+  out.push(check('meshless gRPC unary ≥ 1.0× grpc-js createSsl (issue 18)', own ?? (gm !== undefined && gs ? gm / gs : undefined), (x) => x >= 1));
   out.push(
     check('new connections: meshless ≥ 2× hand-written full-handshake rate', find(rows, 'new-connections', 'meshless')?.ratios?.['rps/mtls-full'], (x) => x >= 2, spread('c8-new', 'rps/mtls-full', 'new-connections')),
   );
