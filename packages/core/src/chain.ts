@@ -74,22 +74,3 @@ function issuerProblem(ca: X509Certificate, now: number): string | undefined {
   if (Date.parse(ca.validFrom) > now) return `issuer ${subject} is not valid before ${new Date(ca.validFrom).toISOString()}`;
   return undefined;
 }
-
-/**
- * Why a peer's certificate does not verify to `bundle` (undefined when it does): the leaf alone
- * first, then with the intermediates the peer sent (asked for only then: reading them costs
- * ~200 µs).
- */
-export function peerChainProblem(
-  leaf: X509Certificate,
-  bundle: readonly X509Certificate[],
-  now: number,
-  intermediates: () => readonly X509Certificate[] = () => [],
-): string | undefined {
-  const direct = verifyChain(leaf, [], bundle, now);
-  if (!('problem' in direct)) return undefined;
-  const sent = intermediates();
-  if (sent.length === 0) return direct.problem;
-  const withIssuers = verifyChain(leaf, sent, bundle, now);
-  return 'problem' in withIssuers ? withIssuers.problem : undefined;
-}

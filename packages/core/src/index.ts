@@ -4,7 +4,7 @@ export { createPeer, type Peer, type PeerFields } from './peer.js';
 export { identityOf, parseSubjectAltName, commonNameOf, type SubjectAltNames } from './identity.js';
 export { allowList, isAuthorizer, type Authorizer, type Decision, type Rule, type RuleFunction, type Rules, type DenyFunction, type DenyRules, type AllowListOptions } from './allow-list.js';
 export { loadCredential, privateKeyPem, trustDomainKey, type Credential, type CredentialInput, type FederatedBundles, type LoadCredentialOptions } from './credential.js';
-export { verifyChain, peerChainProblem } from './chain.js';
+export { verifyChain } from './chain.js';
 export { parseCertificates, certificatesToPem } from './pem.js';
 export { parseSpiffeBundle, type SpiffeBundle, type ParseSpiffeBundleOptions } from './spiffe-bundle.js';
 export { parseBundleMap, type ParseBundleMapOptions } from './bundle-map.js';
