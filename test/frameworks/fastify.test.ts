@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import diagnostics_channel from 'node:diagnostics_channel';
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
+import { channels } from '@meshless/core';
 import { meshless, requirePeer, serverFactory } from '@meshless/http/fastify';
 import type { MeshlessServer, PeerRefusal } from '@meshless/http';
 import { get, keepAliveAgent, recordingLogger } from '../../packages/http/test/server-fixtures.js';
@@ -64,6 +66,27 @@ describe('@meshless/http/fastify details', function () {
       assert.equal(line?.obj.peer, BATCH_ID);
       assert.equal(line?.obj.path, '/all-but-batch');
     } finally {
+      await app.close();
+    }
+  });
+
+  it('with { dryRun: true }, a route rule lets a denied peer through and reports the would-be refusal', async () => {
+    const logger = recordingLogger();
+    const wouldDeny: unknown[] = [];
+    const onWouldDeny = (message: unknown) => wouldDeny.push(message);
+    diagnostics_channel.subscribe(channels.policyWouldDeny.name, onWouldDeny);
+    const app = Fastify({ serverFactory: serverFactory({ source: pki.server, allow: SERVER_ALLOW, logger }) });
+    await app.register(meshless, { logger, dryRun: true });
+    app.get('/admin', { config: { allow: ADMIN_ALLOW } }, async (request) => ({ peer: request.peer?.spiffeId }));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const reply = await get((app.server.address() as AddressInfo).port, '/admin', pki.batch);
+      assert.equal(reply.status, 200, reply.body);
+      assert.deepEqual(JSON.parse(reply.body), { peer: BATCH_ID });
+      assert.equal((wouldDeny[0] as { scope?: string } | undefined)?.scope, 'route');
+      assert.ok(logger.entries.some((e) => e.obj.dryRun === true && e.obj.peer === BATCH_ID), JSON.stringify(logger.entries));
+    } finally {
+      diagnostics_channel.unsubscribe(channels.policyWouldDeny.name, onWouldDeny);
       await app.close();
     }
   });

@@ -37,8 +37,17 @@ export function serverFactory(options: ServerOptions): (handler: (req: IncomingM
   return (handler) => createServer(options, handler);
 }
 
-/** Options of the {@link meshless} plugin. */
-export type MeshlessFastifyOptions = RoutePolicyOptions;
+/** Options of the {@link meshless} plugin, applied to every route's `config: { allow }`. */
+export interface MeshlessFastifyOptions {
+  /** pino-compatible logger for refusals (default: meshless's shared logger). */
+  logger?: RoutePolicyOptions['logger'];
+  /**
+   * Dry run of every route rule: a verified peer a rule would refuse goes on, and the would-be
+   * refusal is logged, counted (`meshless.policy.would_deny`, scope `route`) and published. A
+   * request without a verified peer is still refused with 401.
+   */
+  dryRun?: boolean;
+}
 
 /** Options of {@link requirePeer}. */
 export type RequirePeerOptions = RoutePolicyOptions;
@@ -83,6 +92,7 @@ export const meshless: FastifyPluginCallback<MeshlessFastifyOptions> = (fastify:
   });
   const policyOptions: RoutePolicyOptions = {};
   if (options.logger !== undefined) policyOptions.logger = options.logger;
+  if (options.dryRun === true) policyOptions.dryRun = true;
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const config = route.config as { allow?: Rules; deny?: DenyRules } | undefined;
     if (config?.allow === undefined) {

@@ -65,6 +65,7 @@ export class MeshlessGuard implements CanActivate {
     if (policy === undefined) {
       policy = routePolicy(requirement.rules, {
         ...(requirement.deny === undefined ? {} : { deny: requirement.deny }),
+        ...(requirement.dryRun === true ? { dryRun: true } : {}),
         ...(this.#logger === undefined ? {} : { logger: this.#logger }),
       });
       this.#policies.set(requirement, policy);

@@ -6,12 +6,19 @@ import { REQUIRE_PEER } from './tokens.js';
 export interface RequirePeerOptions {
   /** Peers refused even when an allow rule matches. */
   deny?: DenyRules;
+  /**
+   * Dry run: a verified caller the rules would refuse goes on, and the would-be refusal is logged,
+   * counted (`meshless.policy.would_deny`, scope `route`) and published. A caller without a
+   * verified peer is still refused.
+   */
+  dryRun?: boolean;
 }
 
 /** What `@RequirePeer` stores on a handler or controller; `MeshlessGuard` compiles it once. */
 export interface PeerRequirement {
   readonly rules: Rules;
   readonly deny?: DenyRules;
+  readonly dryRun?: boolean;
 }
 
 /**
@@ -26,6 +33,10 @@ export interface PeerRequirement {
  */
 export function RequirePeer(rules: Rules, options: RequirePeerOptions = {}): MethodDecorator & ClassDecorator {
   allowList(rules, options.deny === undefined ? {} : { deny: options.deny }); // fail at definition, not on the first request
-  const requirement: PeerRequirement = Object.freeze(options.deny === undefined ? { rules } : { rules, deny: options.deny });
+  const requirement: PeerRequirement = Object.freeze({
+    rules,
+    ...(options.deny === undefined ? {} : { deny: options.deny }),
+    ...(options.dryRun === true ? { dryRun: true } : {}),
+  });
   return SetMetadata(REQUIRE_PEER, requirement);
 }

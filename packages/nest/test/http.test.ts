@@ -1,6 +1,7 @@
 // NestJS HTTP controllers on the Express and Fastify platforms, served by meshless, held to the
 // framework contract: @RequirePeer on a handler, @Peer() echoing the caller.
 import assert from 'node:assert/strict';
+import diagnostics_channel from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import 'reflect-metadata';
@@ -9,7 +10,7 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import express from 'express';
-import { staticSource, type Source } from '@meshless/core';
+import { channels, staticSource, type Source } from '@meshless/core';
 import { createServer, type MeshlessServer, type PeerRefusal } from '@meshless/http';
 import { serverFactory } from '@meshless/http/fastify';
 import { MESHLESS_SOURCE, MeshlessModule, Peer, RequirePeer } from '@meshless/nest';
@@ -35,6 +36,16 @@ function appModule(source: Source) {
     }
   }
 
+  @Controller('audit')
+  class AuditController {
+    @Get()
+    @RequirePeer(ADMIN_ALLOW, { dryRun: true })
+    audit(@Peer() peer: Peer) {
+      counter.handled++;
+      return { peer: peer?.spiffeId };
+    }
+  }
+
   @Controller('reports')
   @RequirePeer(BATCH_ID)
   class ReportsController {
@@ -52,7 +63,7 @@ function appModule(source: Source) {
     }
   }
 
-  @Module({ imports: [MeshlessModule.forRoot({ source, logger: recordingLogger() })], controllers: [WhoController, ReportsController] })
+  @Module({ imports: [MeshlessModule.forRoot({ source, logger: recordingLogger() })], controllers: [WhoController, ReportsController, AuditController] })
   class AppModule {}
   return { AppModule, counter };
 }
@@ -118,6 +129,20 @@ for (const [platform, start] of [['Express', startExpressPlatform], ['Fastify', 
       const open = await get(app.port, '/reports/open', pki.frontend);
       assert.equal(open.status, 200, open.body);
       assert.deepEqual(JSON.parse(open.body), { peer: FRONTEND_ID });
+    });
+
+    it('@RequirePeer(rules, { dryRun: true }) lets a denied caller through and reports the would-be refusal', async () => {
+      const wouldDeny: { scope?: string; peer?: unknown }[] = [];
+      const onWouldDeny = (message: unknown) => wouldDeny.push(message as { scope?: string; peer?: unknown });
+      diagnostics_channel.subscribe(channels.policyWouldDeny.name, onWouldDeny);
+      try {
+        const reply = await get(app.port, '/audit', pki.batch);
+        assert.equal(reply.status, 200, reply.body);
+        assert.deepEqual(JSON.parse(reply.body), { peer: BATCH_ID });
+        assert.ok(wouldDeny.some((m) => m.scope === 'route' && String(m.peer) === BATCH_ID), JSON.stringify(wouldDeny));
+      } finally {
+        diagnostics_channel.unsubscribe(channels.policyWouldDeny.name, onWouldDeny);
+      }
     });
   });
 }
