@@ -91,6 +91,28 @@ describe('@meshless/http/fastify details', function () {
     }
   });
 
+  it("requirePeer as a plugin-scope hook (app.addHook('onRequest', …)) guards only that scope's routes", async () => {
+    const logger = recordingLogger();
+    const app = Fastify({ serverFactory: serverFactory({ source: pki.server, allow: SERVER_ALLOW, logger }) });
+    await app.register(meshless);
+    app.get('/open', async (request) => ({ peer: request.peer?.spiffeId }));
+    await app.register(async (scope) => {
+      scope.addHook('onRequest', requirePeer(ADMIN_ALLOW, { logger }));
+      scope.get('/ops/status', async (request) => ({ peer: request.peer?.spiffeId }));
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const port = (app.server.address() as AddressInfo).port;
+      assert.equal((await get(port, '/open', pki.batch)).status, 200);
+      assert.equal((await get(port, '/ops/status', pki.frontend)).status, 200);
+      const denied = await get(port, '/ops/status', pki.batch);
+      assert.equal(denied.status, 403);
+      assert.deepEqual(JSON.parse(denied.body), { error: 'forbidden', code: 'MESHLESS_ERR_PEER_DENIED' });
+    } finally {
+      await app.close();
+    }
+  });
+
   it('an invalid route rule fails the route registration, naming the rule', async () => {
     const app = Fastify({ serverFactory: serverFactory({ source: pki.server, allow: SERVER_ALLOW }) });
     await app.register(meshless);
