@@ -14,6 +14,7 @@ import { createAgent } from '@meshless/http';
 import { Identities } from './lib/identities.mjs';
 import { bold, cyan, elapsedSeconds, fail, pass, say, step, table } from './lib/narrate.mjs';
 import { parseTlsRecords, startRelay } from './lib/relay.mjs';
+import { migrationScene } from './lib/migration.mjs';
 import { refusalChecks } from './lib/refusals.mjs';
 import { startService, waitFor } from './lib/services.mjs';
 import { startTraffic } from './lib/traffic.mjs';
@@ -106,17 +107,21 @@ async function main() {
   step('Callers that must be refused');
   summary.refusals = await refusalChecks({ ordersUrl, orders, payments, nextCA, ID, TD, pass, fail });
 
+  step('Migration: a plaintext caller seen in permissive mode, then strict');
+  summary.migration = await migrationScene({ ordersDir: dirs.orders, agent, ID, pass, fail, say });
+
   step('Wire check: what orders and payments exchange on the loopback');
   await progress(10, 'before the wire check');
   await traffic.stop();
   summary.wire = wireCheck(relay);
 
-  const ok = traffic.stats.failed === 0 && summary.refusals.every((r) => r.refused) && summary.wireOk;
+  const ok = traffic.stats.failed === 0 && summary.refusals.every((r) => r.refused) && summary.migration.ok && summary.wireOk;
   table('Summary', [
     ['requests', `${traffic.stats.ok} ok, ${traffic.stats.failed} failed${traffic.stats.failed ? `: ${traffic.stats.failures[0]}` : ''}`],
     ['rotations', `${summary.rotations} certificate swaps\n${summary.rotationLines.join('\n')}`],
     ['served', `orders served ${traffic.stats.ordersSerials.size} certificates, payments ${traffic.stats.paymentsSerials.size}, to the requests above`],
     ['refusals', summary.refusals.map((r) => `${r.refused ? '✓' : '✗'} ${r.who} → ${r.where}: ${r.outcome}${r.reason ? ` — ${r.reason}` : ''}`).join('\n')],
+    ['migration', summary.migration.line],
     ['wire', summary.wire],
     ['time', `${elapsedSeconds().toFixed(1)} s`],
     ['result', ok ? 'PASS' : 'FAIL'],

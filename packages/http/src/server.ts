@@ -86,7 +86,8 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   const source = toSource(parsed.provider);
   const logger = loggerOf(parsed.logger);
   const policyOf = (allow: Rules, deny: DenyRules | undefined, dryRun: boolean): Authorizer => allowList(allow, { deny, ...(dryRun ? { dryRun: { scope: 'server', logger } } : {}) });
-  let authorize: Authorizer = policyOf(parsed.allow, parsed.deny, parsed.dryRun);
+  let dryRun = parsed.dryRun;
+  let authorize: Authorizer = policyOf(parsed.allow, parsed.deny, dryRun);
   let ticketKeys = randomBytes(48);
   let served: Credential = source.current();
   const verifiedPaths = new WeakMap<TLSSocket, readonly X509Certificate[]>();
@@ -229,7 +230,9 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   Object.defineProperty(server, 'setMode', { value: (mode: ServerMode) => permissive.setMode(parseMode(mode)) });
   Object.defineProperty(server, 'setAllow', {
     value(allow: Rules, opts: { deny?: DenyRules; dryRun?: boolean } = {}): void {
-      authorize = policyOf(allow, opts.deny, opts.dryRun ?? false);
+      // A dry run stays on (or off) until setAllow says otherwise.
+      dryRun = opts.dryRun ?? dryRun;
+      authorize = policyOf(allow, opts.deny, dryRun);
       stopPolicyChanges();
       stopPolicyChanges = onPolicyChange([allow, opts.deny as Rules | undefined], () => review());
       logger.info({ rules: authorize.rules }, 'meshless server: allow-list replaced');
