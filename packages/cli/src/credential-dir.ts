@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { MeshlessError, codes, loadCredential, resolveFiles, type Credential, type CredentialFiles } from '@meshless/core';
+import { MeshlessError, codes, loadCredential, readTrustSet, resolveFiles, resolveTrustFiles, type Credential, type CredentialFiles, type FederationFiles } from '@meshless/core';
 
 /** A credential read once from a mounted directory, with the files it came from. */
 export interface DirCredential {
@@ -11,7 +11,7 @@ export interface DirCredential {
  * Reads and validates the credential in `dir` once, as `fileSource({ dir })` would on its first
  * load (same layout detection, same checks, same coded errors).
  */
-export async function loadDirCredential(dir: string): Promise<DirCredential> {
+export async function loadDirCredential(dir: string, federation: FederationFiles = {}): Promise<DirCredential> {
   const { files } = await resolveFiles({ dir });
   const read = async (file: string, field: string) => {
     try {
@@ -21,5 +21,8 @@ export async function loadDirCredential(dir: string): Promise<DirCredential> {
     }
   };
   const [cert, key, ca] = await Promise.all([read(files.cert, 'cert'), read(files.key, 'key'), read(files.ca, 'ca')]);
-  return { credential: loadCredential({ cert, key, ca }, { files }), files };
+  // Federated bundles (paths relative to the working directory), read as fileSource reads them.
+  const trust = await readTrustSet(resolveTrustFiles(federation));
+  const input = { cert, key, ca, ...(trust.federation.size === 0 ? {} : { federation: trust.federation }) };
+  return { credential: loadCredential(input, { files: { ...files, federation: trust.files } }), files };
 }

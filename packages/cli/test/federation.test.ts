@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileSource, parseBundleMap, parseSpiffeBundle } from '@meshless/core';
-import { ensureBuilt, runCli, tempDir } from './helpers/cli.js';
+import { fileSource, formatBundleMap, parseBundleMap, parseSpiffeBundle } from '@meshless/core';
+import { ensureBuilt, runCli, startCli, tempDir, waitFor, type RunningCli } from './helpers/cli.js';
 
 interface Report {
   ok: boolean;
@@ -129,6 +129,39 @@ describe('meshless ca bundle and inspect with federation', function () {
     assert.ok(foreign, JSON.stringify(report.warnings));
     assert.match(foreign.message, /holds a root of trust domain partner\.example .* refused with MESHLESS_ERR_NO_BUNDLE unless its bundle is given/);
     assert.ok(report.warnings.some((w) => w.kind === 'revoked-bundle' && /other\.example .* revoked its keys/.test(w.message)));
+  });
+
+  it('serve --bundle-map accepts a partner client; probe --federation checks the server against its own trust domain\'s bundle', async () => {
+    const partnerDir = p('certs', 'partner');
+    assert.equal((await runCli(['ca', 'issue', 'spiffe://partner.example/ns/billing/sa/api', '--ca', p('dev-ca-partner'), '--out', partnerDir])).code, 0);
+    assert.equal((await runCli(['ca', 'bundle', '--ca', p('dev-ca'), '--out', p('prod.json')])).code, 0);
+    // A partner whose map files our CA under the wrong trust domain: OpenSSL would accept us, meshless does not.
+    await writeFile(p('misfiled.json'), formatBundleMap({ 'other.example': [prodRoot] }));
+    let serve: RunningCli | undefined;
+    try {
+      serve = startCli(['serve', '--dir', p('certs', 'api'), '--bundle-map', p('bundles.json'), '--allow', 'spiffe://partner.example/ns/billing/**', '--http', '0']);
+      const line = await waitFor(() => serve!.stdout().split('\n').find((l) => l.includes('"ready"')), 20_000, `the ready line (stderr: ${serve!.stderr()})`);
+      const url = `https://localhost:${(JSON.parse(line) as { http: number }).http}/`;
+      const ok = await runCli(['probe', url, '--dir', partnerDir, '--federation', `prod.example=${p('prod.json')}`, '--allow', 'spiffe://prod.example/ns/pay/sa/api', '--json']);
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      const report = JSON.parse(ok.stdout) as { verified: boolean; client: { accepted: boolean; answer: string } };
+      assert.equal(report.verified, true);
+      assert.equal(report.client.accepted, true, report.client.answer);
+      const noBundle = await runCli(['probe', url, '--dir', partnerDir, '--bundle-map', p('misfiled.json'), '--json']);
+      assert.equal(noBundle.code, 1);
+      const refused = JSON.parse(noBundle.stdout) as { verified: boolean; error: { code: string; message: string }; client: { asked?: boolean } };
+      assert.equal(refused.error.code, 'MESHLESS_ERR_NO_BUNDLE', refused.error.message);
+      assert.equal(refused.verified, false);
+      assert.equal(refused.client.asked, false, 'nothing is sent to a server that does not verify');
+      const usage = await runCli(['serve', '--workload-api', '--bundle-map', p('bundles.json'), '--allow', '*', '--http', '0']);
+      assert.equal(usage.code, 2);
+      assert.match(usage.stderr, /go with --dir/);
+    } finally {
+      if (serve && serve.child.exitCode === null) {
+        serve.child.kill('SIGKILL');
+        await serve.exited;
+      }
+    }
   });
 
   it('inspect fails with BUNDLE_INVALID naming the file for a broken map, and exits 2 on a malformed --federation', async () => {

@@ -1,5 +1,5 @@
-import type { FederationFiles } from '@meshless/core';
-import { optionalString, parseCommandLine, positionalsExactly, stringList } from '../args.js';
+import { parseCommandLine, positionalsExactly } from '../args.js';
+import { federationFlags, federationOptions } from '../federation-flags.js';
 import { exitCodes, type Command } from '../command.js';
 import { json, type CommandIO } from '../io.js';
 import { UsageError } from '../usage.js';
@@ -48,7 +48,7 @@ export const inspect: Command = {
   summary: 'check a mounted credential: layout, identity, chain, validity, key match',
   help,
   async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, { json: { type: 'boolean' }, 'workload-api': { type: 'boolean' }, policy: { type: 'string' }, federation: { type: 'string', multiple: true }, 'bundle-map': { type: 'string' } });
+    const { values, positionals } = parseCommandLine(argv, { json: { type: 'boolean' }, 'workload-api': { type: 'boolean' }, policy: { type: 'string' }, ...federationOptions });
     if (values.help) {
       io.out(help);
       return exitCodes.ok;
@@ -86,18 +86,4 @@ async function inspectPolicyFile(file: string, positionals: string[], asJson: bo
 function ordered(r: InspectReport): Record<string, unknown> {
   const { path, ok, error, warnings, layout, identity, validity, key, chain, bundle, bundles, verifiedPath } = r;
   return { path, ok, error, warnings, layout, identity, validity, key, chain, bundle, bundles, verifiedPath };
-}
-
-/** `--federation TD=FILE…` and `--bundle-map FILE` as fileSource's location fields. */
-function federationFlags(values: Record<string, unknown>): FederationFiles {
-  const federation: Record<string, string> = {};
-  for (const arg of stringList(values, 'federation')) {
-    const eq = arg.indexOf('=');
-    if (eq <= 0 || eq === arg.length - 1) throw new UsageError(`--federation ${JSON.stringify(arg)}: write TD=FILE, e.g. --federation partner.example=/etc/partner/bundle.json`, 'federation');
-    const td = arg.slice(0, eq);
-    if (federation[td] !== undefined) throw new UsageError(`--federation names ${td} twice`, 'federation');
-    federation[td] = arg.slice(eq + 1);
-  }
-  const bundleMap = optionalString(values, 'bundle-map');
-  return { ...(Object.keys(federation).length > 0 ? { federation } : {}), ...(bundleMap === undefined ? {} : { bundleMap }) };
 }

@@ -2,9 +2,10 @@ import { allowList, isMeshlessError } from '@meshless/core';
 import { optionalString, parseCommandLine, parseDuration, positionalsExactly, requiredString, stringList } from '../args.js';
 import { exitCodes, type Command } from '../command.js';
 import { json } from '../io.js';
+import { federationFlags, federationHelp, federationOptions } from '../federation-flags.js';
 import { UsageError } from '../usage.js';
 
-const help = `Usage: meshless probe URL --dir CERTS [--allow RULE]… [options]
+const help = `Usage: meshless probe URL --dir CERTS [--allow RULE]… [--federation TD=FILE…] [options]
 
 The first thing to run when a handshake fails. Connects to URL as a meshless client would
 (presenting the credential in CERTS, trusting only its bundle) and shows: the server's
@@ -18,6 +19,8 @@ accepts us; 1 with the MESHLESS_ERR_* code (or the network error) otherwise; 2 o
 
 Options:
   --dir DIR            our credential (any layout meshless recognises)
+${federationHelp.replace(/ {3}(a |a federated)/g, ' $1').trimEnd()}
+                       (a server of another trust domain needs its bundle)
   --allow RULE         rules the server's identity must pass (repeatable; default: not checked)
   --deny RULE          identities to refuse even when allowed (repeatable)
   --method PATH        gRPC method to call (default /grpc.health.v1.Health/Check); per-method
@@ -41,6 +44,7 @@ export const probeCommand: Command = {
       servername: { type: 'string' },
       timeout: { type: 'string' },
       json: { type: 'boolean' },
+      ...federationOptions,
     });
     if (values.help) {
       io.out(help);
@@ -73,7 +77,7 @@ export const probeCommand: Command = {
     const { loadDirCredential } = await import('../credential-dir.js');
     const { probe } = await import('../probe/probe.js');
     const { renderProbe } = await import('../probe/render.js');
-    const { credential, files } = await loadDirCredential(dir);
+    const { credential, files } = await loadDirCredential(dir, federationFlags(values));
     const servername = optionalString(values, 'servername');
     const report = await probe({ url, credential, bundleFile: files.ca, allow, deny, method, timeoutMs, ...(servername ? { servername } : {}) });
     io.out(values.json ? json(report) : renderProbe(report));

@@ -2,9 +2,10 @@ import { allowList, isMeshlessError } from '@meshless/core';
 import { optionalString, parseCommandLine, parseDuration, parsePort, positionalsExactly, requiredString, stringList } from '../args.js';
 import { exitCodes, type Command } from '../command.js';
 import { docLink } from '../docs.js';
+import { federationFlags, federationHelp, federationOptions, hasFederation } from '../federation-flags.js';
 import { UsageError } from '../usage.js';
 
-const help = `Usage: meshless serve --dir CERTS --allow RULE… [options]
+const help = `Usage: meshless serve --dir CERTS [--federation TD=FILE…] [--bundle-map FILE] --allow RULE… [options]
        meshless serve --workload-api [ADDRESS] --allow RULE… [options]
 
 A reference service with mutual TLS that rotates with its mount: run it to check a deployment
@@ -22,6 +23,8 @@ Options:
   --dir DIR              the mounted credential (tls.crt/tls.key/ca.crt, svid.pem…, istio, gke)
   --workload-api [ADDR]  instead of --dir: SVIDs from the SPIFFE Workload API at ADDR (else
                          SPIFFE_ENDPOINT_SOCKET), e.g. unix:///spiffe-workload-api/spire-agent.sock
+${federationHelp.trimEnd()}
+                         (with --dir; clients of another trust domain need its bundle)
   --allow RULE           which clients may call (repeatable; '*' = any client whose
                          certificate verifies; the rules: ${docLink('allow-list.md')})
   --deny RULE            refuse these clients even when an allow rule matches (repeatable)
@@ -50,6 +53,7 @@ export const serve: Command = {
       host: { type: 'string' },
       'drain-timeout': { type: 'string' },
       'log-level': { type: 'string' },
+      ...federationOptions,
     });
     if (values.help) {
       io.out(help);
@@ -60,6 +64,8 @@ export const serve: Command = {
     if (!workloadApi) positionalsExactly(positionals, []);
     if (workloadApi && values.dir !== undefined) throw new UsageError('give --dir or --workload-api, not both', 'dir');
     const dir = workloadApi ? undefined : requiredString(values, 'dir');
+    const federation = federationFlags(values);
+    if (workloadApi && hasFederation(federation)) throw new UsageError('--federation and --bundle-map go with --dir: the Workload API hands its own federated bundles', 'federation');
     const allow = stringList(values, 'allow');
     const deny = stringList(values, 'deny');
     if (allow.length === 0) throw new UsageError("--allow is required: say which clients may call (e.g. --allow 'spiffe://prod.example/ns/web/**', or --allow '*' for any verified client)", 'allow');
@@ -82,7 +88,7 @@ export const serve: Command = {
     const events = jsonLogger((line) => io.err(line), 'debug');
     const log = (at: 'info' | 'warn' | 'error', fields: object, msg: string) => events.event(at, fields, msg);
     const service = await startService({
-      ...(dir === undefined ? { workloadApi: positionals[0] === undefined ? {} : { address: positionals[0] } } : { dir }),
+      ...(dir === undefined ? { workloadApi: positionals[0] === undefined ? {} : { address: positionals[0] } } : { dir, federation }),
       allow,
       deny,
       ...(httpPort === undefined ? {} : { http: parsePort(httpPort, 'http') }),

@@ -1,4 +1,4 @@
-import { allowList, codes, identityOf, isMeshlessError, type Credential, type MeshlessErrorCode } from '@meshless/core';
+import { allowList, codes, identityOf, isMeshlessError, verifyPeer, type Credential, type MeshlessErrorCode } from '@meshless/core';
 import { summarize, type CertificateSummary } from '../inspect/report.js';
 import { grpcAnswer, httpAnswer, type ServerAnswer } from './answer.js';
 import { handshake, type Handshake } from './handshake.js';
@@ -74,6 +74,17 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   report.verified = first.authorized;
   if (first.authorizationError) report.verifyError = first.authorizationError;
   const leaf = first.chain[0];
+  // OpenSSL verified the chain to any of our bundles; a meshless client also wants it verified to
+  // the bundle of the trust domain the server's SPIFFE ID names (federation): ask the verifier.
+  let trustRefusal: { code: MeshlessErrorCode; reason: string } | undefined;
+  if (first.authorized && leaf) {
+    const check = verifyPeer({ leaf, intermediates: first.chain.slice(1) }, { credential, authorize: allowList('*'), now: Date.now(), who: 'server' });
+    if (!check.ok) {
+      trustRefusal = { code: check.error.code, reason: check.reason };
+      report.verified = false;
+      report.verifyError = check.reason;
+    }
+  }
   const peer = leaf ? identityOf(leaf) : undefined;
   if (peer) {
     report.server = { id: String(peer), dnsNames: [...peer.dnsNames], serialNumber: peer.serialNumber, notAfter: peer.notAfter.toISOString(), timeLeftMs: peer.notAfter.getTime() - now };
@@ -88,7 +99,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
 
   // Like a meshless client, send nothing to a server that is not trusted or not allowed: the
   // handshake alone shows who it is; asking it whether it accepts us would talk to an impostor.
-  const trusted = first.authorized && report.allow?.allowed !== false;
+  const trusted = report.verified === true && report.allow?.allowed !== false;
   let answer: ServerAnswer | undefined;
   if (trusted) {
     answer = grpc
@@ -101,7 +112,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   }
 
   const ticket = await first.session;
-  if (ticket && first.authorized) {
+  if (ticket && report.verified) {
     try {
       const second = await handshake(credential, { ...target, session: ticket });
       second.socket.destroy();
@@ -118,6 +129,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   if (!first.authorized) {
     return fail(codes.PEER_UNVERIFIED, `the server presented ${String(peer)}, whose chain does not verify to our bundle ${options.bundleFile} (${first.authorizationError}); it was issued by ${JSON.stringify(report.chain[report.chain.length - 1]?.issuer)}: trust that CA (during a CA rotation, both roots)`);
   }
+  if (trustRefusal !== undefined) return fail(trustRefusal.code, `the server presented ${String(peer)}: ${trustRefusal.reason}`);
   if (report.allow?.checked && !report.allow.allowed) {
     return fail(codes.PEER_DENIED, `the server presented ${String(peer)}, which --allow does not accept: ${report.allow.reason}`);
   }

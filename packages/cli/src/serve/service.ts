@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { channels, fileSource, type Credential, type FileSource, type Logger, type Peer, type Source } from '@meshless/core';
+import { channels, fileSource, type Credential, type FederationFiles, type FileSource, type Logger, type Peer, type Source } from '@meshless/core';
 import { serverCredentials, serverOptions, peerOf as grpcPeerOf } from '@meshless/grpc';
 import { createServer, peerOf as httpPeerOf, type MeshlessServer } from '@meshless/http';
 import { loadEcho, type WhoReply } from './echo-service.js';
@@ -14,6 +14,8 @@ export type EventLog = (level: 'info' | 'warn' | 'error', fields: { event: strin
 export interface ServiceOptions {
   /** Directory of the mounted credential (any layout fileSource recognises). */
   dir?: string;
+  /** With `dir`: federated bundle files (fileSource's `federation` / `bundleMap`). */
+  federation?: FederationFiles;
   /** Instead of `dir`: the SPIFFE Workload API (`address` undefined: SPIFFE_ENDPOINT_SOCKET). */
   workloadApi?: { address?: string };
   allow: string[];
@@ -57,7 +59,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const { log, logger } = options;
   const source: RunningService['source'] = options.workloadApi
     ? await (await import('@meshless/workload-api')).workloadApiSource({ ...options.workloadApi, logger })
-    : await fileSource({ dir: options.dir! }, { logger });
+    : await fileSource({ dir: options.dir!, ...options.federation }, { logger });
   // Which generation a served certificate belongs to, by serial: a connection keeps the
   // certificate of its handshake, so "served" is read from the connection, not the source.
   const generationOf = new Map<string, number>();
