@@ -82,7 +82,9 @@ describe('workloadApiSource under load: HTTP (createServer/createAgent) and gRPC
       }
     };
     const httpLoad = Promise.all(Array.from({ length: 4 }, httpLoop));
-    const grpcLoad = unaryLoad(grpcClient, { concurrency: 4, stop: () => stop, maxMs: 45_000 });
+    let grpcReplies = 0;
+    const grpcOk = () => grpcReplies;
+    const grpcLoad = unaryLoad(grpcClient, { concurrency: 4, stop: () => stop, maxMs: 45_000, onReply: () => grpcReplies++ });
 
     let lastServer = pki.server;
     let lastClient = pki.client;
@@ -104,10 +106,11 @@ describe('workloadApiSource under load: HTTP (createServer/createAgent) and gRPC
       await updated;
       if (side === 'server') lastServer = fresh;
       else lastClient = fresh;
-      // Let some load run on the new generation (bounded: a few hundred ms, or 30 more requests).
-      const target = httpOk + 30;
-      const until = Date.now() + 400;
-      while (httpOk < target && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      // Let load run on the new generation: 10 more requests of each protocol (bounded: 3 s).
+      const httpTarget = httpOk + 10;
+      const grpcTarget = grpcOk() + 10;
+      const until = Date.now() + 3000;
+      while ((httpOk < httpTarget || grpcOk() < grpcTarget) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
     }
     stop = true;
     await httpLoad;
@@ -115,7 +118,7 @@ describe('workloadApiSource under load: HTTP (createServer/createAgent) and gRPC
     console.log(`    workload-api load: ${ROTATIONS - refused} rotations + ${refused} refused message, ${httpOk} HTTP + ${grpcResult.ok} gRPC requests, ${httpFailures.length + grpcResult.failed} failed`);
     assert.deepEqual(httpFailures.slice(0, 5), [], `${httpFailures.length} HTTP requests failed`);
     assert.equal(grpcResult.failed, 0, grpcResult.errors.join('\n'));
-    assert.ok(httpOk > 50 && grpcResult.ok > 50, 'both protocols carried load');
+    assert.ok(httpOk > 60 && grpcResult.ok > 60, 'both protocols carried load through the rotations');
 
     assert.equal(serverSource.current().leaf.serialNumber, lastServer.serialNumber);
     assert.equal(clientSource.current().leaf.serialNumber, lastClient.serialNumber);

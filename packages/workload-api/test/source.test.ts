@@ -187,7 +187,7 @@ describe('workloadApiSource', function () {
       return true;
     });
     const took = Date.now() - started;
-    assert.ok(took >= 650 && took < 3000, `bounded by the timeout (${took} ms)`);
+    assert.ok(took >= 650 && took < 6000, `bounded by the timeout (${took} ms)`);
   });
 
   it('still denied at the deadline: the error says the workload is not registered', async () => {
