@@ -10,13 +10,16 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { metrics } from '@opentelemetry/api';
+import { parse as parseYaml } from 'yaml';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { fileSource, type FileSource } from '@meshless/core';
+import { fileSource, loadCredential, type FileSource } from '@meshless/core';
+import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { createServer, routePolicy, type MeshlessServer, type PeerRefusal } from '@meshless/http';
 import { createTestCA, kubernetesVolume, type IssuedCertificate, type TestCA } from '@meshless/testing';
 import { closeServer, get, listen, rawRequest, recordingLogger } from '../../packages/http/test/server-fixtures.js';
 import { root } from '../examples/helpers/processes.js';
+import { echoClient, startServer, unary, type Running } from '../../packages/grpc/test/helpers/harness.js';
 
 const TD = 'prod.example';
 const SERVER_ID = `spiffe://${TD}/ns/pay/sa/api`;
@@ -82,6 +85,7 @@ describe('metrics scraped by Prometheus (@opentelemetry/exporter-prometheus, rea
   let strict: MeshlessServer;
   let dryRun: MeshlessServer;
   let permissive: MeshlessServer;
+  let grpcServer: Running;
   const clients: Record<string, IssuedCertificate> = {};
   const refusals: PeerRefusal[] = [];
 
@@ -116,10 +120,12 @@ describe('metrics scraped by Prometheus (@opentelemetry/exporter-prometheus, rea
     dryRun = createServer({ source, allow: FRONTEND_ID, dryRun: true, logger: recordingLogger() }, (_req, res) => res.end('ok'));
     permissive = createServer({ source, allow: FRONTEND_ID, mode: 'permissive', logger: recordingLogger() }, (_req, res) => res.end('ok'));
     await Promise.all([listen(strict), listen(dryRun), listen(permissive)]);
+    grpcServer = await startServer(serverCredentials({ source, allow: FRONTEND_ID, logger: recordingLogger() }));
   });
 
   after(async () => {
     for (const server of [strict, dryRun, permissive]) if (server) await closeServer(server);
+    await grpcServer?.close();
     await source?.close();
     if (metricsServer) await new Promise((r) => metricsServer.close(r));
     await provider?.shutdown();
@@ -149,6 +155,14 @@ describe('metrics scraped by Prometheus (@opentelemetry/exporter-prometheus, rea
     const routeDenied = await get(port(strict), '/admin', clients.batch!);
     assert.equal(routeDenied.status, 403);
     assert.equal(refusals.length - before, 2, JSON.stringify(refusals.map((r) => r.failure)));
+    // gRPC: a caller the server credentials refuse (counted with protocol="grpc"), and a client
+    // refusing a server its rules do not allow (side="client").
+    const grpcDenied = echoClient(grpcServer.target, channelCredentials({ source: loadCredential(clients.batch!), allow: SERVER_ID }));
+    await assert.rejects(unary(grpcDenied, 'unary', {}), /PERMISSION_DENIED/);
+    grpcDenied.close();
+    const wrongServer = echoClient(grpcServer.target, channelCredentials({ source: loadCredential(clients.frontend!), allow: `spiffe://${TD}/ns/other/sa/api` }));
+    await assert.rejects(unary(wrongServer, 'unary', {}));
+    wrongServer.close();
     // A dry run lets the stranger in and counts it; a permissive server serves plaintext and counts it.
     assert.equal((await get(port(dryRun), '/', clients.stranger!)).status, 200);
     const plain = await new Promise<number>((resolve, reject) => http.get({ host: '127.0.0.1', port: port(permissive), path: '/' }, (res) => resolve(res.statusCode ?? 0)).on('error', reject));
@@ -175,6 +189,8 @@ describe('metrics scraped by Prometheus (@opentelemetry/exporter-prometheus, rea
     assert.ok(one('meshless_peer_refusals_total', { side: 'server', failure: 'denied' }) - 1 >= 1, 'the handshake denial');
     assert.ok(one('meshless_peer_refusals_total', { side: 'server', failure: 'unverified' }) >= 1, 'the client without a certificate');
     assert.ok(one('meshless_policy_would_deny_total') >= 1, 'the dry-run would-deny');
+    assert.ok(one('meshless_peer_refusals_total', { side: 'server', protocol: 'grpc', failure: 'denied' }) >= 1, 'the gRPC caller refused by serverCredentials');
+    assert.ok(one('meshless_peer_refusals_total', { side: 'client', protocol: 'grpc', failure: 'denied' }) >= 1, 'the gRPC server refused by channelCredentials');
     assert.ok(one('meshless_http_plaintext_requests_total', { side: 'server', outcome: 'served' }) >= 1, 'the plaintext request');
 
     // Stable names, bounded labels: only the documented keys, and never a peer's identity or serial.
@@ -199,6 +215,25 @@ describe('metrics scraped by Prometheus (@opentelemetry/exporter-prometheus, rea
     assert.deepEqual([...rows.keys()].sort(), Object.keys(METRIC_LABELS).sort());
     for (const [name, labels] of Object.entries(METRIC_LABELS)) {
       for (const label of labels) assert.ok(rows.get(name)!.includes(`\`${label}\``), `docs/observability.md: ${name} does not name its label ${label}`);
+    }
+  });
+
+  it('the sample alerts and Grafana queries of docs/observability.md use only documented metrics and labels', async () => {
+    const doc = await readFile(join(root, 'docs/observability.md'), 'utf8');
+    const yamlBlock = /```yaml\n([\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(yamlBlock, 'a yaml block of alert rules');
+    const rules = (parseYaml(yamlBlock) as { groups: { name: string; rules: { alert: string; expr: string }[] }[] }).groups.flatMap((g) => g.rules);
+    assert.ok(rules.some((r) => /expires|Expire/i.test(r.alert)) && rules.some((r) => /Reload/.test(r.alert)), rules.map((r) => r.alert).join(', '));
+    const queries = [...rules.map((r) => r.expr), ...[...doc.matchAll(/^\| [^|]+ \| `([^`]+)` \|$/gm)].map((m) => m[1]!)];
+    assert.ok(queries.length >= 10, `${queries.length} queries`);
+    const scrapeLabels = ['pod', 'instance', 'job'];
+    for (const query of queries) {
+      const labelKeys = new Set(Object.values(METRIC_LABELS).flat());
+      const names = [...query.matchAll(/\b(meshless_[a-z_]+)/g)].map((m) => m[1]!).filter((n) => !labelKeys.has(n));
+      assert.ok(names.length > 0, query);
+      for (const name of names) assert.ok(METRIC_LABELS[name], `${query}: ${name} is not a documented metric`);
+      const labels = [...query.matchAll(/by \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((l) => l.trim())).concat([...query.matchAll(/([a-z_]+)=~?"/g)].map((m) => m[1]!));
+      for (const label of labels) assert.ok(scrapeLabels.includes(label) || names.some((n) => METRIC_LABELS[n]!.includes(label)), `${query}: label ${label} is not one meshless sets`);
     }
   });
 });
