@@ -11,9 +11,9 @@ export class Backoff {
     readonly random: () => number = Math.random,
   ) {}
 
-  /** The next delay, in ms. */
-  next(): number {
-    const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.#attempt, 30));
+  /** The next delay, in ms (`capMs` lowers the cap for this one). */
+  next(capMs = this.maxMs): number {
+    const ceiling = Math.min(this.maxMs, capMs, this.initialMs * 2 ** Math.min(this.#attempt, 30));
     this.#attempt++;
     return Math.floor(this.random() * ceiling);
   }

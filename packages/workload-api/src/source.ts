@@ -35,6 +35,9 @@ export interface WorkloadApiSource extends Source {
   readonly connected: boolean;
 }
 
+/** Backoff cap while waiting for the first SVID. */
+const START_BACKOFF_CAP_MS = 5000;
+
 /** Codes the source never retries: the server will not answer otherwise. */
 const NOT_RETRIED = new Set<number>([grpc.status.INVALID_ARGUMENT, grpc.status.UNIMPLEMENTED]);
 
@@ -191,7 +194,9 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
     const delivered = this.#messagesThisCall;
     this.#messagesThisCall = 0;
     const retry = !NOT_RETRIED.has(end.code);
-    const retryInMs = retry ? this.#backoff.next() : undefined;
+    // Before the first SVID the cap is lower: a start that waits for its registration entry (or
+    // for the agent) notices it within seconds, well inside firstUpdateTimeoutMs.
+    const retryInMs = retry ? this.#backoff.next(this.#current === undefined ? START_BACKOFF_CAP_MS : undefined) : undefined;
     this.#streamEvents.add(1, { 'meshless.source': this.address, event: 'disconnected', 'rpc.grpc.status_code': end.codeName });
     workloadApiChannels.disconnected.publish({ source: this, address: this.address, code: end.codeName, details: end.details, retry, ...(retryInMs === undefined ? {} : { retryInMs }) });
     const fields = { source: this.address, status: end.codeName, details: end.details, messages: delivered, ...(retryInMs === undefined ? {} : { retryInMs }) };

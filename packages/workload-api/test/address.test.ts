@@ -52,6 +52,9 @@ describe('Backoff (capped exponential, full jitter)', () => {
     assert.deepEqual(ceilings, [100, 200, 400, 800, 1000, 1000]);
     b.reset();
     assert.equal(b.next(), 99);
+    const capped = new Backoff(100, 1000, () => 0.999999);
+    for (let i = 0; i < 5; i++) capped.next();
+    assert.equal(capped.next(300) + 1, 300, 'a lower cap for one retry (before the first SVID)');
     const low = new Backoff(100, 1000, () => 0);
     assert.equal(low.next(), 0, 'full jitter goes down to zero');
   });
