@@ -143,8 +143,9 @@ export class ConnectionRegistry {
   admit(req: IncomingMessage, res: ServerResponse): boolean {
     const connection = this.#bySocket.get(req.socket as TLSSocket);
     if (connection === undefined) return true;
-    if (connection.revoked === undefined && connection.notAfterMs <= Date.now()) this.#revokeExpired(connection);
-    if (connection.revoked !== undefined) {
+    const expired = connection.notAfterMs <= Date.now();
+    if (expired && connection.revoked === undefined) this.#revokeExpired(connection, false);
+    if (connection.revoked !== undefined || expired) {
       this.#refuse(connection, req, res);
       return false;
     }
@@ -180,14 +181,15 @@ export class ConnectionRegistry {
     this.#revoke(connection, reason);
   }
 
-  #revoke(connection: LiveConnection, reason: RevokeReason): void {
+  /** `endIfIdle` false: the caller writes a refusal first, then ends the connection itself. */
+  #revoke(connection: LiveConnection, reason: RevokeReason, endIfIdle = true): void {
     connection.revoked = reason;
     connection.retiring = reason;
     connection.closesBy = undefined;
     this.#clearTimer(connection);
     const socket = connection.socket;
     if (connection.inFlight === 0) {
-      endGracefully(socket);
+      if (endIfIdle) endGracefully(socket);
       return;
     }
     // The socket is still read, so that an in-flight request's body can arrive within the grace;
@@ -197,17 +199,25 @@ export class ConnectionRegistry {
   }
 
   /** The client certificate reached notAfter: revoke (reported already if a drain had begun). */
-  #revokeExpired(connection: LiveConnection): void {
+  #revokeExpired(connection: LiveConnection, endIfIdle = true): void {
     if (connection.socket.destroyed) return;
     const detail = `certificate of ${String(connection.peer)} expired at ${connection.peer.notAfter.toISOString()}`;
     if (connection.retiring !== 'certificate-expired' && !this.#mark(connection, 'certificate-expired', detail, undefined)) return;
-    this.#revoke(connection, 'certificate-expired');
+    this.#revoke(connection, 'certificate-expired', endIfIdle);
   }
 
   #refuse(connection: LiveConnection, req: IncomingMessage, res: ServerResponse): void {
-    const denied = connection.revoked === 'policy-changed';
+    const reason = connection.revoked ?? 'certificate-expired';
+    const denied = reason === 'policy-changed';
     const status = denied ? 403 : 401;
-    const code = denied ? codes.PEER_DENIED : connection.revoked === 'certificate-expired' ? codes.CERT_EXPIRED : codes.PEER_UNVERIFIED;
+    const code = denied ? codes.PEER_DENIED : reason === 'certificate-expired' ? codes.CERT_EXPIRED : codes.PEER_UNVERIFIED;
+    const socket = connection.socket;
+    if (!socket.writable) {
+      // Already ending (an idle connection revoked a moment ago): nothing more goes out, nothing is handled.
+      socket.destroy();
+      this.onRefusedRequest(connection, req, status, code);
+      return;
+    }
     const text = JSON.stringify({ error: denied ? 'forbidden' : 'unauthorized', code });
     // Answer without reading the body: the socket is not read any further.
     res.shouldKeepAlive = false;

@@ -209,6 +209,27 @@ describe('createServer: a retired connection gets no further request handled (is
     if (seen.length > 1) assert.match(conn.data(), /"code":"MESHLESS_ERR_PEER_DENIED"/);
   });
 
+  it('an Upgrade request behind a slow one on a revoked connection never reaches an upgrade listener', async () => {
+    const h = await start();
+    let upgrades = 0;
+    h.server.on('upgrade', (_req, socket) => {
+      upgrades++;
+      (socket as tls.TLSSocket).end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n');
+    });
+    const conn = await rawConnection(h.port, pki.batch);
+    conn.socket.write('GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await waitFor(() => h.handled.includes('/slow'), 3000, 'the slow request to reach its handler');
+    h.server.setAllow(FRONTEND_ID);
+    await waitFor(() => h.retirements.length === 1, 3000, 'the retirement');
+    conn.socket.write('GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n');
+    await new Promise((r) => setImmediate(r));
+    h.release();
+    await within(conn.closed, 5000, 'the retired connection to close');
+    assert.equal(upgrades, 0);
+    assert.deepEqual(h.handled, ['/slow']);
+    assert.doesNotMatch(conn.data(), /101 Switching/);
+  });
+
   it('the in-flight response of a revoked connection is cut after retireGraceMs (a stream stops flowing)', async () => {
     const source = new ManualSource(pki.server);
     let chunks = 0;
