@@ -25,7 +25,7 @@ export interface Unavailable {
   reason: string;
 }
 
-export type ServerKind = 'plaintext' | 'mtls' | 'meshless';
+export type ServerKind = 'plaintext' | 'mtls' | 'meshless' | 'meshless-permissive';
 export type LoadKind = 'plaintext' | 'sidecar' | 'mtls' | 'mtls-full' | 'pool' | 'pool-full' | 'meshless';
 
 const READY_MS = 60_000;
@@ -95,7 +95,7 @@ async function setUp(ctx: BenchContext, spec: TargetSpec, servers: ServerPool): 
       throw err;
     }
   }
-  if (spec.server === 'meshless' && ctx.meshless.server) throw new Unavailability('skipped', ctx.meshless.server);
+  if ((spec.server === 'meshless' || spec.server === 'meshless-permissive') && ctx.meshless.server) throw new Unavailability('skipped', ctx.meshless.server);
   if (spec.load === 'meshless' && ctx.meshless.agent) throw new Unavailability('skipped', ctx.meshless.agent);
   let shared = servers.get(spec.server);
   if (!shared) {

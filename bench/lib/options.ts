@@ -45,7 +45,7 @@ const usage = `usage: npm run bench [-- options]
   --warmup-ms N           warm-up before each measured window
   --measure-ms N          measured window per scenario, variant and round
   --only a,b              groups: ${groups.join(', ')}
-  --scenarios a,b         HTTP scenarios only: plaintext, pool, pool-full, mtls, mtls-full, meshless, meshless-server, stunnel, nginx
+  --scenarios a,b         HTTP scenarios only: plaintext, pool, pool-full, mtls, mtls-full, meshless, meshless-permissive, meshless-server, stunnel, nginx
   --memory-requests N     requests of the memory run (full 1,000,000)
   --memory-rotations N    rotations of the memory run, spread over the requests (full 1,000)
   --scale-connections N   idle keep-alive connections of the scale rows (full 10,000; capped by ulimit -n)

@@ -87,7 +87,9 @@ export async function runInterleaved(
 
 /** Baselines each scenario is compared with (paired by round). */
 const baselinesOf = (scenario: string): string[] =>
-  scenario === 'meshless' || scenario === 'mtls' || scenario === 'pool'
+  scenario === 'meshless-permissive'
+    ? ['meshless', 'mtls', 'pool']
+    : scenario === 'meshless' || scenario === 'mtls' || scenario === 'pool'
     ? ['plaintext', 'pool', 'pool-full', 'mtls', 'mtls-full', 'stunnel', 'nginx']
     : ['plaintext', 'pool', 'pool-full', 'mtls', 'mtls-full'];
 

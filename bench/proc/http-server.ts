@@ -1,4 +1,4 @@
-// An HTTP/1.1 server process for the bench: `--kind plaintext | mtls | meshless --certs <dir>`.
+// An HTTP/1.1 server process for the bench: `--kind plaintext | mtls | meshless | meshless-permissive --certs <dir>`.
 // Listens on 127.0.0.1 (port 0), answers GET / with 13 bytes and GET /64k with 64 KiB.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -48,13 +48,15 @@ if (kind === 'plaintext') {
     },
     respond,
   );
-} else if (kind === 'meshless') {
+} else if (kind === 'meshless' || kind === 'meshless-permissive') {
   if (!files) throw new Error('--certs is required');
   const loaded = await loadMeshlessHttp(['createServer']);
   if ('missing' in loaded) throw new Error(loaded.missing);
   source = new BenchSource(files.dir, 'server');
   peerOf = loaded.mod.peerOf;
-  server = loaded.mod.createServer!({ source, allow: [CLIENT_ID] }, respond);
+  // Permissive: the same server, also serving plaintext on its port (first-byte check per connection).
+  const mode = kind === 'meshless-permissive' ? { mode: 'permissive' } : {};
+  server = loaded.mod.createServer!({ source, allow: [CLIENT_ID], ...mode }, respond);
 } else {
   throw new Error(`unknown --kind ${kind}`);
 }

@@ -10,6 +10,7 @@ export const httpScenarios: TargetSpec[] = [
   { id: 'pool', label: 'hand-written mTLS, leanest: node:https requestCert ← bare undici Pool connect + checkServerIdentity', server: 'mtls', load: 'pool' },
   { id: 'mtls', label: 'hand-written mTLS: node:https requestCert ← undici Agent connect', server: 'mtls', load: 'mtls' },
   { id: 'meshless', label: 'meshless: createServer ← createAgent', server: 'meshless', load: 'meshless' },
+  { id: 'meshless-permissive', label: "meshless: createServer mode 'permissive' (mTLS + plaintext on one port) ← createAgent", server: 'meshless-permissive', load: 'meshless' },
   { id: 'meshless-server', label: 'meshless createServer ← hand-written bare undici Pool (server side alone)', server: 'meshless', load: 'pool' },
   { id: 'stunnel', label: 'sidecar pair: undici → stunnel → stunnel → node:http', server: 'stunnel', load: 'sidecar' },
   { id: 'nginx', label: 'sidecar pair: undici → nginx → nginx (ssl_verify_client on) → node:http', server: 'nginx', load: 'sidecar' },
