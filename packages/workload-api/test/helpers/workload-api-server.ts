@@ -68,6 +68,8 @@ export interface WorkloadApiServer {
   readonly headers: Array<string | undefined>;
   /** Number of FetchX509SVID calls received. */
   readonly calls: number;
+  /** When each call arrived (Date.now()), in order. */
+  readonly callTimes: number[];
   /** Streams open now. */
   readonly openStreams: number;
   /** Sets the state served to new calls and pushes it to every open stream. */
@@ -98,8 +100,10 @@ export async function startWorkloadApi(options: { requireHeader?: boolean; tcp?:
   let server: grpc.Server | undefined;
   const requireHeader = options.requireHeader ?? true;
 
+  const callTimes: number[] = [];
   const handler = (call: grpc.ServerWritableStream<unknown, X509SvidResponseWire>) => {
     calls++;
+    callTimes.push(Date.now());
     const header = call.metadata.get('workload.spiffe.io')[0];
     headers.push(header === undefined ? undefined : String(header));
     if (requireHeader && header !== 'true') {
@@ -147,6 +151,7 @@ export async function startWorkloadApi(options: { requireHeader?: boolean; tcp?:
     },
     socketPath,
     headers,
+    callTimes,
     get calls() {
       return calls;
     },
