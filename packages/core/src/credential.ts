@@ -7,6 +7,7 @@ import { identityOf } from './identity.js';
 import { trustDomainProblem } from './spiffe-id.js';
 import type { Peer } from './peer.js';
 import { certificatesToPem, describe, parseCertificates, toText, type PemOrigin } from './pem.js';
+import { parseSpiffeBundle } from './spiffe-bundle.js';
 
 /** One generation of own material: validated, immutable. */
 export interface Credential {
@@ -52,7 +53,8 @@ export interface Credential {
 
 /**
  * Federated trust bundles: trust domain (bare `partner.example` or `spiffe://partner.example`) →
- * PEM text, or certificates already parsed (an empty array: the trust domain revoked its keys).
+ * PEM text or a SPIFFE bundle (JWK Set JSON text; `{ "keys": [] }` revokes), or certificates
+ * already parsed (an empty array: the trust domain revoked its keys).
  */
 export type FederatedBundles =
   | ReadonlyMap<string, string | Buffer | readonly X509Certificate[]>
@@ -180,7 +182,8 @@ function federatedBundles(
       }
       certs = value as readonly X509Certificate[];
     } else {
-      certs = parseCertificates(value as string | Buffer, file === undefined ? { field: `federation[${td}]` } : { field: `federation[${td}]`, file });
+      // PEM certificates or a SPIFFE bundle (JWK Set), told apart by content; BUNDLE_INVALID otherwise.
+      certs = parseSpiffeBundle(value as string | Buffer, file === undefined ? { trustDomain: td } : { trustDomain: td, file }).x509Authorities;
     }
     for (const c of certs) {
       if (!c.ca) throw new MeshlessError(codes.BUNDLE_INVALID, `${where}: ${JSON.stringify(c.subject.replace(/\n/g, ', '))} in the bundle of ${td} is not a CA certificate`, file === undefined ? { field: 'federation' } : { file });

@@ -191,6 +191,17 @@ describe('parseBundleMap', function () {
     assert.equal(parseBundleMap('{"trust_domains":{}}').size, 0);
   });
 
+  it('loadCredential takes a federated bundle as PEM or SPIFFE bundle text; a bad one is BUNDLE_INVALID naming the trust domain', async () => {
+    const ca = await createTestCA({ trustDomain: 'prod.example' });
+    const issued = await ca.issue('spiffe://prod.example/ns/a/sa/b');
+    const cred = loadCredential({ ...issued, federation: { 'partner.example': formatSpiffeBundle([partner]), 'spiffe://other.example': partner2.toString(), 'gone.example': '{ "keys": [] }' } });
+    assert.deepEqual([...cred.bundles.keys()], ['gone.example', 'other.example', 'partner.example', 'prod.example']);
+    assert.equal(cred.bundles.get('partner.example')![0]!.fingerprint256, partner.fingerprint256);
+    assert.equal(cred.bundles.get('gone.example')!.length, 0);
+    expectInvalid(() => loadCredential({ ...issued, federation: { 'partner.example': 'garbage' } }), /SPIFFE bundle for trust domain partner\.example: is neither/);
+    expectInvalid(() => loadCredential({ ...issued, federation: { 'partner.example': '' } }), /for trust domain partner\.example: is empty/);
+  });
+
   it('formatBundleMap round-trips and feeds loadCredential\'s federation', async () => {
     const text = formatBundleMap({ 'spiffe://partner.example': [partner], 'other.example': [partner2] });
     assert.deepEqual(Object.keys((JSON.parse(text) as { trust_domains: object }).trust_domains), ['other.example', 'partner.example']);
