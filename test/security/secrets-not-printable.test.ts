@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import util from 'node:util';
+import { createPrivateKey } from 'node:crypto';
 import grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { request } from 'undici';
@@ -14,6 +15,8 @@ import { fileSource, loadCredential, staticSource, type Credential } from '@mesh
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { createAgent, createServer, type MeshlessServer } from '@meshless/http';
 import { createTestCA, kubernetesVolume, type TestCA } from '@meshless/testing';
+import { workloadApiSource } from '@meshless/workload-api';
+import { startWorkloadApi, svidOf } from '../../packages/workload-api/test/helpers/workload-api-server.js';
 import type { AddressInfo } from 'node:net';
 
 const TD = 'prod.example';
@@ -60,6 +63,14 @@ function keyTraces(keyPem: string): string[] {
 /** Certificates and bundles of the test: public text that may legitimately be printed. */
 const publicText: string[] = [];
 
+/** The key's private bytes as a Buffer of its PKCS#8 DER prints them (the Workload API sends DER). */
+function derTraces(keyPem: string): string[] {
+  const der = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' });
+  // Past the algorithm header, which every key of the type shares; within the 50 bytes inspect shows.
+  const secret = [...der.subarray(36, 48)];
+  return [secret.map((b) => b.toString(16).padStart(2, '0')).join(' '), secret.join(',')];
+}
+
 function assertNoKey(name: string, value: unknown, keyPem: string): void {
   const lines: string[] = [];
   const sink = new Writable({
@@ -78,7 +89,7 @@ function assertNoKey(name: string, value: unknown, keyPem: string): void {
     pino: lines.join(''),
   };
   for (const [how, text] of Object.entries(outputs)) {
-    for (const trace of keyTraces(keyPem)) {
+    for (const trace of [...keyTraces(keyPem), ...derTraces(keyPem)]) {
       assert.ok(!text.includes(trace), `${how}(${name}) contains the private key (${JSON.stringify(trace)})`);
     }
   }
@@ -113,6 +124,22 @@ describe('security: no object of the public API prints the private key (issue 12
       assertNoKey('fileSource.current()', source.current(), serverIssued.key);
     } finally {
       await source.close();
+    }
+  });
+
+  it('workloadApiSource (SVIDs arrive as DER from the Workload API)', async () => {
+    const api = await startWorkloadApi();
+    try {
+      api.push({ svids: [svidOf(serverIssued)] });
+      const source = await workloadApiSource({ address: api.address, logger: quiet, firstUpdateTimeoutMs: 5000 });
+      try {
+        assertNoKey('workloadApiSource', source, serverIssued.key);
+        assertNoKey('workloadApiSource.current()', source.current(), serverIssued.key);
+      } finally {
+        await source.close();
+      }
+    } finally {
+      await api.close();
     }
   });
 
