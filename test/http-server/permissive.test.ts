@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import diagnostics_channel from 'node:diagnostics_channel';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { channels, isDryRunDecision } from '@meshless/core';
 import type { MeshlessServer, PeerRefusal, PlaintextRequest } from '@meshless/http';
 import { createServer, peerOf } from '@meshless/http';
@@ -113,6 +114,29 @@ describe('createServer({ mode: "permissive" }): mTLS and plaintext on one port',
     const tls = await get(port, '/private', { ...files.pki.frontend });
     assert.equal(tls.status, 200);
     assert.equal(tls.body, `private ${FRONTEND_ID}\n`);
+  });
+
+  it('applies headersTimeout to plaintext connections too (a slow plaintext client gets 408 and is closed)', async () => {
+    const slow = createServer({ source: files.pki.server, allow: FRONTEND_ID, mode: 'permissive', logger: recordingLogger(), connectionsCheckingInterval: 100 }, (_req, res) => res.end('x'));
+    slow.headersTimeout = 300;
+    slow.requestTimeout = 300;
+    try {
+      const slowPort = await listen(slow);
+      const started = Date.now();
+      const reply = await new Promise<string>((resolve, reject) => {
+        let data = '';
+        const socket = net.connect(slowPort, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\n'));
+        socket.setEncoding('utf8');
+        socket.on('data', (d: string) => (data += d));
+        socket.on('close', () => resolve(data));
+        socket.on('error', reject);
+        setTimeout(() => socket.destroy(new Error('still open after 5 s')), 5_000).unref();
+      });
+      assert.match(reply, /^HTTP\/1\.1 408/);
+      assert.ok(Date.now() - started < 3_000);
+    } finally {
+      await closeServer(slow);
+    }
   });
 
   it('logs plaintext callers at most once a minute per address, and counts every request', async () => {

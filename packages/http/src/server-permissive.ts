@@ -96,7 +96,12 @@ export class PermissiveListener {
     this.server.removeListener('connection', tlsListener);
     this.#tlsListener = tlsListener;
     this.server.on('connection', (socket: Socket) => this.#onConnection(socket));
-    const plain = http.createServer();
+    // Same connection checks as the https server (headersTimeout, requestTimeout): Node runs them
+    // from an interval it starts on 'listening'; this internal server never listens itself.
+    const interval = (this.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval;
+    const plain = http.createServer(interval === undefined ? {} : { connectionsCheckingInterval: interval });
+    plain.emit('listening');
+    this.server.once('close', () => plain.close());
     plain.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     plain.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       if (this.#mode === 'strict' || this.server.listenerCount('upgrade') === 0) socket.destroy();
