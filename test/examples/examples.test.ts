@@ -3,8 +3,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestCA, kubernetesVolume, type TestCA } from '@meshless/testing';
-import { ensureBuilt, exitWithin, root, startNode, stop, waitFor, type Child } from './helpers/processes.js';
+import { createTestCA, kubernetesVolume, type TestCA, waitFor } from '@meshless/testing';
+import { ensureBuilt, exitWithin, root, startNode, stop, type Child } from './helpers/processes.js';
 
 const TD = 'prod.example';
 const ID = { payments: `spiffe://${TD}/ns/shop/sa/payments`, orders: `spiffe://${TD}/ns/shop/sa/orders`, web: `spiffe://${TD}/ns/web/sa/frontend` };

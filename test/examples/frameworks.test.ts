@@ -12,9 +12,9 @@ import { channelCredentials } from '@meshless/grpc';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestCA, kubernetesVolume, type IssuedCertificate, type TestCA } from '@meshless/testing';
+import { createTestCA, type IssuedCertificate, kubernetesVolume, type TestCA, waitFor } from '@meshless/testing';
 import { get } from '../../packages/http/test/server-fixtures.js';
-import { ensureBuilt, root, startNode, stop, waitFor, type Child } from './helpers/processes.js';
+import { ensureBuilt, root, startNode, stop, type Child } from './helpers/processes.js';
 
 const TD = 'prod.example';
 const ID = {

@@ -5,10 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileSource } from '@meshless/core';
 import { createAgent } from '@meshless/http';
-import { createTestCA, kubernetesVolume } from '@meshless/testing';
+import { createTestCA, kubernetesVolume, waitFor } from '@meshless/testing';
 import { request } from 'undici';
 import { JsonChild } from '../helpers/child.js';
-import { waitFor } from '../helpers/wait.js';
 
 // The server process is killed and restarted under client load: the client's pool recovers by
 // itself; requests fail only during the gap, each with a clear error.

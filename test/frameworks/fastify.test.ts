@@ -5,8 +5,9 @@ import Fastify from 'fastify';
 import { channels } from '@meshless/core';
 import { meshless, requirePeer, serverFactory } from '@meshless/http/fastify';
 import type { MeshlessServer, PeerRefusal } from '@meshless/http';
-import { get, keepAliveAgent, recordingLogger } from '../../packages/http/test/server-fixtures.js';
+import { get, keepAliveAgent } from '../../packages/http/test/server-fixtures.js';
 import { ADMIN_ALLOW, BATCH_ID, FRONTEND_ID, SERVER_ALLOW, conformance, createFrameworkPki, type Pkis } from './conformance.js';
+import { recordingLogger } from '@meshless/testing';
 
 async function startFastify(pki: Pkis, routes: 'config' | 'hook') {
   let handled = 0;

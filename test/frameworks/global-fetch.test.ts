@@ -6,8 +6,8 @@ import https from 'node:https';
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
 import { codes, isMeshlessError, silentLogger } from '@meshless/core';
 import { createAgent, createServer, peerOf, type MeshlessServer } from '@meshless/http';
-import { createTestCA, type TestCA } from '@meshless/testing';
-import { CLIENT_ID, ManualSource, SERVER_ID, TD, credentialFor, rejectionOf } from '../../packages/http/test/client-fixtures.js';
+import { createTestCA, manualSource, type ManualSource, type TestCA } from '@meshless/testing';
+import { CLIENT_ID, SERVER_ID, TD, credentialFor, rejectionOf } from '../../packages/http/test/client-fixtures.js';
 import { closeServer, listen } from '../../packages/http/test/server-fixtures.js';
 
 describe(`Node ${process.versions.node} built-in fetch (bundled undici ${process.versions.undici}) through setGlobalDispatcher(createAgent(...))`, function () {
@@ -26,7 +26,7 @@ describe(`Node ${process.versions.node} built-in fetch (bundled undici ${process
       res.end(JSON.stringify({ peer: peer.spiffeId, serial: peer.serialNumber }));
     });
     origin = `https://localhost:${await listen(server)}`;
-    clientSource = new ManualSource(await credentialFor(ca, CLIENT_ID));
+    clientSource = manualSource(await credentialFor(ca, CLIENT_ID));
     previous = getGlobalDispatcher();
   });
   afterEach(() => setGlobalDispatcher(previous));

@@ -7,8 +7,9 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import Koa from 'koa';
 import type { Peer, Rules } from '@meshless/core';
 import { createServer, peerOf, routePolicy, type MeshlessServer, type PeerRefusal } from '@meshless/http';
-import { closeServer, recordingLogger } from '../../packages/http/test/server-fixtures.js';
+import { closeServer } from '../../packages/http/test/server-fixtures.js';
 import { ADMIN_ALLOW, SERVER_ALLOW, conformance } from './conformance.js';
+import { recordingLogger } from '@meshless/testing';
 
 // --- Koa recipe ---------------------------------------------------------------------------
 const koaRequirePeer = (rules: Rules): Koa.Middleware => {

@@ -8,11 +8,11 @@ import grpc from '@grpc/grpc-js';
 import { loadCredential } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import type { IssuedCertificate } from '@meshless/testing';
-import { captureLogger } from '../../packages/grpc/test/helpers/capture-logger.js';
 import { handlerRuns } from '../../packages/grpc/test/helpers/echo-service.js';
 import { echoClient, failure, serverStream, startServer, unary, type Running } from '../../packages/grpc/test/helpers/harness.js';
 import { CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from '../../packages/grpc/test/helpers/pki.js';
 import { JsonChild } from '../helpers/child.js';
+import { recordingLogger } from '@meshless/testing';
 
 const PYTHON = '/usr/bin/python3';
 const here = dirname(fileURLToPath(import.meta.url));
@@ -71,9 +71,9 @@ describe('@meshless/grpc interop with Python grpcio', function () {
 
   describe('a Python client against the SDK server', () => {
     let running: Running;
-    let logger: ReturnType<typeof captureLogger>;
+    let logger: ReturnType<typeof recordingLogger>;
     beforeEach(async () => {
-      logger = captureLogger();
+      logger = recordingLogger();
       running = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: CLIENT_ID, logger }));
       cleanups.push(() => running.close());
     });
@@ -98,7 +98,7 @@ describe('@meshless/grpc interop with Python grpcio', function () {
       assert.equal(r.code, 'PERMISSION_DENIED');
       assert.match(r.details!, new RegExp(`${DENIED_ID} is not allowed`));
       assert.equal(handlerRuns.count, before);
-      assert.equal(logger.at('warn')[0]?.fields.peer, DENIED_ID);
+      assert.equal(logger.at('warn')[0]?.obj.peer, DENIED_ID);
     });
 
     it('is refused during the handshake with a certificate from another CA', async () => {
@@ -121,7 +121,7 @@ describe('@meshless/grpc interop with Python grpcio', function () {
     });
 
     function client(allow: string, issued = pki.client) {
-      const logger = captureLogger();
+      const logger = recordingLogger();
       const c = echoClient(target, channelCredentials({ source: loadCredential(issued), allow, logger }));
       cleanups.push(() => c.close());
       return { c, logger };
@@ -142,14 +142,14 @@ describe('@meshless/grpc interop with Python grpcio', function () {
       const { c, logger } = client(`spiffe://${TD}/ns/app/sa/someone-else`);
       const err = await failure(unary(c, 'unary', {}));
       assert.equal(err.code, grpc.status.UNAVAILABLE);
-      assert.equal(logger.at('warn')[0]?.fields.peer, SERVER_ID);
+      assert.equal(logger.at('warn')[0]?.obj.peer, SERVER_ID);
       assert.equal(server.events.filter((e) => e.call !== undefined).length, 0, 'no call reached the Python server');
     });
 
     it('is refused by the Python server when it presents a certificate from a CA that server does not trust', async () => {
       // Our bundle trusts both CAs (so the Python server verifies for us); our leaf comes from the other one.
       const source = loadCredential({ cert: pki.otherCaClient.cert, key: pki.otherCaClient.key, ca: pki.otherCa.bundle + pki.ca.bundle });
-      const c = echoClient(target, channelCredentials({ source, allow: SERVER_ID, logger: captureLogger() }));
+      const c = echoClient(target, channelCredentials({ source, allow: SERVER_ID, logger: recordingLogger() }));
       cleanups.push(() => c.close());
       assert.equal((await failure(unary(c, 'unary', {}))).code, grpc.status.UNAVAILABLE);
       assert.equal(server.events.filter((e) => e.call !== undefined).length, 0, 'no call reached the Python server');

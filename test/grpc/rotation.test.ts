@@ -2,12 +2,10 @@ import assert from 'node:assert/strict';
 import grpc from '@grpc/grpc-js';
 import { codes, isMeshlessError, type MeshlessError, type Peer } from '@meshless/core';
 import { channelCredentials, serverCredentials, serverOptions } from '@meshless/grpc';
-import { createTestCA } from '@meshless/testing';
-import { captureLogger } from '../../packages/grpc/test/helpers/capture-logger.js';
+import { createTestCA, recordingLogger, waitFor } from '@meshless/testing';
 import { handlerRuns } from '../../packages/grpc/test/helpers/echo-service.js';
 import { echoClient, failure, serverStream, startServer, unary, type Running } from '../../packages/grpc/test/helpers/harness.js';
 import { CLIENT_ID, SERVER_ID, TD, createPki, type Pki } from '../../packages/grpc/test/helpers/pki.js';
-import { waitFor } from '../helpers/wait.js';
 import { unaryLoad } from './load.js';
 import { mount, type Mounted } from './volume.js';
 
@@ -19,7 +17,7 @@ function recordingChannel(source: Mounted['source'], seen: string[]) {
       seen.push(peer.serialNumber);
       return peer.spiffeId === SERVER_ID;
     },
-    logger: captureLogger(),
+    logger: recordingLogger(),
   });
 }
 
@@ -40,7 +38,7 @@ describe('@meshless/grpc rotation (fileSource on a Kubernetes-style volume)', fu
     cleanups.push(() => serverMount.close());
     const clientMount = await mount(pki.client);
     cleanups.push(() => clientMount.close());
-    const logger = captureLogger();
+    const logger = recordingLogger();
     const running: Running = await startServer(serverCredentials({ source: serverMount.source, allow: CLIENT_ID, logger }), serverOpts);
     cleanups.push(() => running.close());
     const seen: string[] = [];
@@ -137,7 +135,7 @@ describe('@meshless/grpc rotation (fileSource on a Kubernetes-style volume)', fu
     cleanups.push(() => oldMount.close());
     const newMount = await mount(clientOnCa2, bothRoots);
     cleanups.push(() => newMount.close());
-    const logger = captureLogger();
+    const logger = recordingLogger();
     const running = await startServer(serverCredentials({ source: serverMount.source, allow: CLIENT_ID, logger, retireGraceMs: 5000 }));
     cleanups.push(() => running.close());
     const onOldCa = echoClient(running.target, recordingChannel(oldMount.source, []));
@@ -162,12 +160,12 @@ describe('@meshless/grpc rotation (fileSource on a Kubernetes-style volume)', fu
     assert.equal((await stream).length, 30, 'the stream of the client that still verifies was not cut');
     assert.equal((await unary(onNewCa, 'unary', {})).serial, clientOnCa2.serialNumber);
     const change = logger.at('info').find((l) => /trust bundle changed/.test(l.msg));
-    assert.ok(change, JSON.stringify(logger.lines));
-    assert.equal(change.fields.retired, 1);
-    const refusal = logger.at('warn').find((l) => l.fields.failure === 'unverified');
+    assert.ok(change, JSON.stringify(logger.entries));
+    assert.equal(change.obj.retired, 1);
+    const refusal = logger.at('warn').find((l) => l.obj.failure === 'unverified');
     assert.ok(refusal, 'the refused connection was logged');
-    assert.equal(refusal.fields.peer, CLIENT_ID);
-    assert.equal(refusal.fields.serialNumber, pki.client.serialNumber);
-    assert.match(String(refusal.fields.reason), /does not verify to the trust bundle of/);
+    assert.equal(refusal.obj.peer, CLIENT_ID);
+    assert.equal(refusal.obj.serialNumber, pki.client.serialNumber);
+    assert.match(String(refusal.obj.reason), /does not verify to the trust bundle of/);
   });
 });

@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls, { type TLSSocket } from 'node:tls';
-import { waitFor } from '../../packages/http/test/client-fixtures.js';
+import { waitFor } from '@meshless/testing';
 
 export const NGINX = '/usr/sbin/nginx';
 

@@ -4,10 +4,10 @@
 // request (headers or body).
 import assert from 'node:assert/strict';
 import { codes, isMeshlessError, privateKeyPem, silentLogger } from '@meshless/core';
-import { createTestCA } from '@meshless/testing';
+import { createTestCA, waitFor } from '@meshless/testing';
 import { request } from 'undici';
 import { createAgent, type MeshlessAgent, type ServerRefused } from '@meshless/http';
-import { SERVER_ID, TD, createClientPki, rejectionOf, startServer, waitFor, type ClientPki, type TestServer } from '../../packages/http/test/client-fixtures.js';
+import { SERVER_ID, TD, createClientPki, rejectionOf, startServer, type ClientPki, type TestServer } from '../../packages/http/test/client-fixtures.js';
 import { startTlsProxy, type TlsProxy } from './fixtures.js';
 
 const BODY = 'card=4111111111111111&amount=100';

@@ -6,7 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { silentLogger } from '@meshless/core';
 import { request } from 'undici';
 import { createAgent, createServer, peerOf, peerOfResponse, type MeshlessAgent, type MeshlessServer, type PeerRefusal, type ServerAllowed } from '@meshless/http';
-import { CLIENT_ID, ManualSource, SERVER_ID, TD, closeServer, createClientPki, credentialFor, rejectionOf, type ClientPki } from '../../packages/http/test/client-fixtures.js';
+import { CLIENT_ID, SERVER_ID, TD, closeServer, createClientPki, credentialFor, rejectionOf, type ClientPki } from '../../packages/http/test/client-fixtures.js';
+import { manualSource, type ManualSource } from '@meshless/testing';
 
 describe('http client against the meshless server (createServer)', function () {
   let pki: ClientPki;
@@ -76,7 +77,7 @@ describe('http client against the meshless server (createServer)', function () {
   });
 
   it('a client rotation: the server sees the new certificate on the next request', async function () {
-    const source = new ManualSource(pki.client);
+    const source = manualSource(pki.client);
     agent = createAgent({ source, allow: SERVER_ID, logger: silentLogger });
     const first = await request(`${origin}/`, { dispatcher: agent });
     assert.equal(await first.body.text(), pki.client.identity.serialNumber);

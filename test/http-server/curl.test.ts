@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import type { MeshlessServer, PeerRefusal } from '@meshless/http';
 import { createServer, peerOf } from '@meshless/http';
-import { FRONTEND_ID, closeServer, listen, recordingLogger, waitFor } from '../../packages/http/test/server-fixtures.js';
+import { FRONTEND_ID, closeServer, listen } from '../../packages/http/test/server-fixtures.js';
 import { pkiFiles, type ClientFiles, type PkiFiles } from './pki-files.js';
 import { hasTool, run, type Run } from './tools.js';
+import { recordingLogger, waitFor } from '@meshless/testing';
 
 describe('createServer with curl as the client', function () {
   let files: PkiFiles;

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import type { MeshlessServer, PeerRefusal } from '@meshless/http';
 import { createServer } from '@meshless/http';
-import { FRONTEND_ID, ManualSource, closeServer, listen, recordingLogger, serverCredential, waitFor } from '../../packages/http/test/server-fixtures.js';
+import { FRONTEND_ID, closeServer, listen, serverCredential } from '../../packages/http/test/server-fixtures.js';
 import { pkiFiles, type ClientFiles, type PkiFiles } from './pki-files.js';
 import { hasTool, run, type Run } from './tools.js';
+import { manualSource, type ManualSource, recordingLogger, waitFor } from '@meshless/testing';
 
 const REQUEST = 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n';
 
@@ -22,7 +23,7 @@ describe('createServer with openssl s_client as the client', function () {
     files = await pkiFiles();
     handled = 0;
     refusals = [];
-    source = new ManualSource(files.pki.server);
+    source = manualSource(files.pki.server);
     server = createServer({ source, allow: FRONTEND_ID, logger: recordingLogger() }, (_req, res) => {
       handled++;
       res.end('served\n');

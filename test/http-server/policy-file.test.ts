@@ -5,8 +5,8 @@ import path from 'node:path';
 import { policyFile, type PolicyFile } from '@meshless/core';
 import type { MeshlessServer, PeerRetirement } from '@meshless/http';
 import { createServer, peerOf } from '@meshless/http';
-import { kubernetesVolume, type KubernetesVolume } from '@meshless/testing';
-import { BATCH_ID, FRONTEND_ID, closeServer, createPki, get, keepAliveAgent, listen, recordingLogger, waitFor, type Pki } from '../../packages/http/test/server-fixtures.js';
+import { kubernetesVolume, type KubernetesVolume, recordingLogger, waitFor } from '@meshless/testing';
+import { BATCH_ID, FRONTEND_ID, closeServer, createPki, get, keepAliveAgent, listen, type Pki } from '../../packages/http/test/server-fixtures.js';
 
 describe('createServer({ allow: policyFile(…) }): policy from a ConfigMap-style mount', function () {
   let pki: Pki;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
-import { createTestCA } from '@meshless/testing';
+import { createTestCA, manualSource, type ManualSource, recordingLogger, waitFor } from '@meshless/testing';
 import { createServer, type MeshlessServer, type PeerRefusal, type PeerRetirement } from '@meshless/http';
-import { FRONTEND_ID, ManualSource, TD, closeServer, createPki, listen, nextEvent, recordingLogger, serverCredential, waitFor, type Pki } from '../../packages/http/test/server-fixtures.js';
+import { FRONTEND_ID, TD, closeServer, createPki, listen, nextEvent, serverCredential, type Pki } from '../../packages/http/test/server-fixtures.js';
 
 /**
  * A minimal keep-alive HTTP/1.1 client on one TLS connection (Node's tls client, session reuse
@@ -56,7 +56,7 @@ describe('createServer: TLS session resumption across a CA rotation (Node tls cl
     handled = 0;
     refusals = [];
     retirements = [];
-    source = new ManualSource(pki.server);
+    source = manualSource(pki.server);
     server = createServer({ source, allow: FRONTEND_ID, logger: recordingLogger() }, (_req, res) => {
       handled++;
       res.end('ok');

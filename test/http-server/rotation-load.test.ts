@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import type { TLSSocket } from 'node:tls';
 import { Pool, buildConnector } from 'undici';
 import { fileSource, type FileSource } from '@meshless/core';
-import { kubernetesVolume, type IssuedCertificate } from '@meshless/testing';
+import { type IssuedCertificate, kubernetesVolume, recordingLogger, waitFor } from '@meshless/testing';
 import { createServer, type MeshlessServer, type PeerRetirement } from '@meshless/http';
-import { FRONTEND_ID, SERVER_ID, closeServer, createPki, listen, recordingLogger, waitFor, type Pki } from '../../packages/http/test/server-fixtures.js';
+import { FRONTEND_ID, SERVER_ID, closeServer, createPki, listen, type Pki } from '../../packages/http/test/server-fixtures.js';
 
 const DURATION_MS = 8_000;
 const CLIENTS = 24;

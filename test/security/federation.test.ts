@@ -7,10 +7,9 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { codes, isMeshlessError, loadCredential, type Credential, type FederatedBundles } from '@meshless/core';
 import { createAgent, createServer, type MeshlessServer, type PeerRefusal, type PeerRetirement } from '@meshless/http';
-import { createTestCA, manualSource, type IssuedCertificate, type ManualSource, type TestCA } from '@meshless/testing';
+import { createTestCA, type IssuedCertificate, manualSource, type ManualSource, type TestCA, twoTrustDomains, type TwoTrustDomains, waitFor } from '@meshless/testing';
 import { request } from 'undici';
 import { hasTool, run } from '../http-server/tools.js';
-import { waitFor } from '../helpers/wait.js';
 
 // Two trust domains, each with its own CA. A peer's chain is checked only against the bundle of
 // the trust domain its own SPIFFE ID names: the partner CA can vouch for partner identities, never
@@ -27,6 +26,7 @@ describe('security: federation — every peer checked against its own trust doma
   this.timeout(30_000);
   let prod: TestCA;
   let partner: TestCA;
+  let federationOf: TwoTrustDomains['federationOf'];
   let serverCert: IssuedCertificate;
   let source: ManualSource;
   let server: MeshlessServer;
@@ -41,7 +41,7 @@ describe('security: federation — every peer checked against its own trust doma
     loadCredential({ ...serverCert, ca, ...(federation ? { federation } : {}) }, { generation });
 
   before(async () => {
-    [prod, partner] = await Promise.all([createTestCA({ trustDomain: PROD }), createTestCA({ trustDomain: PARTNER })]);
+    ({ home: prod, partner, federationOf } = await twoTrustDomains({ home: PROD, partner: PARTNER }));
     [serverCert, partnerClient, forgedClient] = await Promise.all([
       prod.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] }),
       partner.issue(PARTNER_CLIENT),
@@ -53,7 +53,7 @@ describe('security: federation — every peer checked against its own trust doma
     handled = [];
     refusals = [];
     retired = [];
-    source = manualSource(serverCredential({ [PARTNER]: partner.bundle }));
+    source = manualSource(serverCredential(federationOf(prod)));
     server = createServer({ source, allow: [`spiffe://${PROD}/**`, `spiffe://${PARTNER}/**`], logger: silent }, (req, res) => {
       handled.push(req.url ?? '');
       res.end('ok');
@@ -184,13 +184,13 @@ describe('security: federation — the client checks the server against its own 
   this.timeout(30_000);
 
   it('accepts a partner server, refuses a server claiming our trust domain with the partner CA, on full and resumed connections', async () => {
-    const [prod, partner] = await Promise.all([createTestCA({ trustDomain: PROD }), createTestCA({ trustDomain: PARTNER })]);
+    const { home: prod, partner, federationOf } = await twoTrustDomains({ home: PROD, partner: PARTNER });
     const partnerServer = await partner.issue({ spiffeId: `spiffe://${PARTNER}/ns/pay/sa/api`, dnsNames: ['localhost'] });
     const forgedServer = await partner.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
-    const client = loadCredential({ ...(await prod.issue(`spiffe://${PROD}/ns/web/sa/frontend`)), federation: { [PARTNER]: partner.bundle } });
+    const client = loadCredential({ ...(await prod.issue(`spiffe://${PROD}/ns/web/sa/frontend`)), federation: federationOf(prod) });
     const servers: MeshlessServer[] = [];
     const start = async (issued: IssuedCertificate): Promise<string> => {
-      const s = createServer({ source: loadCredential({ ...issued, federation: { [PROD]: prod.bundle } }), allow: `spiffe://${PROD}/**`, logger: silent }, (_req, res) => res.end('ok'));
+      const s = createServer({ source: loadCredential({ ...issued, federation: federationOf(partner) }), allow: `spiffe://${PROD}/**`, logger: silent }, (_req, res) => res.end('ok'));
       servers.push(s);
       s.listen(0, '127.0.0.1');
       await once(s, 'listening');

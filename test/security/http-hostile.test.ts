@@ -4,8 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { loadCredential, type Logger } from '@meshless/core';
 import { createServer, type MeshlessServer, type PeerRefusal } from '@meshless/http';
-import { createTestCA, type TestCA } from '@meshless/testing';
-import { waitFor } from '../helpers/wait.js';
+import { createTestCA, type TestCA, waitFor } from '@meshless/testing';
 
 // Hostile peers against the HTTP server: each is refused with a coded, logged reason, and the
 // request handler never runs for it.

@@ -1,39 +1,16 @@
 import assert from 'node:assert/strict';
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { loadCredential, type Credential, type Source, type SourceEvents } from '@meshless/core';
+import { loadCredential } from '@meshless/core';
 import { createServer, type MeshlessServer, type PeerRefusal } from '@meshless/http';
-import { createTestCA } from '@meshless/testing';
-import { waitFor } from '../helpers/wait.js';
+import { createTestCA, manualSource, waitFor, type ManualSource } from '@meshless/testing';
 
 // A TLS session resumed after a trust change must be checked again: Node restores the stored
 // verdict (authorized: true) and skips identity checks on resumption.
 
 const TD = 'prod.example';
 const silent = { error() {}, warn() {}, info() {}, debug() {} };
-
-/** A Source the test rotates by hand. */
-class ManualSource extends EventEmitter<SourceEvents> implements Source {
-  constructor(private credential: Credential) {
-    super();
-  }
-  current(): Credential {
-    return this.credential;
-  }
-  set(next: Credential): void {
-    const previous = this.credential;
-    this.credential = next;
-    this.emit('update', next, previous);
-  }
-  health() {
-    return { state: 'fresh' as const, notAfter: this.credential.notAfter, generation: this.credential.generation, lastReloadAt: new Date() };
-  }
-  async reload(): Promise<Credential> {
-    return this.credential;
-  }
-  async close(): Promise<void> {}
-}
 
 describe('security: resumption after a trust change', function () {
   this.timeout(30_000);
@@ -47,7 +24,7 @@ describe('security: resumption after a trust change', function () {
 
   beforeEach(async () => {
     ca = await createTestCA({ trustDomain: TD });
-    source = new ManualSource(loadCredential(await ca.issue({ spiffeId: `spiffe://${TD}/ns/pay/sa/api`, dnsNames: ['localhost'] })));
+    source = manualSource(loadCredential(await ca.issue({ spiffeId: `spiffe://${TD}/ns/pay/sa/api`, dnsNames: ['localhost'] })));
     client = await ca.issue(`spiffe://${TD}/ns/orders/sa/web`);
     refusals.length = 0;
     handled = 0;

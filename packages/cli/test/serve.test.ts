@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { request, Agent } from 'undici';
 import { loadCredential, privateKeyPem } from '@meshless/core';
-import { createTestCA, kubernetesVolume, type KubernetesVolume, type TestCA } from '@meshless/testing';
+import { createTestCA, kubernetesVolume, type KubernetesVolume, type TestCA, waitFor } from '@meshless/testing';
 import { loadEcho, type WhoReply } from '../src/serve/echo-service.js';
-import { ensureBuilt, runCli, startCli, tempDir, waitFor, type RunningCli } from './helpers/cli.js';
+import { ensureBuilt, runCli, startCli, tempDir, type RunningCli } from './helpers/cli.js';
 
 const SERVER = 'spiffe://prod.example/ns/pay/sa/api';
 const CLIENT = 'spiffe://prod.example/ns/web/sa/front';

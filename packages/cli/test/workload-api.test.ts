@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { request, Agent } from 'undici';
 import { loadCredential, privateKeyPem } from '@meshless/core';
-import { createTestCA, type TestCA } from '@meshless/testing';
+import { createTestCA, type TestCA, waitFor } from '@meshless/testing';
 import { pemToDer, startWorkloadApi, svidOf, type WorkloadApiServer } from '../../workload-api/test/helpers/workload-api-server.js';
-import { runCli, startCli, waitFor, type RunningCli } from './helpers/cli.js';
+import { runCli, startCli, type RunningCli } from './helpers/cli.js';
 
 const SERVER = 'spiffe://prod.example/ns/pay/sa/api';
 const CLIENT = 'spiffe://prod.example/ns/web/sa/front';

@@ -12,11 +12,10 @@ import {
   type Credential,
   type FileSource,
   type FileSourceLocation,
-  type Logger,
   type MeshlessError,
   type MeshlessErrorCode,
 } from '@meshless/core';
-import { createTestCA, kubernetesVolume, type IssuedCertificate, type KubernetesVolume, type TestCA } from '@meshless/testing';
+import { createTestCA, type IssuedCertificate, kubernetesVolume, type KubernetesVolume, recordingLogger, type TestCA, waitFor } from '@meshless/testing';
 
 // fileSource with federated bundles: a bundle map and per-trust-domain files on a mount of their
 // own (a trust-manager ConfigMap, a SPIRE bundle publisher), swapped the way the kubelet does.
@@ -24,29 +23,10 @@ import { createTestCA, kubernetesVolume, type IssuedCertificate, type Kubernetes
 /** How long a swap may take to be served: the file source reads at once on the ..data rename. */
 const ROTATION_BOUND_MS = 2000;
 
-async function waitFor(check: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what()}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-class MemoryLogger implements Logger {
-  readonly lines: { level: string; obj: object; msg?: string }[] = [];
-  error(obj: object, msg?: string) { this.lines.push({ level: 'error', obj, msg }); }
-  warn(obj: object, msg?: string) { this.lines.push({ level: 'warn', obj, msg }); }
-  info(obj: object, msg?: string) { this.lines.push({ level: 'info', obj, msg }); }
-  debug(obj: object, msg?: string) { this.lines.push({ level: 'debug', obj, msg }); }
-  messages(level: string): string[] {
-    return this.lines.filter((l) => l.level === level).map((l) => l.msg ?? '');
-  }
-}
-
 class Rig {
   readonly updates: Credential[] = [];
   readonly errors: MeshlessError[] = [];
-  readonly logger = new MemoryLogger();
+  readonly logger = recordingLogger();
   source!: FileSource;
 
   static async open(location: FileSourceLocation): Promise<Rig> {
@@ -127,7 +107,7 @@ describe('fileSource with federated bundles', function () {
     assert.equal(rig.source.federatedBundles().get('partner.example')?.format, 'jwks');
     assert.equal(rig.source.federatedBundles().get('partner.example')?.sequence, 1);
     assert.deepEqual(rig.source.trustFiles, { federation: {}, bundleMap: mapFile });
-    const loaded = rig.logger.lines.find((l) => l.msg === 'meshless: credential loaded')!;
+    const loaded = rig.logger.entries.find((l) => l.msg === 'meshless: credential loaded')!;
     assert.match(JSON.stringify(loaded.obj), /"partner.example":\{"authorities":1,"sequence":1/);
 
     const started = Date.now();
@@ -140,7 +120,7 @@ describe('fileSource with federated bundles', function () {
     assert.equal(next.generation, first.generation + 1);
     assert.equal(rig.updates.length, 1);
     assert.ok(next.trustPem.includes(partnerNext.certPem.trim().split('\n')[1]!));
-    assert.ok(rig.logger.messages('info').includes('meshless: federated trust bundles changed'));
+    assert.ok(rig.logger.at('info').map((l) => l.msg).includes('meshless: federated trust bundles changed'));
     assert.deepEqual(rig.errors, []);
   });
 
@@ -215,7 +195,7 @@ describe('fileSource with federated bundles', function () {
     assert.deepEqual(rig.fingerprints('prod.example'), [fp(prod.certPem)], 'our own ca.crt verifies our own trust domain, never the map');
     assert.equal(rig.source.federatedBundles().get('partner.example')?.format, 'pem');
     assert.equal(rig.source.federatedBundles().get('other.example')?.sequence, 5);
-    const warnings = rig.logger.messages('warn');
+    const warnings = rig.logger.at('warn').map((l) => l.msg);
     assert.ok(warnings.some((m) => /trust domain partner\.example is in bundle map file .* and has its own federation file .*partner\.pem; the federation file wins/.test(m)), warnings.join('\n'));
     assert.ok(warnings.some((m) => /prod\.example; it is ignored/.test(m)), warnings.join('\n'));
     // Notices are logged once, not at every reload.
@@ -226,7 +206,7 @@ describe('fileSource with federated bundles', function () {
       'other.json': formatSpiffeBundle([certOf(other.certPem)], { sequence: 6 }),
     });
     await rig.until((c) => c.bundles.get('partner.example')?.length === 2 && c.bundles.get('other.example')?.length === 1, 'both federation files');
-    assert.equal(rig.logger.messages('warn').length, count);
+    assert.equal(rig.logger.at('warn').map((l) => l.msg).length, count);
   });
 
   it('a federation file that vanishes keeps the last good (FILE_UNREADABLE naming it)', async () => {

@@ -19,36 +19,14 @@ import {
   type FileSourceLocation,
   type FileSourceOptions,
   type Health,
-  type Logger,
   type MeshlessError,
   type MeshlessErrorCode,
 } from '@meshless/core';
-import { createTestCA, inPlaceWriter, kubernetesVolume, type IssuedCertificate, type KubernetesVolume, type TestCA } from '@meshless/testing';
+import { createTestCA, inPlaceWriter, type IssuedCertificate, kubernetesVolume, type KubernetesVolume, recordingLogger, type TestCA, waitFor } from '@meshless/testing';
 
 // ---- helpers ----------------------------------------------------------------------------------
 
 const ID = 'spiffe://prod.example/ns/pay/sa/api';
-
-/** Polls `check` every 5 ms until true, for at most `ms`. */
-async function waitFor(check: () => boolean, ms: number, what: string | (() => string)): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'string' ? what : what()}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** A logger that keeps every line, to check what is logged (and that no key byte is). */
-class MemoryLogger implements Logger {
-  readonly lines: { level: string; obj: object; msg?: string }[] = [];
-  error(obj: object, msg?: string) { this.lines.push({ level: 'error', obj, msg }); }
-  warn(obj: object, msg?: string) { this.lines.push({ level: 'warn', obj, msg }); }
-  info(obj: object, msg?: string) { this.lines.push({ level: 'info', obj, msg }); }
-  debug(obj: object, msg?: string) { this.lines.push({ level: 'debug', obj, msg }); }
-  text(): string {
-    return this.lines.map((l) => JSON.stringify(l)).join('\n');
-  }
-}
 
 /** The base64 body of a PEM key: what must never appear anywhere. */
 function keyBody(keyPem: string): string {
@@ -67,7 +45,7 @@ class Rig {
   readonly errors: MeshlessError[] = [];
   readonly healths: Health[] = [];
   readonly violations: string[] = [];
-  readonly logger = new MemoryLogger();
+  readonly logger = recordingLogger();
   source!: FileSource;
   #sampler: NodeJS.Timeout | undefined;
 
@@ -115,7 +93,7 @@ class Rig {
   /** Nothing served was ever invalid, no key byte was logged or put in an error. */
   assertClean(keys: readonly string[]): void {
     assert.deepEqual(this.violations, []);
-    const text = this.logger.text() + this.errors.map((e) => `${e.message} ${JSON.stringify(e)}`).join('\n');
+    const text = JSON.stringify(this.logger.entries) + this.errors.map((e) => `${e.message} ${JSON.stringify(e)}`).join('\n');
     for (const k of keys) assert.ok(!text.includes(keyBody(k)), 'a private key byte was logged or put in an error');
   }
 
@@ -246,7 +224,7 @@ describe('fileSource', () => {
       await writeFile(path.join(dir, 'server.pem'), pool[0]!.cert);
       await writeFile(path.join(dir, 'tls.crt'), pool[0]!.cert);
       await writeFile(path.join(dir, 'tls.key'), pool[0]!.key);
-      const err = await fileSource({ dir }, { logger: new MemoryLogger() }).then(() => undefined, (e: unknown) => e);
+      const err = await fileSource({ dir }, { logger: recordingLogger() }).then(() => undefined, (e: unknown) => e);
       assert.ok(isMeshlessError(err, codes.LAYOUT_NOT_FOUND), String(err));
       for (const name of ['tls.crt', 'ca.crt', 'cert-chain.pem', 'root-cert.pem', 'svid.pem', 'svid_bundle.pem', 'certificates.pem', 'ca_certificates.pem', 'missing ca.crt', 'server.pem', 'certFile']) {
         assert.ok(err.message.includes(name), `message should mention ${name}: ${err.message}`);
@@ -265,7 +243,7 @@ describe('fileSource', () => {
       for (const [what, set, code, file] of cases) {
         await rm(dir, { recursive: true, force: true });
         await inPlaceWriter(dir).write(set);
-        const err = await fileSource({ dir }, { logger: new MemoryLogger() }).then(() => undefined, (e: unknown) => e);
+        const err = await fileSource({ dir }, { logger: recordingLogger() }).then(() => undefined, (e: unknown) => e);
         assert.ok(isMeshlessError(err, code), `${what}: expected ${code}, got ${String(err)}`);
         assert.equal(err.file, path.join(dir, file), what);
         assert.ok(!err.message.includes(keyBody(pool[0]!.key)) && !err.message.includes(keyBody(pool[1]!.key)));
@@ -274,7 +252,7 @@ describe('fileSource', () => {
       assert.ok(isMeshlessError(missing, codes.FILE_UNREADABLE), String(missing));
       assert.match(missing.message, /does not exist/);
       const wrongId = await kubeletDir(pool[0]!);
-      const mismatch = await fileSource({ dir: wrongId }, { expectIdentity: 'spiffe://prod.example/ns/other/**', logger: new MemoryLogger() }).then(() => undefined, (e: unknown) => e);
+      const mismatch = await fileSource({ dir: wrongId }, { expectIdentity: 'spiffe://prod.example/ns/other/**', logger: recordingLogger() }).then(() => undefined, (e: unknown) => e);
       assert.ok(isMeshlessError(mismatch, codes.IDENTITY_MISMATCH), String(mismatch));
     });
 
@@ -611,11 +589,11 @@ describe('fileSource', () => {
       const encrypted = createPrivateKey(pool[0]!.key).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'open sesame' }).toString();
       const dir = path.join(tmp, 'enc');
       await inPlaceWriter(dir).write({ 'tls.crt': pool[0]!.cert, 'tls.key': encrypted, 'ca.crt': ca.bundle });
-      const refused = await fileSource({ dir }, { logger: new MemoryLogger() }).then(() => undefined, (e: unknown) => e);
+      const refused = await fileSource({ dir }, { logger: recordingLogger() }).then(() => undefined, (e: unknown) => e);
       assert.ok(isMeshlessError(refused, codes.KEY_ENCRYPTED), String(refused));
       rig = await Rig.open({ dir }, { passphrase: 'open sesame' });
       assert.equal(rig.serial(), pool[0]!.serialNumber);
-      assert.ok(!rig.logger.text().includes('open sesame'));
+      assert.ok(!JSON.stringify(rig.logger.entries).includes('open sesame'));
     });
 
     it('explicit files in a kubelet volume are read from one generation too', async () => {
@@ -665,18 +643,18 @@ describe('fileSource', () => {
       await rig.servesSerial(pool[1]!.serialNumber);
       await volume!.write(files(pool[2]!));
       await rig.servesSerial(pool[2]!.serialNumber);
-      assert.ok(rig.logger.lines.some((l) => l.level === 'error' && (l.obj as { listenerError?: string }).listenerError === 'listener bug'));
+      assert.ok(rig.logger.entries.some((l) => l.level === 'error' && (l.obj as { listenerError?: string }).listenerError === 'listener bug'));
       assert.equal(rig.source.health().state, 'fresh');
     });
 
     it('a failure with no error listener is logged, not thrown', async () => {
       const dir = await kubeletDir(pool[0]!);
-      const logger = new MemoryLogger();
+      const logger = recordingLogger();
       const source = await fileSource({ dir }, { logger });
       try {
         await volume!.write({ 'tls.crt': 'garbage', 'tls.key': pool[1]!.key, 'ca.crt': ca.bundle });
         await waitFor(() => source.health().state === 'stale', 5000, 'stale health');
-        assert.ok(logger.lines.some((l) => l.level === 'warn' && (l.obj as { err?: { code?: string } }).err?.code === codes.PEM_INVALID));
+        assert.ok(logger.entries.some((l) => l.level === 'warn' && (l.obj as { err?: { code?: string } }).err?.code === codes.PEM_INVALID));
         assert.equal(source.current().leaf.serialNumber, pool[0]!.serialNumber);
       } finally {
         await source.close();
@@ -716,7 +694,7 @@ describe('fileSource', () => {
       const dir = await kubeletDir(old);
       rig = await Rig.open({ dir });
       assert.equal(rig.source.health().state, 'expiring');
-      assert.ok(rig.logger.lines.some((l) => l.level === 'warn' && /expiring/.test(l.msg ?? '')));
+      assert.ok(rig.logger.entries.some((l) => l.level === 'warn' && /expiring/.test(l.msg ?? '')));
     });
   });
 
@@ -746,8 +724,8 @@ describe('fileSource', () => {
         const serialized = JSON.stringify(mine.map((s) => ({ ...(s.message as object), source: undefined })));
         for (const k of allKeys()) assert.ok(!serialized.includes(keyBody(k)));
         assert.ok(!serialized.includes(keyBody(privateKeyPem(rig.source.current()))));
-        assert.ok(rig.logger.lines.some((l) => l.msg?.includes('rotated')));
-        assert.ok(rig.logger.lines.some((l) => l.level === 'warn' && l.msg?.includes('reload failed')));
+        assert.ok(rig.logger.entries.some((l) => l.msg?.includes('rotated')));
+        assert.ok(rig.logger.entries.some((l) => l.level === 'warn' && l.msg?.includes('reload failed')));
         rig.assertClean(allKeys());
       } finally {
         for (const off of subscriptions) off();

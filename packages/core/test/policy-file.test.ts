@@ -14,13 +14,12 @@ import {
   onPolicyChange,
   parsePolicy,
   policyFile,
-  type Logger,
   type MeshlessError,
   type Peer,
   type PolicyChange,
   type PolicyFile,
 } from '@meshless/core';
-import { kubernetesVolume, type KubernetesVolume } from '@meshless/testing';
+import { kubernetesVolume, type KubernetesVolume, recordingLogger, waitFor } from '@meshless/testing';
 
 const WEB = 'spiffe://prod.example/ns/web/sa/frontend';
 const BATCH = 'spiffe://prod.example/ns/web/sa/batch';
@@ -37,22 +36,6 @@ function peer(spiffeId: string): Peer {
     notBefore: new Date(0),
     notAfter: new Date(Date.now() + 3_600_000),
   });
-}
-
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-class MemoryLogger implements Logger {
-  readonly lines: { level: string; obj: Record<string, unknown>; msg?: string }[] = [];
-  error(obj: object, msg?: string) { this.lines.push({ level: 'error', obj: obj as Record<string, unknown>, msg }); }
-  warn(obj: object, msg?: string) { this.lines.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }); }
-  info(obj: object, msg?: string) { this.lines.push({ level: 'info', obj: obj as Record<string, unknown>, msg }); }
-  debug(obj: object, msg?: string) { this.lines.push({ level: 'debug', obj: obj as Record<string, unknown>, msg }); }
 }
 
 function policyError(fn: () => unknown): MeshlessError {
@@ -105,7 +88,7 @@ describe('parsePolicy', () => {
 
 describe('dryRunAuthorizer', () => {
   it('lets a would-be denial through as a DryRunDecision, logged once as "would deny", counted and published', () => {
-    const logger = new MemoryLogger();
+    const logger = recordingLogger();
     const authorize = dryRunAuthorizer(allowList([WEB], { deny: [BATCH] }), { scope: 'test', logger });
     const published: unknown[] = [];
     const onEvent = (m: unknown) => published.push(m);
@@ -121,7 +104,7 @@ describe('dryRunAuthorizer', () => {
       assert.equal(d.wouldDeny.allowed, false);
       assert.equal(authorize(batch), d, 'the same peer decides once');
       authorize(peer(BATCH)); // another connection of the same identity: reported, not logged again
-      const lines = logger.lines.filter((l) => /would deny/.test(l.msg ?? ''));
+      const lines = logger.entries.filter((l) => /would deny/.test(l.msg ?? ''));
       assert.equal(lines.length, 1);
       assert.equal(lines[0]!.obj.peer, BATCH);
       assert.equal(lines[0]!.obj.dryRun, true);
@@ -151,7 +134,7 @@ describe('policyFile', function () {
 
   it('applies a ConfigMap-style ..data swap live and tells its subscribers', async () => {
     await volume.write({ 'policy.yaml': `allow:\n  - ${WEB}\n  - ${BATCH}\n` });
-    policy = await policyFile(path.join(dir, 'policy.yaml'), { logger: new MemoryLogger() });
+    policy = await policyFile(path.join(dir, 'policy.yaml'), { logger: recordingLogger() });
     assert.equal(policy(peer(BATCH)).allowed, true);
     assert.deepEqual(policy.rules, [WEB, BATCH]);
     assert.equal(allowList(policy), policy, 'usable as allow anywhere: allowList keeps it as is');
@@ -173,7 +156,7 @@ describe('policyFile', function () {
   });
 
   it('keeps the last good policy when the file breaks, with a coded error naming file, line and rule', async () => {
-    const logger = new MemoryLogger();
+    const logger = recordingLogger();
     await volume.write({ 'policy.yaml': `allow: [${WEB}]\n` });
     policy = await policyFile(path.join(dir, 'policy.yaml'), { logger });
     const errors: MeshlessError[] = [];
@@ -187,7 +170,7 @@ describe('policyFile', function () {
     assert.equal(policy.state().generation, 1);
     assert.equal(policy.state().lastError?.code, codes.POLICY_INVALID);
     assert.equal(policy(peer(WEB)).allowed, true, 'last good policy still in force');
-    assert.ok(logger.lines.some((l) => l.level === 'warn' && /refused/.test(l.msg ?? '')));
+    assert.ok(logger.entries.some((l) => l.level === 'warn' && /refused/.test(l.msg ?? '')));
     // Fixed again: applied, error cleared.
     await volume.write({ 'policy.yaml': `allow: [${PAY}]\n` });
     await waitFor(() => policy!.state().generation === 2, 2_000, 'the fixed policy');
@@ -198,7 +181,7 @@ describe('policyFile', function () {
   it('follows in-place edits of a plain file too, and a dryRun file lets would-be denials through', async () => {
     const file = path.join(dir, 'plain.json');
     await writeFile(file, JSON.stringify({ allow: [WEB] }));
-    const logger = new MemoryLogger();
+    const logger = recordingLogger();
     policy = await policyFile(file, { logger });
     assert.equal(policy(peer(PAY)).allowed, false);
     await writeFile(file, JSON.stringify({ allow: [WEB], dryRun: true }));
@@ -207,7 +190,7 @@ describe('policyFile', function () {
     const d = policy(peer(PAY));
     assert.equal(d.allowed, true);
     assert.ok(isDryRunDecision(d));
-    assert.ok(logger.lines.some((l) => /would deny/.test(l.msg ?? '') && l.obj.peer === PAY));
+    assert.ok(logger.entries.some((l) => /would deny/.test(l.msg ?? '') && l.obj.peer === PAY));
   });
 
   it('refuses to start on a bad file, and on a missing one', async () => {

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import grpc from '@grpc/grpc-js';
 import { codes, isMeshlessError, loadCredential, privateKeyPem } from '@meshless/core';
 import { authorizeMethods, channelCredentials, serverCredentials } from '@meshless/grpc';
-import { captureLogger } from './helpers/capture-logger.js';
 import { handlerRuns } from './helpers/echo-service.js';
 import { adminClient, bidi, clientStream, echoClient, failure, isolated, serverStream, startServer, unary, type Running } from './helpers/harness.js';
 import { ADMIN_ID, CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from './helpers/pki.js';
+import { recordingLogger } from '@meshless/testing';
 
 describe('@meshless/grpc authorizeMethods', function () {
   let pki: Pki;
@@ -21,12 +21,12 @@ describe('@meshless/grpc authorizeMethods', function () {
   });
 
   function creds(issued = pki.client) {
-    return channelCredentials({ source: loadCredential(issued), allow: SERVER_ID, logger: captureLogger() });
+    return channelCredentials({ source: loadCredential(issued), allow: SERVER_ID, logger: recordingLogger() });
   }
 
   async function serve(methods: Parameters<typeof authorizeMethods>[0]) {
-    const logger = captureLogger();
-    const methodLogger = captureLogger();
+    const logger = recordingLogger();
+    const methodLogger = recordingLogger();
     const running = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: [CLIENT_ID, ADMIN_ID], logger }), {
       interceptors: [authorizeMethods(methods, { logger: methodLogger })],
     });
@@ -64,12 +64,12 @@ describe('@meshless/grpc authorizeMethods', function () {
     assert.equal(sum.code, grpc.status.PERMISSION_DENIED);
     assert.match(sum.details, /\/meshless\.test\.Echo\/Sum is not open to any caller/);
 
-    const refusal = methodLogger.at('warn').find((l) => l.fields.method === '/meshless.test.Admin/Reset');
-    assert.ok(refusal, JSON.stringify(methodLogger.lines));
-    assert.equal(refusal.fields.peer, CLIENT_ID);
-    assert.equal(refusal.fields.methodRule, '/meshless.test.Admin/Reset');
+    const refusal = methodLogger.at('warn').find((l) => l.obj.method === '/meshless.test.Admin/Reset');
+    assert.ok(refusal, JSON.stringify(methodLogger.entries));
+    assert.equal(refusal.obj.peer, CLIENT_ID);
+    assert.equal(refusal.obj.methodRule, '/meshless.test.Admin/Reset');
     assert.match(refusal.msg, /matches no allow rule/);
-    assert.ok(methodLogger.at('warn').some((l) => l.fields.method === '/meshless.test.Echo/Sum' && /not listed/.test(l.msg)));
+    assert.ok(methodLogger.at('warn').some((l) => l.obj.method === '/meshless.test.Echo/Sum' && /not listed/.test(l.msg)));
   });
 
   it('opens the methods no other key covers only through an explicit "*" key', async () => {
@@ -86,8 +86,8 @@ describe('@meshless/grpc authorizeMethods', function () {
     clients.push(c);
     const err = await failure(unary(c, 'unary', {}));
     assert.equal(err.code, grpc.status.PERMISSION_DENIED);
-    assert.equal(logger.at('warn')[0]?.fields.peer, DENIED_ID);
-    assert.equal(methodLogger.lines.length, 0);
+    assert.equal(logger.at('warn')[0]?.obj.peer, DENIED_ID);
+    assert.equal(methodLogger.entries.length, 0);
   });
 
   it('also works on a plain grpc-js TLS server (peer read from getAuthContext), and refuses callers without a certificate', async () => {
@@ -96,7 +96,7 @@ describe('@meshless/grpc authorizeMethods', function () {
     const targets: string[] = [];
     // createSsl(…, true) requests and verifies client certificates; (…, false) never asks for one.
     for (const checkClientCertificate of [true, false]) {
-      const server = new grpc.Server({ interceptors: [authorizeMethods({ '/meshless.test.Echo/Unary': CLIENT_ID }, { logger: captureLogger() })] });
+      const server = new grpc.Server({ interceptors: [authorizeMethods({ '/meshless.test.Echo/Unary': CLIENT_ID }, { logger: recordingLogger() })] });
       server.addService(echoService, echoImplementation);
       const plain = grpc.ServerCredentials.createSsl(Buffer.from(serverCred.bundlePem), [{ cert_chain: Buffer.from(serverCred.certPem), private_key: Buffer.from(privateKeyPem(serverCred)) }], checkClientCertificate);
       const port = await new Promise<number>((res, rej) => server.bindAsync('localhost:0', plain, (e, p) => (e ? rej(e) : res(p))));
@@ -124,7 +124,7 @@ describe('@meshless/grpc authorizeMethods', function () {
     // cached per certificate fingerprint, shared by every connection of that client).
     const meshless = await serve({ '/meshless.test.Echo/Unary': rule });
     const serverCred = loadCredential(pki.server);
-    const plainServer = new grpc.Server({ interceptors: [authorizeMethods({ '/meshless.test.Echo/Unary': rule }, { logger: captureLogger() })] });
+    const plainServer = new grpc.Server({ interceptors: [authorizeMethods({ '/meshless.test.Echo/Unary': rule }, { logger: recordingLogger() })] });
     plainServer.addService(echoService, echoImplementation);
     const plain = grpc.ServerCredentials.createSsl(Buffer.from(serverCred.bundlePem), [{ cert_chain: Buffer.from(serverCred.certPem), private_key: Buffer.from(privateKeyPem(serverCred)) }], true);
     const plainPort = await new Promise<number>((res, rej) => plainServer.bindAsync('localhost:0', plain, (e, p) => (e ? rej(e) : res(p))));

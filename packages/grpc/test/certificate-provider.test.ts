@@ -3,11 +3,9 @@ import { X509Certificate } from 'node:crypto';
 import grpc from '@grpc/grpc-js';
 import { loadCredential, privateKeyPem } from '@meshless/core';
 import { SourceCertificateProvider } from '@meshless/grpc';
-import { captureLogger } from './helpers/capture-logger.js';
 import { echoClient, failure, startServer, unary } from './helpers/harness.js';
-import { ManualSource } from './helpers/manual-source.js';
 import { CLIENT_ID, createPki, type Pki } from './helpers/pki.js';
-import { waitFor } from './helpers/wait.js';
+import { manualSource, recordingLogger, waitFor } from '@meshless/testing';
 
 type Update = grpc.experimental.CaCertificateUpdate | grpc.experimental.IdentityCertificateUpdate | null;
 
@@ -18,8 +16,8 @@ describe('@meshless/grpc SourceCertificateProvider', function () {
   });
 
   it('answers a new listener after the current tick, never with null, and follows the source while someone listens', async () => {
-    const source = new ManualSource(pki.client);
-    const provider = new SourceCertificateProvider(source, captureLogger());
+    const source = manualSource(pki.client);
+    const provider = new SourceCertificateProvider(source, recordingLogger());
     const events: string[] = [];
     const ca = (u: Update) => events.push(`ca:${u === null ? 'null' : new X509Certificate((u as grpc.experimental.CaCertificateUpdate).caCertificate).subject.split('\n').pop()}`);
     const identity = (u: Update) => events.push(`id:${u === null ? 'null' : new X509Certificate((u as grpc.experimental.IdentityCertificateUpdate).certificate).serialNumber}`);

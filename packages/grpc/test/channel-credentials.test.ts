@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import grpc from '@grpc/grpc-js';
 import { codes, isMeshlessError, loadCredential, privateKeyPem, type Peer } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
-import { captureLogger } from './helpers/capture-logger.js';
 import { echoClient, failure, startServer, unary, type Running } from './helpers/harness.js';
 import { CLIENT_ID, SERVER_ID, TD, createPki, type Pki } from './helpers/pki.js';
+import { recordingLogger } from '@meshless/testing';
 
 describe('@meshless/grpc channelCredentials', function () {
   let pki: Pki;
@@ -13,7 +13,7 @@ describe('@meshless/grpc channelCredentials', function () {
 
   before(async () => {
     pki = await createPki({ intermediate: true });
-    running = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: '*', logger: captureLogger() }));
+    running = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: '*', logger: recordingLogger() }));
   });
   after(async () => {
     await running.close();
@@ -23,7 +23,7 @@ describe('@meshless/grpc channelCredentials', function () {
   });
 
   function client(allow: Parameters<typeof channelCredentials>[0]['allow'], issued = pki.client, target = running.target) {
-    const logger = captureLogger();
+    const logger = recordingLogger();
     const c = echoClient(target, channelCredentials({ source: loadCredential(issued), allow, logger }));
     clients.push(c);
     return { c, logger };
@@ -47,13 +47,13 @@ describe('@meshless/grpc channelCredentials', function () {
     assert.equal(err.code, grpc.status.UNAVAILABLE);
     const warn = logger.at('warn')[0];
     assert.ok(warn, 'a warning was logged');
-    assert.equal(warn.fields.peer, SERVER_ID);
-    assert.equal(warn.fields.host, 'localhost');
+    assert.equal(warn.obj.peer, SERVER_ID);
+    assert.equal(warn.obj.host, 'localhost');
     assert.match(warn.msg, /matches no allow rule/);
   });
 
   it('gives the classic host-name check with a dns: rule for a server without a SPIFFE ID, never for one with', async () => {
-    const plain = await startServer(serverCredentials({ source: loadCredential(await pki.ca.issue({ dnsNames: ['localhost'] })), allow: '*', logger: captureLogger() }));
+    const plain = await startServer(serverCredentials({ source: loadCredential(await pki.ca.issue({ dnsNames: ['localhost'] })), allow: '*', logger: recordingLogger() }));
     try {
       assert.equal((await unary(client('dns:localhost', pki.client, plain.target).c, 'unary', {})).peer, CLIENT_ID);
       assert.equal((await failure(unary(client('dns:api.example.com', pki.client, plain.target).c, 'unary', {}))).code, grpc.status.UNAVAILABLE);
@@ -66,7 +66,7 @@ describe('@meshless/grpc channelCredentials', function () {
 
   it('refuses a server whose certificate comes from another CA, whatever identity it claims', async () => {
     const impostor = await pki.otherCa.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
-    const other = await startServer(serverCredentials({ source: loadCredential(impostor), allow: '*', logger: captureLogger() }));
+    const other = await startServer(serverCredentials({ source: loadCredential(impostor), allow: '*', logger: recordingLogger() }));
     try {
       const { c, logger } = client(SERVER_ID, pki.client, other.target);
       assert.equal((await failure(unary(c, 'unary', {}))).code, grpc.status.UNAVAILABLE);

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import grpc from '@grpc/grpc-js';
 import { loadCredential, type FederatedBundles } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
-import { createTestCA, type IssuedCertificate, type TestCA } from '@meshless/testing';
-import { captureLogger } from './helpers/capture-logger.js';
+import { type IssuedCertificate, recordingLogger, type TestCA, twoTrustDomains, type TwoTrustDomains } from '@meshless/testing';
 import { echoClient, failure, startServer, unary, type Echo, type Running } from './helpers/harness.js';
 
 // Two trust domains over gRPC, both directions: a peer's chain is checked only against the bundle
@@ -20,11 +19,12 @@ describe('@meshless/grpc federation: each peer against its own trust domain bund
   this.timeout(30_000);
   let prod: TestCA;
   let partner: TestCA;
+  let federationOf: TwoTrustDomains['federationOf'];
   const running: Running[] = [];
   const clients: Echo[] = [];
 
   before(async () => {
-    [prod, partner] = await Promise.all([createTestCA({ trustDomain: PROD }), createTestCA({ trustDomain: PARTNER })]);
+    ({ home: prod, partner, federationOf } = await twoTrustDomains({ home: PROD, partner: PARTNER }));
   });
   afterEach(async () => {
     for (const c of clients.splice(0)) c.close();
@@ -33,22 +33,22 @@ describe('@meshless/grpc federation: each peer against its own trust domain bund
 
   const cred = (issued: IssuedCertificate, federation?: FederatedBundles) => loadCredential({ ...issued, ...(federation ? { federation } : {}) });
 
-  async function server(issued: IssuedCertificate, allow: string[], federation?: FederatedBundles): Promise<{ target: string; logger: ReturnType<typeof captureLogger> }> {
-    const logger = captureLogger();
+  async function server(issued: IssuedCertificate, allow: string[], federation?: FederatedBundles): Promise<{ target: string; logger: ReturnType<typeof recordingLogger> }> {
+    const logger = recordingLogger();
     const r = await startServer(serverCredentials({ source: cred(issued, federation), allow, logger }));
     running.push(r);
     return { target: r.target, logger };
   }
 
   function client(target: string, issued: IssuedCertificate, allow: string[], federation?: FederatedBundles): Echo {
-    const c = echoClient(target, channelCredentials({ source: cred(issued, federation), allow, logger: captureLogger() }));
+    const c = echoClient(target, channelCredentials({ source: cred(issued, federation), allow, logger: recordingLogger() }));
     clients.push(c);
     return c;
   }
 
   it('a prod server accepts a partner client signed by the partner CA, and refuses a partner-signed client claiming prod (UNAUTHENTICATED)', async () => {
-    const s = await server(await prod.issue({ spiffeId: PROD_SERVER, dnsNames: ['localhost'] }), [`spiffe://${PROD}/**`, `spiffe://${PARTNER}/**`], { [PARTNER]: partner.bundle });
-    const legit = client(s.target, await partner.issue(PARTNER_CLIENT), [PROD_SERVER], { [PROD]: prod.bundle });
+    const s = await server(await prod.issue({ spiffeId: PROD_SERVER, dnsNames: ['localhost'] }), [`spiffe://${PROD}/**`, `spiffe://${PARTNER}/**`], federationOf(prod));
+    const legit = client(s.target, await partner.issue(PARTNER_CLIENT), [PROD_SERVER], federationOf(partner));
     assert.equal((await unary(legit, 'unary', {})).peer, PARTNER_CLIENT);
     // The attacker trusts both roots so that it accepts our server; its certificate claims prod.
     const forgedIssued = await partner.issue(PROD_CLIENT);
@@ -61,19 +61,19 @@ describe('@meshless/grpc federation: each peer against its own trust domain bund
   it('a prod server without a partner bundle refuses partner clients (NO_BUNDLE), though the partner CA is in its flattened bundle file', async () => {
     const issued = await prod.issue({ spiffeId: PROD_SERVER, dnsNames: ['localhost'] });
     const s = await server({ ...issued, ca: prod.bundle + partner.bundle }, [`spiffe://${PARTNER}/**`]);
-    const legit = client(s.target, await partner.issue(PARTNER_CLIENT), [PROD_SERVER], { [PROD]: prod.bundle });
+    const legit = client(s.target, await partner.issue(PARTNER_CLIENT), [PROD_SERVER], federationOf(partner));
     const err = await failure(unary(legit, 'unary', {}));
     assert.equal(err.code, grpc.status.UNAUTHENTICATED, err.details);
     assert.match(err.details, /no trust bundle is configured/);
   });
 
   it('a prod client accepts a partner server and refuses a partner-signed server claiming prod (the call fails UNAVAILABLE)', async () => {
-    const good = await server(await partner.issue({ spiffeId: PARTNER_SERVER, dnsNames: ['localhost'] }), [`spiffe://${PROD}/**`], { [PROD]: prod.bundle });
-    const forged = await server(await partner.issue({ spiffeId: PROD_SERVER, dnsNames: ['localhost'] }), [`spiffe://${PROD}/**`], { [PROD]: prod.bundle });
+    const good = await server(await partner.issue({ spiffeId: PARTNER_SERVER, dnsNames: ['localhost'] }), [`spiffe://${PROD}/**`], federationOf(partner));
+    const forged = await server(await partner.issue({ spiffeId: PROD_SERVER, dnsNames: ['localhost'] }), [`spiffe://${PROD}/**`], federationOf(partner));
     const me = await prod.issue(PROD_CLIENT);
     const allow = [PARTNER_SERVER, PROD_SERVER];
-    assert.equal((await unary(client(good.target, me, allow, { [PARTNER]: partner.bundle }), 'unary', {})).peer, PROD_CLIENT);
-    const err = await failure(unary(client(forged.target, me, allow, { [PARTNER]: partner.bundle }), 'unary', {}));
+    assert.equal((await unary(client(good.target, me, allow, federationOf(prod)), 'unary', {})).peer, PROD_CLIENT);
+    const err = await failure(unary(client(forged.target, me, allow, federationOf(prod)), 'unary', {}));
     assert.equal(err.code, grpc.status.UNAVAILABLE);
   });
 

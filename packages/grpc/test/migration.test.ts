@@ -5,19 +5,10 @@ import path from 'node:path';
 import grpc from '@grpc/grpc-js';
 import { loadCredential, policyFile } from '@meshless/core';
 import { authorizeMethods, channelCredentials, serverCredentials } from '@meshless/grpc';
-import { kubernetesVolume } from '@meshless/testing';
-import { captureLogger } from './helpers/capture-logger.js';
+import { kubernetesVolume, type LogEntry, recordingLogger, waitFor } from '@meshless/testing';
 import { adminImplementation, adminService, echoImplementation, echoService } from './helpers/echo-service.js';
 import { adminClient, echoClient, failure, startServer, unary, type Running } from './helpers/harness.js';
 import { ADMIN_ID, CLIENT_ID, DENIED_ID, SERVER_ID, createPki, type Pki } from './helpers/pki.js';
-
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 function bind(server: grpc.Server, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => server.bindAsync('localhost:0', credentials, (err, port) => (err ? reject(err) : resolve(port))));
@@ -37,17 +28,17 @@ describe('@meshless/grpc during a migration', function () {
   });
 
   const creds = (issued = pki.client, extra: Partial<Parameters<typeof channelCredentials>[0]> = {}) =>
-    channelCredentials({ source: loadCredential(issued), allow: SERVER_ID, logger: captureLogger(), ...extra });
+    channelCredentials({ source: loadCredential(issued), allow: SERVER_ID, logger: recordingLogger(), ...extra });
 
   it('two ports on one grpc.Server: plaintext callers have no peer and reach only the methods listed as plaintext; mTLS callers are unchanged', async () => {
-    const methodLogger = captureLogger();
+    const methodLogger = recordingLogger();
     const server = new grpc.Server({
       interceptors: [authorizeMethods({ '/meshless.test.Echo/*': [CLIENT_ID, ADMIN_ID], '/meshless.test.Admin/*': ADMIN_ID }, { logger: methodLogger, plaintext: ['/meshless.test.Echo/Unary'] })],
     });
     server.addService(echoService, echoImplementation);
     server.addService(adminService, adminImplementation);
     const plainPort = await bind(server, grpc.ServerCredentials.createInsecure());
-    const tlsPort = await bind(server, serverCredentials({ source: loadCredential(pki.server), allow: [CLIENT_ID, ADMIN_ID], logger: captureLogger() }));
+    const tlsPort = await bind(server, serverCredentials({ source: loadCredential(pki.server), allow: [CLIENT_ID, ADMIN_ID], logger: recordingLogger() }));
     servers.push({ close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) });
 
     const plainEcho = echoClient(`localhost:${plainPort}`, grpc.credentials.createInsecure());
@@ -59,9 +50,9 @@ describe('@meshless/grpc during a migration', function () {
     assert.equal(plain.peer, null, 'peerOf(call) is undefined on the plaintext port');
     assert.equal((await failure(unary(plainAdmin, 'status', {}))).code, grpc.status.UNAUTHENTICATED, 'an unlisted plaintext call is refused');
     assert.equal((await unary(tlsEcho, 'unary', {})).peer, CLIENT_ID);
-    const lines = methodLogger.lines.filter((l) => l.fields.plaintext === true);
+    const lines = methodLogger.entries.filter((l) => l.obj.plaintext === true);
     assert.equal(lines.length, 1);
-    assert.equal(lines[0]!.fields.method, '/meshless.test.Echo/Unary');
+    assert.equal(lines[0]!.obj.method, '/meshless.test.Echo/Unary');
     // A plaintext client cannot reach the meshless port at all.
     const wrongPort = echoClient(`localhost:${tlsPort}`, grpc.credentials.createInsecure());
     clients.push(wrongPort);
@@ -69,23 +60,23 @@ describe('@meshless/grpc during a migration', function () {
   });
 
   it('dryRun on serverCredentials, authorizeMethods and channelCredentials: would-be denials pass and are logged; an unverified chain is still refused', async () => {
-    const serverLogger = captureLogger();
-    const methodLogger = captureLogger();
+    const serverLogger = recordingLogger();
+    const methodLogger = recordingLogger();
     const running = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: CLIENT_ID, dryRun: true, logger: serverLogger }), {
       interceptors: [authorizeMethods({ '*': ADMIN_ID }, { dryRun: true, logger: methodLogger })],
     });
     servers.push(running);
-    const clientLogger = captureLogger();
+    const clientLogger = recordingLogger();
     const denied = echoClient(running.target, creds(pki.denied, { allow: 'spiffe://td.example/ns/other/sa/server', dryRun: true, logger: clientLogger }));
     const stranger = echoClient(running.target, creds(pki.otherCaClient));
     clients.push(denied, stranger);
     assert.equal((await unary(denied, 'unary', {})).peer, DENIED_ID);
-    const wouldDeny = (lines: { msg: string; fields: Record<string, unknown> }[]) => lines.find((l) => /would deny/.test(l.msg));
-    assert.equal(wouldDeny(serverLogger.lines)?.fields.peer, DENIED_ID);
-    assert.equal(wouldDeny(serverLogger.lines)?.fields.scope, 'grpc-server');
-    assert.equal(wouldDeny(methodLogger.lines)?.fields.scope, 'method');
-    assert.equal(wouldDeny(clientLogger.lines)?.fields.peer, SERVER_ID);
-    assert.equal(wouldDeny(clientLogger.lines)?.fields.scope, 'grpc-client');
+    const wouldDeny = (lines: LogEntry[]) => lines.find((l) => /would deny/.test(l.msg));
+    assert.equal(wouldDeny(serverLogger.entries)?.obj.peer, DENIED_ID);
+    assert.equal(wouldDeny(serverLogger.entries)?.obj.scope, 'grpc-server');
+    assert.equal(wouldDeny(methodLogger.entries)?.obj.scope, 'method');
+    assert.equal(wouldDeny(clientLogger.entries)?.obj.peer, SERVER_ID);
+    assert.equal(wouldDeny(clientLogger.entries)?.obj.scope, 'grpc-client');
     const err = await failure(unary(stranger, 'unary', {}, 3_000));
     assert.notEqual(err.code, grpc.status.OK);
   });
@@ -94,9 +85,9 @@ describe('@meshless/grpc during a migration', function () {
     const dir = await mkdtemp(path.join(tmpdir(), 'meshless-grpc-policy-'));
     const volume = kubernetesVolume(dir);
     await volume.write({ 'policy.yaml': `allow:\n  - ${CLIENT_ID}\n  - ${ADMIN_ID}\n` });
-    const policy = await policyFile(path.join(dir, 'policy.yaml'), { logger: captureLogger() });
+    const policy = await policyFile(path.join(dir, 'policy.yaml'), { logger: recordingLogger() });
     try {
-      const serverLogger = captureLogger();
+      const serverLogger = recordingLogger();
       const running = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: policy, logger: serverLogger, retireGraceMs: 0 }));
       servers.push(running);
       const client = echoClient(running.target, creds());
@@ -105,7 +96,7 @@ describe('@meshless/grpc during a migration', function () {
       assert.equal((await unary(client, 'unary', {})).peer, CLIENT_ID);
       assert.equal((await unary(admin, 'unary', {})).peer, ADMIN_ID);
       await volume.write({ 'policy.yaml': `allow: [${ADMIN_ID}]\n` });
-      await waitFor(() => serverLogger.lines.some((l) => /policy changed/.test(l.msg) && l.fields.retired === 1), 3_000, 'the retirement');
+      await waitFor(() => serverLogger.entries.some((l) => /policy changed/.test(l.msg) && l.obj.retired === 1), 3_000, 'the retirement');
       const err = await failure(unary(client, 'unary', {}, 3_000));
       assert.ok([grpc.status.PERMISSION_DENIED, grpc.status.UNAVAILABLE].includes(err.code), `code ${err.code}: ${err.details}`);
       assert.equal((await unary(admin, 'unary', {})).peer, ADMIN_ID);

@@ -5,12 +5,10 @@ import tls from 'node:tls';
 import grpc from '@grpc/grpc-js';
 import { isMeshlessError, codes, loadCredential, staticSource } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
-import { captureLogger } from './helpers/capture-logger.js';
 import { handlerRuns } from './helpers/echo-service.js';
 import { bidi, clientStream, echoClient, failure, serverStream, startServer, unary, type Running } from './helpers/harness.js';
-import { ManualSource } from './helpers/manual-source.js';
 import { CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from './helpers/pki.js';
-import { waitFor } from './helpers/wait.js';
+import { manualSource, recordingLogger, waitFor } from '@meshless/testing';
 
 describe('@meshless/grpc serverCredentials', function () {
   let pki: Pki;
@@ -26,14 +24,14 @@ describe('@meshless/grpc serverCredentials', function () {
   });
 
   async function serve(options: Partial<Parameters<typeof serverCredentials>[0]> = {}, serverOptions: grpc.ServerOptions = {}) {
-    const logger = captureLogger();
+    const logger = recordingLogger();
     const running = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: CLIENT_ID, logger, ...options }), serverOptions);
     open.push(running);
     return { running, logger };
   }
 
   function client(target: string, issued = pki.client) {
-    const c = echoClient(target, channelCredentials({ source: loadCredential(issued), allow: SERVER_ID, logger: captureLogger() }));
+    const c = echoClient(target, channelCredentials({ source: loadCredential(issued), allow: SERVER_ID, logger: recordingLogger() }));
     clients.push(c);
     return c;
   }
@@ -71,8 +69,8 @@ describe('@meshless/grpc serverCredentials', function () {
     assert.equal(handlerRuns.count, before, 'no handler ran');
     const warns = logger.at('warn');
     assert.equal(warns.length, 1, JSON.stringify(warns));
-    assert.equal(warns[0]!.fields.peer, DENIED_ID);
-    assert.equal(warns[0]!.fields.status, 'PERMISSION_DENIED');
+    assert.equal(warns[0]!.obj.peer, DENIED_ID);
+    assert.equal(warns[0]!.obj.status, 'PERMISSION_DENIED');
     assert.match(warns[0]!.msg, /matches no allow rule/);
   });
 
@@ -82,8 +80,8 @@ describe('@meshless/grpc serverCredentials', function () {
     const err = await failure(unary(client(running.target, pki.denied), 'unary', {}));
     assert.equal(err.code, grpc.status.PERMISSION_DENIED);
     const warn = logger.at('warn')[0]!;
-    assert.equal(warn.fields.rule, DENIED_ID);
-    assert.equal(warn.fields.peer, DENIED_ID);
+    assert.equal(warn.obj.rule, DENIED_ID);
+    assert.equal(warn.obj.peer, DENIED_ID);
   });
 
   it('refuses, during the handshake, a client whose certificate comes from another CA, and a client without a certificate', async () => {
@@ -99,8 +97,8 @@ describe('@meshless/grpc serverCredentials', function () {
   });
 
   it('has the first generation loaded before bindAsync resolves: the very first connection succeeds, also on a second server bound later', async () => {
-    const source = new ManualSource(pki.server);
-    const credentials = serverCredentials({ source, allow: CLIENT_ID, logger: captureLogger() });
+    const source = manualSource(pki.server);
+    const credentials = serverCredentials({ source, allow: CLIENT_ID, logger: recordingLogger() });
     assert.equal(source.listenerCount('update'), 0, 'no subscription before a server listens');
     for (let round = 0; round < 2; round++) {
       const running = await startServer(credentials);
@@ -114,7 +112,7 @@ describe('@meshless/grpc serverCredentials', function () {
   });
 
   it('keeps the whole TLS policy after a rotation: a TLS 1.2 client is refused before and after', async () => {
-    const source = new ManualSource(pki.server);
+    const source = manualSource(pki.server);
     const { running } = await serve({ source });
     const tls12 = () =>
       new Promise<string>((resolve) => {
@@ -168,7 +166,7 @@ describe('@meshless/grpc serverCredentials', function () {
   });
 
   it('answers getAuthContext() in handlers with the client certificate', async () => {
-    const logger = captureLogger();
+    const logger = recordingLogger();
     const server = new grpc.Server();
     let raw: Buffer | undefined;
     server.addService(
@@ -202,8 +200,8 @@ describe('@meshless/grpc serverCredentials', function () {
     const err = await failure(unary(c, 'unary', {}));
     assert.equal(err.code, grpc.status.UNAUTHENTICATED);
     assert.match(err.details, /expired/);
-    const warn = logger.at('warn').find((l) => l.fields.failure === 'unverified');
-    assert.equal(warn?.fields.peer, CLIENT_ID);
+    const warn = logger.at('warn').find((l) => l.obj.failure === 'unverified');
+    assert.equal(warn?.obj.peer, CLIENT_ID);
   });
 
   it('closes connections that never finish the TLS handshake after handshakeTimeoutMs (100 raw half-open sockets; issue 12.6)', async function () {
@@ -237,7 +235,7 @@ describe('@meshless/grpc serverCredentials', function () {
   });
 
   it('bounds the TLS handshake by default, as createServer does (10 s; Node alone allows 120 s)', () => {
-    const creds = serverCredentials({ source: loadCredential(pki.server), allow: CLIENT_ID, logger: captureLogger() }) as unknown as { _getConstructorOptions(): { handshakeTimeout?: number } };
+    const creds = serverCredentials({ source: loadCredential(pki.server), allow: CLIENT_ID, logger: recordingLogger() }) as unknown as { _getConstructorOptions(): { handshakeTimeout?: number } };
     assert.equal(creds._getConstructorOptions().handshakeTimeout, 10_000);
     assert.throws(() => serverCredentials({ source: loadCredential(pki.server), allow: '*', handshakeTimeoutMs: 0 }), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION));
   });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { allowList, codes, isMeshlessError, loadCredential, silentLogger, type Peer } from '@meshless/core';
-import { createTestCA } from '@meshless/testing';
+import { createTestCA, recordingLogger } from '@meshless/testing';
 import { fetch, request } from 'undici';
 import { createAgent, type MeshlessAgent, type ServerRefused } from '../src/index.js';
-import { OTHER_SERVER_ID, SERVER_ID, TD, createClientPki, credentialFor, recordingLogger, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
+import { OTHER_SERVER_ID, SERVER_ID, TD, createClientPki, credentialFor, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
 
 describe('createAgent: which servers are accepted (allow)', function () {
   let pki: ClientPki;

@@ -1,12 +1,12 @@
 // Fixtures for the client (createAgent) tests: a test PKI, plain Node https servers built from
-// core's serverTlsOptions that record what they see per connection, a hand-driven Source, and a
-// bounded polling wait. Real sockets on 127.0.0.1, nothing mocked.
-import { EventEmitter, once } from 'node:events';
+// core's serverTlsOptions that record what they see per connection. Real sockets on 127.0.0.1,
+// nothing mocked. The hand-driven Source, waitFor and the recording logger are @meshless/testing's.
+import { once } from 'node:events';
 import https from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { healthStateOf, loadCredential, serverTlsOptions, type Credential, type Health, type Logger, type Source, type SourceEvents } from '@meshless/core';
+import { loadCredential, serverTlsOptions, type Credential } from '@meshless/core';
 import { createTestCA, type TestCA } from '@meshless/testing';
 
 export const TD = 'prod.example';
@@ -31,30 +31,6 @@ export async function createClientPki(ca?: TestCA): Promise<ClientPki> {
 export async function credentialFor(ca: TestCA, id: string, options: { bundle?: string; generation?: number; ttlMs?: number; dnsNames?: string[] } = {}): Promise<Credential> {
   const issued = await ca.issue({ spiffeId: id, ...(options.dnsNames ? { dnsNames: options.dnsNames } : {}), ...(options.ttlMs ? { ttlMs: options.ttlMs } : {}) });
   return loadCredential({ cert: issued.cert, key: issued.key, ca: options.bundle ?? issued.ca }, { generation: options.generation ?? 1 });
-}
-
-/** A Source driven by hand: `set()` emits `update` synchronously. */
-export class ManualSource extends EventEmitter<SourceEvents> implements Source {
-  #credential: Credential;
-  constructor(credential: Credential) {
-    super();
-    this.#credential = credential;
-  }
-  current(): Credential {
-    return this.#credential;
-  }
-  set(credential: Credential): void {
-    const previous = this.#credential;
-    this.#credential = credential;
-    this.emit('update', credential, previous);
-  }
-  health(): Health {
-    return { state: healthStateOf(this.#credential, Date.now(), 2 / 3), notAfter: this.#credential.notAfter, generation: this.#credential.generation, lastReloadAt: new Date() };
-  }
-  async reload(): Promise<Credential> {
-    return this.#credential;
-  }
-  async close(): Promise<void> {}
 }
 
 /** One TLS connection as the test server saw it. */
@@ -143,15 +119,6 @@ export async function closeServer(server: Server & { closeAllConnections?: () =>
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
-/** Polls `predicate` every 5 ms until it holds; fails after `timeoutMs`. Never a fixed sleep. */
-export async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** Resolves with the rejection of `promise`; fails the test if it resolves. */
 export async function rejectionOf(promise: Promise<unknown>): Promise<Error & { code?: string; cause?: unknown }> {
   try {
@@ -162,15 +129,3 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<Error & { 
   throw new Error('expected a rejection, but the promise resolved');
 }
 
-export interface LogEntry {
-  level: 'error' | 'warn' | 'info' | 'debug';
-  obj: Record<string, unknown>;
-  msg: string | undefined;
-}
-
-/** A pino-compatible logger that records what it is given. */
-export function recordingLogger(): Logger & { entries: LogEntry[] } {
-  const entries: LogEntry[] = [];
-  const at = (level: LogEntry['level']) => (obj: object, msg?: string) => void entries.push({ level, obj: obj as Record<string, unknown>, msg });
-  return { entries, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
-}

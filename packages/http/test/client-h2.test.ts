@@ -5,7 +5,8 @@ import type { TLSSocket } from 'node:tls';
 import { serverTlsOptions, silentLogger } from '@meshless/core';
 import { request } from 'undici';
 import { createAgent, peerOfResponse, type MeshlessAgent } from '../src/index.js';
-import { SERVER_ID, createClientPki, waitFor, type ClientPki } from './client-fixtures.js';
+import { SERVER_ID, createClientPki, type ClientPki } from './client-fixtures.js';
+import { waitFor } from '@meshless/testing';
 
 interface H2Server {
   server: http2.Http2SecureServer;

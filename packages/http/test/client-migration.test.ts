@@ -6,25 +6,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { channels, codes, isMeshlessError, policyFile, type Logger } from '@meshless/core';
-import { createTestCA, kubernetesVolume } from '@meshless/testing';
+import { channels, codes, isMeshlessError, policyFile } from '@meshless/core';
+import { createTestCA, kubernetesVolume, recordingLogger, waitFor } from '@meshless/testing';
 import { request } from 'undici';
 import { createAgent } from '../src/index.js';
 import { OTHER_SERVER_ID, SERVER_ID, createClientPki, credentialFor, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
-
-function memoryLogger(): Logger & { lines: { level: string; obj: Record<string, unknown>; msg?: string }[] } {
-  const lines: { level: string; obj: Record<string, unknown>; msg?: string }[] = [];
-  const at = (level: string) => (obj: object, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
-  return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
-}
-
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe('createAgent during a migration', function () {
   let pki: ClientPki;
@@ -47,7 +33,7 @@ describe('createAgent during a migration', function () {
   });
 
   it('calls the http:// origins listed in plaintextOrigins through the same dispatcher, counted; refuses the others', async function () {
-    const logger = memoryLogger();
+    const logger = recordingLogger();
     const agent = createAgent({ source: pki.client, allow: SERVER_ID, plaintextOrigins: [plainOrigin], logger });
     const published: unknown[] = [];
     const onPlain = (m: unknown) => published.push(m);
@@ -62,7 +48,7 @@ describe('createAgent during a migration', function () {
       await tls.body.dump();
       assert.equal(published.length, 3);
       assert.deepEqual(published[0], { side: 'client', origin: plainOrigin, method: 'GET' });
-      assert.equal(logger.lines.filter((l) => l.obj.plaintext === true).length, 1, 'logged once per origin per minute');
+      assert.equal(logger.entries.filter((l) => l.obj.plaintext === true).length, 1, 'logged once per origin per minute');
       // Another plaintext origin (the same host, another port) is refused, naming the option.
       const err = await rejectionOf(request(`http://127.0.0.1:${server.port}/`, { dispatcher: agent }));
       assert.ok(isMeshlessError(err, codes.PLAINTEXT_REFUSED), String(err));
@@ -79,7 +65,7 @@ describe('createAgent during a migration', function () {
   });
 
   it('dryRun: accepts a server the rules would refuse and logs "would deny"; a server from another CA is still refused', async function () {
-    const logger = memoryLogger();
+    const logger = recordingLogger();
     const agent = createAgent({ source: pki.client, allow: OTHER_SERVER_ID, dryRun: true, logger });
     const other = await createTestCA({ trustDomain: 'prod.example' });
     const stranger = await startServer(await credentialFor(other, OTHER_SERVER_ID, { dnsNames: ['localhost'], bundle: other.bundle + pki.ca.bundle }));
@@ -87,7 +73,7 @@ describe('createAgent during a migration', function () {
       const res = await request(`${server.origin}/`, { dispatcher: agent });
       assert.equal(res.statusCode, 200);
       await res.body.dump();
-      const line = logger.lines.find((l) => /would deny/.test(l.msg ?? ''));
+      const line = logger.entries.find((l) => /would deny/.test(l.msg ?? ''));
       assert.ok(line, 'a "would deny" line');
       assert.equal(line.obj.peer, SERVER_ID);
       assert.equal(line.obj.scope, 'client');
@@ -103,8 +89,8 @@ describe('createAgent during a migration', function () {
     const dir = await mkdtemp(path.join(tmpdir(), 'meshless-agent-policy-'));
     const volume = kubernetesVolume(dir);
     await volume.write({ 'policy.yaml': `allow: [${SERVER_ID}]\n` });
-    const policy = await policyFile(path.join(dir, 'policy.yaml'), { logger: memoryLogger() });
-    const agent = createAgent({ source: pki.client, allow: policy, logger: memoryLogger() });
+    const policy = await policyFile(path.join(dir, 'policy.yaml'), { logger: recordingLogger() });
+    const agent = createAgent({ source: pki.client, allow: policy, logger: recordingLogger() });
     try {
       const ok = await request(`${server.origin}/`, { dispatcher: agent });
       await ok.body.dump();

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { codes, isMeshlessError, loadCredential, silentLogger, type Peer } from '@meshless/core';
-import { createTestCA } from '@meshless/testing';
+import { createTestCA, manualSource, type ManualSource } from '@meshless/testing';
 import { request } from 'undici';
 import { createAgent, type MeshlessAgent, type ServerAllowed, type ServerRefused } from '../src/index.js';
-import { ManualSource, OTHER_SERVER_ID, SERVER_ID, TD, createClientPki, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
+import { OTHER_SERVER_ID, SERVER_ID, TD, createClientPki, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
 
 /** One request on a fresh connection (`reset: true` makes undici close it after the response). */
 async function oneConnection(agent: MeshlessAgent, server: TestServer): Promise<void> {
@@ -103,7 +103,7 @@ describe('createAgent: TLS session resumption', function () {
   it('after a trust bundle rotation no session resumes', async function () {
     const nextCa = await createTestCA({ trustDomain: TD });
     const issued = await pki.ca.issue(`spiffe://${TD}/ns/web/sa/frontend`);
-    const source = new ManualSource(pki.client);
+    const source = manualSource(pki.client);
     agent = track(createAgent({ source, allow: SERVER_ID, connections: 1, logger: silentLogger }));
     await oneConnection(agent, server);
     await oneConnection(agent, server);

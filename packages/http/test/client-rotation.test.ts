@@ -2,17 +2,15 @@ import assert from 'node:assert/strict';
 import { MeshlessError, codes, isMeshlessError, silentLogger, type Credential } from '@meshless/core';
 import { request } from 'undici';
 import { createAgent, type MeshlessAgent } from '../src/index.js';
+import { manualSource, type ManualSource, recordingLogger, waitFor } from '@meshless/testing';
 import {
   CLIENT_ID,
-  ManualSource,
   OTHER_SERVER_ID,
   SERVER_ID,
   createClientPki,
   credentialFor,
-  recordingLogger,
   rejectionOf,
   startServer,
-  waitFor,
   type ClientPki,
   type TestServer,
 } from './client-fixtures.js';
@@ -36,7 +34,7 @@ describe('createAgent: rotation and policy changes', function () {
   });
 
   it('a rotation: new requests present the new certificate at once; a request in flight finishes on its old connection, which then closes', async function () {
-    const source = new ManualSource(pki.client);
+    const source = manualSource(pki.client);
     agent = createAgent({ source, allow: SERVER_ID, logger: silentLogger });
     let release: (() => void) | undefined;
     server.handle((req, res) => {
@@ -91,7 +89,7 @@ describe('createAgent: rotation and policy changes', function () {
   });
 
   it("a source 'error' is logged and changes nothing: new connections keep the last good credential", async function () {
-    const source = new ManualSource(pki.client);
+    const source = manualSource(pki.client);
     const log = recordingLogger();
     agent = createAgent({ source, allow: SERVER_ID, logger: log });
     source.emit('error', new MeshlessError(codes.KEY_MISMATCH, 'tls.key does not belong to tls.crt'));
@@ -101,7 +99,7 @@ describe('createAgent: rotation and policy changes', function () {
   });
 
   it('after close() a rotation is ignored and the agent leaves the source', async function () {
-    const source = new ManualSource(pki.client);
+    const source = manualSource(pki.client);
     agent = createAgent({ source, allow: SERVER_ID, logger: silentLogger });
     assert.equal(source.listenerCount('update'), 1);
     await agent.close();
@@ -117,7 +115,7 @@ describe('createAgent: rotation and policy changes', function () {
   // here the server shares the test's thread, so only a loose bound is asserted on the delay.
   it('rotation under load: zero failed requests; every request started after an update presents the new certificate', async function () {
     this.timeout(20_000);
-    const source = new ManualSource(pki.client);
+    const source = manualSource(pki.client);
     agent = createAgent({ source, allow: SERVER_ID, logger: silentLogger });
     const credentials: Credential[] = [];
     for (let g = 2; g <= 4; g++) credentials.push(await credentialFor(pki.ca, CLIENT_ID, { generation: g }));

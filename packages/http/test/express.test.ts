@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import express from 'express';
 import { serverTlsOptions, staticSource, type Peer } from '@meshless/core';
-import { createTestCA } from '@meshless/testing';
+import { createTestCA, recordingLogger } from '@meshless/testing';
 import { createServer } from '@meshless/http';
 import { healthHandler, mtls, requirePeer } from '@meshless/http/express';
-import { BATCH_ID, FRONTEND_ID, TD, closeServer, createPki, get, keepAliveAgent, listen, recordingLogger, type ClientCert, type Pki } from './server-fixtures.js';
+import { BATCH_ID, FRONTEND_ID, TD, closeServer, createPki, get, keepAliveAgent, listen, type ClientCert, type Pki } from './server-fixtures.js';
 
 function app(log: (Peer | undefined)[]): express.Express {
   const a = express();

@@ -1,11 +1,11 @@
-// Shared fixtures for the server and Express tests: a test PKI, a hand-driven Source, a logger
-// that records, and small real-socket clients. No mocks of TLS.
+// Shared fixtures for the server and Express tests: a test PKI and small real-socket clients. No
+// mocks of TLS. The hand-driven Source, waitFor and the recording logger are @meshless/testing's.
 import { EventEmitter, once } from 'node:events';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Server } from 'node:net';
-import { healthStateOf, loadCredential, type Credential, type Health, type Logger, type Source, type SourceEvents } from '@meshless/core';
+import { loadCredential, type Credential } from '@meshless/core';
 import { createTestCA, type TestCA } from '@meshless/testing';
 
 export const TD = 'prod.example';
@@ -44,56 +44,6 @@ export async function serverCredential(ca: TestCA, bundle = ca.bundle, generatio
   return loadCredential({ cert: issued.cert, key: issued.key, ca: bundle }, { generation });
 }
 
-/** A Source driven by hand: `set()` emits `update`, `setHealth()` overrides `health()`. */
-export class ManualSource extends EventEmitter<SourceEvents> implements Source {
-  #credential: Credential;
-  #health: Partial<Health> | undefined;
-  closed = false;
-  constructor(credential: Credential) {
-    super();
-    this.#credential = credential;
-  }
-  current(): Credential {
-    return this.#credential;
-  }
-  set(credential: Credential): void {
-    const previous = this.#credential;
-    this.#credential = credential;
-    this.emit('update', credential, previous);
-  }
-  setHealth(health: Partial<Health> | undefined): void {
-    this.#health = health;
-  }
-  health(): Health {
-    return {
-      state: healthStateOf(this.#credential, Date.now(), 2 / 3),
-      notAfter: this.#credential.notAfter,
-      generation: this.#credential.generation,
-      lastReloadAt: new Date(),
-      ...this.#health,
-    };
-  }
-  async reload(): Promise<Credential> {
-    return this.#credential;
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-}
-
-export interface LogEntry {
-  level: 'error' | 'warn' | 'info' | 'debug';
-  obj: Record<string, unknown>;
-  msg: string | undefined;
-}
-
-/** A pino-compatible logger that records what it is given. */
-export function recordingLogger(): Logger & { entries: LogEntry[] } {
-  const entries: LogEntry[] = [];
-  const at = (level: LogEntry['level']) => (obj: object, msg?: string) => void entries.push({ level, obj: obj as Record<string, unknown>, msg });
-  return { entries, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
-}
-
 export async function listen(server: Server): Promise<number> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -105,15 +55,6 @@ export async function closeServer(server: https.Server): Promise<void> {
   if (!server.listening) return;
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
-}
-
-/** Polls `predicate` every 10 ms until it holds; fails after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Resolves with the first emission of `event`, or rejects after `timeoutMs`. */

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { MeshlessError, codes, loadCredential, staticSource } from '@meshless/core';
 import { healthHandler, type HealthBody } from '@meshless/http';
-import { FRONTEND_ID, ManualSource, SERVER_ID, createPki, listen, type Pki } from './server-fixtures.js';
+import { FRONTEND_ID, SERVER_ID, createPki, listen, type Pki } from './server-fixtures.js';
+import { manualSource, type ManualSource } from '@meshless/testing';
 
 async function probe(port: number, method = 'GET'): Promise<{ status: number; body: string; type: string | undefined }> {
   return new Promise((resolve, reject) => {
@@ -24,7 +25,7 @@ describe('healthHandler', function () {
   let port: number;
   before(async () => {
     pki = await createPki();
-    source = new ManualSource(pki.server);
+    source = manualSource(pki.server);
     server = http.createServer(healthHandler(source));
     port = await listen(server);
   });

@@ -6,21 +6,18 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import tls from 'node:tls';
 import express from 'express';
-import { createTestCA, type TestCA } from '@meshless/testing';
+import { createTestCA, manualSource, type ManualSource, recordingLogger, type TestCA, waitFor } from '@meshless/testing';
 import { createServer, type MeshlessServer, type PeerRetirement, type ServerOptions } from '@meshless/http';
 import { mtls } from '@meshless/http/express';
 import {
   BATCH_ID,
   FRONTEND_ID,
-  ManualSource,
   TD,
   closeServer,
   createPki,
   listen,
   nextEvent,
-  recordingLogger,
   serverCredential,
-  waitFor,
   type ClientCert,
   type Pki,
 } from './server-fixtures.js';
@@ -87,7 +84,7 @@ describe('createServer: a retired connection gets no further request handled (is
   }
 
   async function start(options: Partial<ServerOptions> = {}, attach: 'listener' | 'later' | 'express' = 'listener'): Promise<Harness> {
-    const source = new ManualSource(pki.server);
+    const source = manualSource(pki.server);
     const handled: string[] = [];
     let release!: () => void;
     const hold = new Promise<void>((resolve) => (release = resolve));
@@ -151,7 +148,7 @@ describe('createServer: a retired connection gets no further request handled (is
 
   it('bundle rotation so the client no longer verifies: 401, also for a request listener added later', async () => {
     const h = await start({}, 'later');
-    const result = await attack(h, pki.batch, async () => h.source.set(await serverCredential(newCa, newCa.bundle, 2)));
+    const result = await attack(h, pki.batch, async () => void h.source.set(await serverCredential(newCa, newCa.bundle, 2)));
     assert.equal(h.retirements[0]!.reason, 'trust-changed');
     assertRefused(h, result, 401, 'MESHLESS_ERR_PEER_UNVERIFIED');
   });
@@ -176,7 +173,7 @@ describe('createServer: a retired connection gets no further request handled (is
   });
 
   it('an upload in flight may finish: requests parsed behind it are refused by meshless (logged 403), not handled', async () => {
-    const source = new ManualSource(pki.server);
+    const source = manualSource(pki.server);
     const handled: string[] = [];
     const logger = recordingLogger();
     const server = createServer({ source, allow: [FRONTEND_ID, BATCH_ID], logger }, (req, res) => {
@@ -231,7 +228,7 @@ describe('createServer: a retired connection gets no further request handled (is
   });
 
   it('the in-flight response of a revoked connection is cut after retireGraceMs (a stream stops flowing)', async () => {
-    const source = new ManualSource(pki.server);
+    const source = manualSource(pki.server);
     let chunks = 0;
     const server = createServer({ source, allow: [FRONTEND_ID, BATCH_ID], retireGraceMs: 300, logger: recordingLogger() }, (_req, res) => {
       res.writeHead(200, { 'Content-Type': 'text/plain' });

@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import tls from 'node:tls';
 import type { Credential } from '@meshless/core';
-import { createTestCA, type TestCA } from '@meshless/testing';
+import { createTestCA, manualSource, type ManualSource, recordingLogger, type TestCA, waitFor } from '@meshless/testing';
 import { createServer, type MeshlessServer, type PeerRefusal, type PeerRetirement } from '@meshless/http';
 import {
   BATCH_ID,
   FRONTEND_ID,
-  ManualSource,
   TD,
   closeServer,
   createPki,
@@ -16,9 +15,7 @@ import {
   listen,
   nextEvent,
   rawRequest,
-  recordingLogger,
   serverCredential,
-  waitFor,
   type ClientCert,
   type Pki,
 } from './server-fixtures.js';
@@ -62,7 +59,7 @@ describe('createServer: rotation', function () {
     retirements = [];
     refusals = [];
     hold = undefined;
-    source = new ManualSource(pki.server);
+    source = manualSource(pki.server);
     server = createServer({ source, allow: [FRONTEND_ID, BATCH_ID], logger: recordingLogger() }, async (req: IncomingMessage, res: ServerResponse) => {
       entered++;
       if (req.url === '/slow' && hold) await hold;

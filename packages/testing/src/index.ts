@@ -13,3 +13,6 @@ export { inPlaceWriter, type InPlaceWriter, type InPlaceWriteOptions } from './i
 export type { FileSet } from './file-set.js';
 export type { FileModeOptions } from './file-mode.js';
 export { manualSource, type ManualSource } from './manual-source.js';
+export { waitFor } from './wait-for.js';
+export { recordingLogger, type RecordingLogger, type LogEntry } from './recording-logger.js';
+export { twoTrustDomains, type TwoTrustDomains } from './two-trust-domains.js';

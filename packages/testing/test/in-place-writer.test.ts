@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inPlaceWriter, kubernetesVolume } from '@meshless/testing';
-import { until, useTempDir, within } from './support.js';
+import { inPlaceWriter, kubernetesVolume, waitFor } from '@meshless/testing';
+import { useTempDir, within } from './support.js';
 
 describe('inPlaceWriter', () => {
   const tmp = useTempDir();
@@ -46,7 +46,7 @@ describe('inPlaceWriter', () => {
     const writer = inPlaceWriter(dir);
     await writer.write({ 'tls.crt': 'cert 1', 'tls.key': 'key 1' });
     const writing = writer.write({ 'tls.crt': 'cert 2', 'tls.key': 'key 2' }, { betweenFilesMs: 1_000 });
-    await until(async () => (await readFile(join(dir, 'tls.crt'), 'utf8')) === 'cert 2', 5_000, 'the first file');
+    await waitFor(async () => (await readFile(join(dir, 'tls.crt'), 'utf8')) === 'cert 2', 5_000, 'the first file');
     assert.equal(await readFile(join(dir, 'tls.key'), 'utf8'), 'key 1');
     await within(writing, 5_000, 'the write to finish');
     assert.equal(await readFile(join(dir, 'tls.key'), 'utf8'), 'key 2');
@@ -57,7 +57,7 @@ describe('inPlaceWriter', () => {
     const writer = inPlaceWriter(dir);
     const full = 'x'.repeat(100);
     const writing = writer.write({ 'tls.crt': full }, { midFileMs: 1_000 });
-    await until(() => existsSync(join(dir, 'tls.crt')), 5_000, 'the file to be created');
+    await waitFor(() => existsSync(join(dir, 'tls.crt')), 5_000, 'the file to be created');
     const partial = await readFile(join(dir, 'tls.crt'), 'utf8');
     assert.ok(partial.length < full.length && full.startsWith(partial), `${partial.length} bytes`);
     await within(writing, 5_000, 'the write to finish');

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { kubernetesVolume, type KubernetesVolume } from '@meshless/testing';
-import { until, useTempDir } from './support.js';
+import { kubernetesVolume, type KubernetesVolume, waitFor } from '@meshless/testing';
+import { useTempDir } from './support.js';
 
 const TIMESTAMP_DIR = /^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+$/;
 const generation = (n: number) => ({ 'tls.crt': `cert ${n}\n`, 'tls.key': `key ${n}\n`, 'ca.crt': `ca ${n}\n` });
@@ -86,7 +86,7 @@ describe('kubernetesVolume', () => {
     const first = volume.dataDir()!;
     await volume.write(generation(2));
     assert.equal(await readFile(join(first, 'tls.key'), 'utf8'), 'key 1\n', 'a slow reader can still finish');
-    await until(() => !existsSync(first), 5_000, 'the delayed removal');
+    await waitFor(() => !existsSync(first), 5_000, 'the delayed removal');
     assert.deepEqual(await timestampDirs(dir), [await readlink(join(dir, '..data'))]);
   });
 

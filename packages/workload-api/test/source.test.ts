@@ -3,10 +3,9 @@ import { X509Certificate } from 'node:crypto';
 import diagnostics_channel from 'node:diagnostics_channel';
 import grpc from '@grpc/grpc-js';
 import { codes, isMeshlessError, type MeshlessError } from '@meshless/core';
-import { createTestCA, type TestCA } from '@meshless/testing';
+import { createTestCA, recordingLogger, type TestCA, waitFor } from '@meshless/testing';
 import { workloadApiChannels, workloadApiSource, type WorkloadApiSource, type WorkloadApiSourceOptions } from '@meshless/workload-api';
-import { captureLogger } from '../../grpc/test/helpers/capture-logger.js';
-import { nextEvent, silent, waitFor } from './helpers/events.js';
+import { nextEvent, silent } from './helpers/events.js';
 import { pemToDer, startWorkloadApi, svidOf, type WorkloadApiServer } from './helpers/workload-api-server.js';
 
 const TD = 'wl.example';
@@ -345,7 +344,7 @@ describe('workloadApiSource', function () {
       diagnostics_channel.subscribe(ch.name, fn);
       return () => diagnostics_channel.unsubscribe(ch.name, fn);
     });
-    const logger = captureLogger();
+    const logger = recordingLogger();
     try {
       api.push({ svids: [svidOf(await ca.issue(ID))] });
       const source = await open({ logger });
@@ -360,8 +359,8 @@ describe('workloadApiSource', function () {
       assert.equal(disconnected.code, 'OK');
       assert.equal(disconnected.retry, true);
       assert.ok(logger.at('info').some((l) => /SVID received/.test(l.msg)));
-      assert.ok(logger.at('warn').some((l) => (l.fields.err as { code?: string })?.code === codes.WORKLOAD_API_MESSAGE_INVALID));
-      assert.doesNotMatch(JSON.stringify(logger.lines), /PRIVATE KEY/);
+      assert.ok(logger.at('warn').some((l) => (l.obj.err as { code?: string })?.code === codes.WORKLOAD_API_MESSAGE_INVALID));
+      assert.doesNotMatch(JSON.stringify(logger.entries), /PRIVATE KEY/);
     } finally {
       for (const u of subs) u();
     }

@@ -46,17 +46,6 @@ export function startNode(script: string, args: string[] = [], env: Record<strin
   };
 }
 
-/** Polls `predicate` every 20 ms until truthy, or fails after `timeoutMs`. */
-export async function waitFor<T>(predicate: () => T | undefined | null | false, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = predicate();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** Resolves with the exit code, or with 'timeout' after `ms`. */
 export function exitWithin(child: Child, ms: number): Promise<number | null | 'timeout'> {
   let timer: NodeJS.Timeout;

@@ -109,13 +109,3 @@ export function startCli(args: readonly string[], wrap?: string[]): RunningCli {
   return { child, stdout: () => stdout, stderr: () => stderr, exited, events };
 }
 
-/** Polls `predicate` every 20 ms until it returns a truthy value, or fails after `timeoutMs`. */
-export async function waitFor<T>(predicate: () => T | undefined | false | null, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = predicate();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

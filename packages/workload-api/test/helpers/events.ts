@@ -16,15 +16,4 @@ export function nextEvent<K extends keyof SourceEvents>(source: Source, name: K,
   });
 }
 
-/** Polls `predicate` until truthy or `timeoutMs` passes. */
-export async function waitFor<T>(predicate: () => T | Promise<T>, timeoutMs = 5000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await predicate();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 export const silent = { error() {}, warn() {}, info() {}, debug() {} };
