@@ -6,10 +6,9 @@ import path from 'node:path';
 import grpc from '@grpc/grpc-js';
 import { fileSource, formatBundleMap, silentLogger, type FileSource } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
-import { createTestCA, kubernetesVolume, type IssuedCertificate, type KubernetesVolume, type TestCA } from '@meshless/testing';
+import { createTestCA, type IssuedCertificate, kubernetesVolume, type KubernetesVolume, type TestCA, waitFor } from '@meshless/testing';
 import { handlerRuns } from '../../packages/grpc/test/helpers/echo-service.js';
 import { echoClient, failure, startServer, unary, type Echo, type Running } from '../../packages/grpc/test/helpers/harness.js';
-import { waitFor } from '../helpers/wait.js';
 
 // gRPC between two trust domains, both sides on file sources: the server's federated bundles come
 // from a bundle map on a ConfigMap-style mount, the partner client's from a per-trust-domain file.

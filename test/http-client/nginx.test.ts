@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { codes, fileSource, isMeshlessError, loadCredential, privateKeyPem, silentLogger, type FileSource } from '@meshless/core';
-import { createTestCA, kubernetesVolume } from '@meshless/testing';
+import { createTestCA, kubernetesVolume, waitFor } from '@meshless/testing';
 import { fetch, request } from 'undici';
 import { createAgent, peerOfResponse, type MeshlessAgent, type ServerAllowed } from '@meshless/http';
 import { CLIENT_ID, SERVER_ID, TD, createClientPki, rejectionOf, type ClientPki } from '../../packages/http/test/client-fixtures.js';
@@ -130,10 +130,10 @@ describe('http client against nginx (ssl_verify_client on)', function () {
       const rotations: string[] = [];
       for (let i = 0; i < 3; i++) {
         const before = seen.length;
-        await waitForCount(() => seen.length >= before + 100, 10_000);
+        await waitFor(() => seen.length >= before + 100, 10_000, '100 more requests', 2);
         const serial = await write();
         rotations.push(serial);
-        await waitForCount(() => updates.some((u) => sameSerial(u.serial, serial)) && seen.some((s) => sameSerial(s.serial, serial)), 10_000);
+        await waitFor(() => updates.some((u) => sameSerial(u.serial, serial)) && seen.some((s) => sameSerial(s.serial, serial)), 10_000, 'the new certificate in use', 2);
       }
       stop = true;
       await Promise.all(workers);
@@ -169,11 +169,3 @@ describe('http client against nginx (ssl_verify_client on)', function () {
     assert.equal(res.statusCode, 400);
   });
 });
-
-async function waitForCount(predicate: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}

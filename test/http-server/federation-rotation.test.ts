@@ -8,8 +8,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { codes, fileSource, formatBundleMap, type FileSource, type Logger, type MeshlessError } from '@meshless/core';
 import { createServer, type MeshlessServer, type PeerRefusal } from '@meshless/http';
-import { createTestCA, kubernetesVolume, type IssuedCertificate, type KubernetesVolume, type TestCA } from '@meshless/testing';
-import { waitFor } from '../helpers/wait.js';
+import { createTestCA, type IssuedCertificate, kubernetesVolume, type KubernetesVolume, type TestCA, waitFor } from '@meshless/testing';
 
 // A server whose federated bundles come from a bundle map on a mount of its own (a ConfigMap),
 // swapped the way the kubelet does: a new partner CA is accepted within the rotation bound, a

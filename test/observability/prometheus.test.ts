@@ -16,8 +16,8 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { fileSource, loadCredential, type FileSource } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { createServer, routePolicy, type MeshlessServer, type PeerRefusal } from '@meshless/http';
-import { createTestCA, kubernetesVolume, type IssuedCertificate, type TestCA } from '@meshless/testing';
-import { closeServer, get, listen, rawRequest, recordingLogger } from '../../packages/http/test/server-fixtures.js';
+import { createTestCA, type IssuedCertificate, kubernetesVolume, recordingLogger, type TestCA } from '@meshless/testing';
+import { closeServer, get, listen, rawRequest } from '../../packages/http/test/server-fixtures.js';
 import { root } from '../examples/helpers/processes.js';
 import { echoClient, startServer, unary, type Running } from '../../packages/grpc/test/helpers/harness.js';
 

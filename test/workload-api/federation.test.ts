@@ -3,11 +3,11 @@ import grpc from '@grpc/grpc-js';
 import { loadCredential, type Credential } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { createAgent, createServer, peerOf, type PeerRefusal, type PeerRetirement } from '@meshless/http';
-import { createTestCA, type TestCA } from '@meshless/testing';
+import { createTestCA, type TestCA, waitFor } from '@meshless/testing';
 import { workloadApiSource, type WorkloadApiSource } from '@meshless/workload-api';
 import { request } from 'undici';
 import { echoClient, startServer, unary } from '../../packages/grpc/test/helpers/harness.js';
-import { nextEvent, silent, waitFor } from '../../packages/workload-api/test/helpers/events.js';
+import { nextEvent, silent } from '../../packages/workload-api/test/helpers/events.js';
 import { pemToDer, startWorkloadApi, svidOf, type WorkloadApiServer } from '../../packages/workload-api/test/helpers/workload-api-server.js';
 
 // Federation through the Workload API: the stream's federated_bundles decide which foreign trust

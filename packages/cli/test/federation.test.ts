@@ -3,7 +3,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileSource, formatBundleMap, parseBundleMap, parseSpiffeBundle } from '@meshless/core';
-import { ensureBuilt, runCli, startCli, tempDir, waitFor, type RunningCli } from './helpers/cli.js';
+import { ensureBuilt, runCli, startCli, tempDir, type RunningCli } from './helpers/cli.js';
+import { waitFor } from '@meshless/testing';
 
 interface Report {
   ok: boolean;

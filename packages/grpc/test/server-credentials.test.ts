@@ -241,7 +241,7 @@ describe('@meshless/grpc serverCredentials', function () {
   });
 
   it('renews session ticket keys with our own certificate: a client resuming across a leaf rotation gets a full handshake and the new certificate (issue 12.8)', async () => {
-    const source = new ManualSource(pki.server);
+    const source = manualSource(pki.server);
     const { running } = await serve({ source });
     const connect = async (session?: Buffer): Promise<{ socket: tls.TLSSocket; session: Buffer }> => {
       const socket = tls.connect({ host: '127.0.0.1', port: running.port, servername: 'localhost', ALPNProtocols: ['h2'], cert: pki.client.cert, key: pki.client.key, ca: pki.client.ca, checkServerIdentity: () => undefined, ...(session ? { session } : {}) });

@@ -18,8 +18,8 @@ import { loadCredential, staticSource } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import type { IssuedCertificate } from '@meshless/testing';
 import { MeshlessModule, Peer, RequirePeer } from '@meshless/nest';
-import { recordingLogger } from '../../http/test/server-fixtures.js';
 import { ADMIN_ALLOW, BATCH_ID, FRONTEND_ID, SERVER_ALLOW, STRANGER_ID, createFrameworkPki, type Pkis } from '../../../test/frameworks/conformance.js';
+import { recordingLogger } from '@meshless/testing';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PROTO = join(here, 'fixtures', 'who.proto');

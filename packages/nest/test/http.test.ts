@@ -14,8 +14,9 @@ import { channels, staticSource, type Source } from '@meshless/core';
 import { createServer, type MeshlessServer, type PeerRefusal } from '@meshless/http';
 import { serverFactory } from '@meshless/http/fastify';
 import { MESHLESS_SOURCE, MeshlessModule, Peer, RequirePeer } from '@meshless/nest';
-import { closeServer, get, recordingLogger } from '../../http/test/server-fixtures.js';
+import { closeServer, get } from '../../http/test/server-fixtures.js';
 import { ADMIN_ALLOW, BATCH_ID, FRONTEND_ID, SERVER_ALLOW, conformance, createFrameworkPki, type Pkis } from '../../../test/frameworks/conformance.js';
+import { recordingLogger } from '@meshless/testing';
 
 /** The app under test, with its own handler counter. */
 function appModule(source: Source) {
