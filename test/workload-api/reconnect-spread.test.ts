@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { createTestCA } from '@meshless/testing';
+import { createTestCA, waitFor } from '@meshless/testing';
 import { workloadApiSource, type WorkloadApiSource } from '@meshless/workload-api';
-import { silent, waitFor } from '../../packages/workload-api/test/helpers/events.js';
+import { silent } from '../../packages/workload-api/test/helpers/events.js';
 import { startWorkloadApi, svidOf } from '../../packages/workload-api/test/helpers/workload-api-server.js';
 
 // No reconnect storm: a fleet of sources whose agent restarts comes back spread over the backoff
