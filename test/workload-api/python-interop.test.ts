@@ -6,9 +6,9 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { codes, type MeshlessError } from '@meshless/core';
-import { createTestCA, type TestCA } from '@meshless/testing';
+import { createTestCA, type TestCA, waitFor } from '@meshless/testing';
 import { workloadApiSource } from '@meshless/workload-api';
-import { nextEvent, silent, waitFor } from '../../packages/workload-api/test/helpers/events.js';
+import { nextEvent, silent } from '../../packages/workload-api/test/helpers/events.js';
 import { pemToDer, svidOf, type X509SvidResponseWire } from '../../packages/workload-api/test/helpers/workload-api-server.js';
 
 // workloadApiSource against a Workload API server of another implementation: Python grpcio
