@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import grpc from '@grpc/grpc-js';
 import { request, Agent } from 'undici';
 import { loadCredential, privateKeyPem } from '@meshless/core';
 import { createTestCA, type TestCA, waitFor } from '@meshless/testing';
@@ -57,6 +58,11 @@ describe('meshless --workload-api', function () {
     } finally {
       delete process.env.SPIFFE_ENDPOINT_SOCKET;
     }
+    api.deny(grpc.status.PERMISSION_DENIED, 'no identity issued');
+    const denied = await runCli(['inspect', '--workload-api', api.address]);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /MESHLESS_ERR_WORKLOAD_API_PERMISSION_DENIED/);
+    assert.match(denied.stderr, /spire-server entry show/);
     await api.stop();
     const down = await runCli(['inspect', '--workload-api', api.address]);
     assert.equal(down.code, 1);

@@ -69,6 +69,8 @@ export const codes = {
   WORKLOAD_API_MESSAGE_INVALID: 'MESHLESS_ERR_WORKLOAD_API_MESSAGE_INVALID',
   /** No SVID of a Workload API message matches `hint` (or `pick` chose none). */
   WORKLOAD_API_SVID_NOT_FOUND: 'MESHLESS_ERR_WORKLOAD_API_SVID_NOT_FOUND',
+  /** The Workload API answered PermissionDenied to a one-shot fetch (`meshless inspect --workload-api`): no identity for this workload. */
+  WORKLOAD_API_PERMISSION_DENIED: 'MESHLESS_ERR_WORKLOAD_API_PERMISSION_DENIED',
   /** The Workload API withdrew our identity (PermissionDenied after an SVID was served). */
   IDENTITY_WITHDRAWN: 'MESHLESS_ERR_IDENTITY_WITHDRAWN',
 } as const;

@@ -66,7 +66,7 @@ export function fetchX509Svids(options: { address?: string; timeoutMs?: number }
         }),
       onEnd: (end) => {
         lastEnd = end;
-        const code = end.code === 7 ? codes.IDENTITY_WITHDRAWN : end.code === 3 || end.code === 12 ? codes.WORKLOAD_API_CALL_REFUSED : codes.WORKLOAD_API_UNAVAILABLE;
+        const code = end.code === 7 ? codes.WORKLOAD_API_PERMISSION_DENIED : end.code === 3 || end.code === 12 ? codes.WORKLOAD_API_CALL_REFUSED : codes.WORKLOAD_API_UNAVAILABLE;
         const hint = end.code === 7 ? 'the agent has no identity for this workload: check its registration entries (spire-server entry show)' : 'is the agent running and its socket mounted here?';
         finish(() => reject(new MeshlessError(code, `${label} answered ${lastEnd!.codeName}${end.details ? ` (${end.details})` : ''}; ${hint}`, { field: 'address' })));
       },
