@@ -46,6 +46,7 @@ export function openX509SvidStream(target: string, handlers: StreamHandlers): X5
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     // The call fails fast when nothing listens; the source decides when to retry.
     'grpc.enable_retries': 0,
+    'grpc.enable_channelz': 0,
   });
   const metadata = new grpc.Metadata();
   metadata.set(SECURITY_HEADER, 'true');
