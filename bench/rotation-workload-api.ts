@@ -18,7 +18,7 @@ import { silentLogger, type Credential } from '@meshless/core';
 import { createServer } from '@meshless/http';
 import { createTestCA, type IssuedCertificate } from '@meshless/testing';
 import { workloadApiSource } from '@meshless/workload-api';
-import { startWorkloadApi, svidOf } from '../packages/workload-api/test/helpers/workload-api-server.js';
+import { startWorkloadApi, svidOf } from '@meshless/fixtures/workload-api-server';
 import { figuresOf, now, round2, startClient, type LatencyFigures, type RotationBenchOptions, type RotationBenchResult } from './rotation.js';
 
 /** Measures push → `update` and push → first new connection served with the new certificate, over `rotations` pushed SVIDs. */

@@ -13,7 +13,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCA, type IssuedCertificate, kubernetesVolume, type TestCA, waitFor } from '@meshless/testing';
-import { get } from '../../packages/http/test/server-fixtures.js';
+import { get } from '@meshless/fixtures/http-server';
 import { ensureBuilt, root, startNode, stop, type Child } from './helpers/processes.js';
 
 const TD = 'prod.example';

@@ -7,7 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { allowList, createPeer, type Peer } from '@meshless/core';
 import { createTestCA } from '@meshless/testing';
 import { parseAddress } from '@meshless/workload-api';
-import { startWorkloadApi, svidOf } from '../../packages/workload-api/test/helpers/workload-api-server.js';
+import { startWorkloadApi, svidOf } from '@meshless/fixtures/workload-api-server';
 import { ensureBuilt, root as repoRoot } from './helpers/processes.js';
 
 // examples/kubernetes/spire-workload-api: the SPIRE variant with no spiffe-helper. Each service

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createTestCA } from '@meshless/testing';
-import { BATCH_ID, FRONTEND_ID, TD, createPki, get, rawRequest, type ClientCert, type Pki } from '../../packages/http/test/server-fixtures.js';
+import { BATCH_ID, FRONTEND_ID, TD, createPki, get, rawRequest, type ClientCert, type Pki } from '@meshless/fixtures/http-server';
 
 export { BATCH_ID, FRONTEND_ID, TD };
 /** Valid certificate from the same CA, but not in the server-wide allow-list. */

@@ -5,7 +5,7 @@ import Fastify from 'fastify';
 import { channels } from '@meshless/core';
 import { meshless, requirePeer, serverFactory } from '@meshless/http/fastify';
 import type { MeshlessServer, PeerRefusal } from '@meshless/http';
-import { get, keepAliveAgent } from '../../packages/http/test/server-fixtures.js';
+import { get, keepAliveAgent } from '@meshless/fixtures/http-server';
 import { ADMIN_ALLOW, BATCH_ID, FRONTEND_ID, SERVER_ALLOW, conformance, createFrameworkPki, type Pkis } from './conformance.js';
 import { recordingLogger } from '@meshless/testing';
 

@@ -7,8 +7,8 @@ import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undic
 import { codes, isMeshlessError, silentLogger } from '@meshless/core';
 import { createAgent, createServer, peerOf, type MeshlessServer } from '@meshless/http';
 import { createTestCA, manualSource, type ManualSource, type TestCA } from '@meshless/testing';
-import { CLIENT_ID, SERVER_ID, TD, credentialFor, rejectionOf } from '../../packages/http/test/client-fixtures.js';
-import { closeServer, listen } from '../../packages/http/test/server-fixtures.js';
+import { CLIENT_ID, SERVER_ID, TD, credentialFor, rejectionOf } from '@meshless/fixtures/http-client';
+import { closeServer, listen } from '@meshless/fixtures/http-server';
 
 describe(`Node ${process.versions.node} built-in fetch (bundled undici ${process.versions.undici}) through setGlobalDispatcher(createAgent(...))`, function () {
   this.timeout(30_000);

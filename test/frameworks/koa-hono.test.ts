@@ -7,7 +7,7 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import Koa from 'koa';
 import type { Peer, Rules } from '@meshless/core';
 import { createServer, peerOf, routePolicy, type MeshlessServer, type PeerRefusal } from '@meshless/http';
-import { closeServer } from '../../packages/http/test/server-fixtures.js';
+import { closeServer } from '@meshless/fixtures/http-server';
 import { ADMIN_ALLOW, SERVER_ALLOW, conformance } from './conformance.js';
 import { recordingLogger } from '@meshless/testing';
 

@@ -7,8 +7,8 @@ import grpc from '@grpc/grpc-js';
 import { fileSource, formatBundleMap, silentLogger, type FileSource } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { createTestCA, type IssuedCertificate, kubernetesVolume, type KubernetesVolume, type TestCA, waitFor } from '@meshless/testing';
-import { handlerRuns } from '../../packages/grpc/test/helpers/echo-service.js';
-import { echoClient, failure, startServer, unary, type Echo, type Running } from '../../packages/grpc/test/helpers/harness.js';
+import { handlerRuns } from '@meshless/fixtures/grpc-echo';
+import { echoClient, failure, startServer, unary, type Echo, type Running } from '@meshless/fixtures/grpc-harness';
 
 // gRPC between two trust domains, both sides on file sources: the server's federated bundles come
 // from a bundle map on a ConfigMap-style mount, the partner client's from a per-trust-domain file.

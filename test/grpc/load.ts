@@ -1,6 +1,6 @@
 import type grpc from '@grpc/grpc-js';
-import { unary, type Echo } from '../../packages/grpc/test/helpers/harness.js';
-import type { Reply } from '../../packages/grpc/test/helpers/echo-service.js';
+import { unary, type Echo } from '@meshless/fixtures/grpc-harness';
+import type { Reply } from '@meshless/fixtures/grpc-echo';
 
 export interface LoadResult {
   ok: number;

@@ -8,9 +8,9 @@ import grpc from '@grpc/grpc-js';
 import { loadCredential } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import type { IssuedCertificate } from '@meshless/testing';
-import { handlerRuns } from '../../packages/grpc/test/helpers/echo-service.js';
-import { echoClient, failure, serverStream, startServer, unary, type Running } from '../../packages/grpc/test/helpers/harness.js';
-import { CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from '../../packages/grpc/test/helpers/pki.js';
+import { handlerRuns } from '@meshless/fixtures/grpc-echo';
+import { echoClient, failure, serverStream, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
+import { CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 import { JsonChild } from '../helpers/child.js';
 import { recordingLogger } from '@meshless/testing';
 

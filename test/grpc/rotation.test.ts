@@ -3,9 +3,9 @@ import grpc from '@grpc/grpc-js';
 import { codes, isMeshlessError, type MeshlessError, type Peer } from '@meshless/core';
 import { channelCredentials, serverCredentials, serverOptions } from '@meshless/grpc';
 import { createTestCA, recordingLogger, waitFor } from '@meshless/testing';
-import { handlerRuns } from '../../packages/grpc/test/helpers/echo-service.js';
-import { echoClient, failure, serverStream, startServer, unary, type Running } from '../../packages/grpc/test/helpers/harness.js';
-import { CLIENT_ID, SERVER_ID, TD, createPki, type Pki } from '../../packages/grpc/test/helpers/pki.js';
+import { handlerRuns } from '@meshless/fixtures/grpc-echo';
+import { echoClient, failure, serverStream, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
+import { CLIENT_ID, SERVER_ID, TD, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 import { unaryLoad } from './load.js';
 import { mount, type Mounted } from './volume.js';
 

@@ -7,7 +7,7 @@ import { codes, isMeshlessError, privateKeyPem, silentLogger } from '@meshless/c
 import { createTestCA, waitFor } from '@meshless/testing';
 import { request } from 'undici';
 import { createAgent, type MeshlessAgent, type ServerRefused } from '@meshless/http';
-import { SERVER_ID, TD, createClientPki, rejectionOf, startServer, type ClientPki, type TestServer } from '../../packages/http/test/client-fixtures.js';
+import { SERVER_ID, TD, createClientPki, rejectionOf, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
 import { startTlsProxy, type TlsProxy } from './fixtures.js';
 
 const BODY = 'card=4111111111111111&amount=100';

@@ -9,7 +9,7 @@ import { codes, fileSource, isMeshlessError, loadCredential, privateKeyPem, sile
 import { createTestCA, kubernetesVolume, waitFor } from '@meshless/testing';
 import { fetch, request } from 'undici';
 import { createAgent, peerOfResponse, type MeshlessAgent, type ServerAllowed } from '@meshless/http';
-import { CLIENT_ID, SERVER_ID, TD, createClientPki, rejectionOf, type ClientPki } from '../../packages/http/test/client-fixtures.js';
+import { CLIENT_ID, SERVER_ID, TD, createClientPki, rejectionOf, type ClientPki } from '@meshless/fixtures/http-client';
 import { requireNginx, startNginx, type RunningNginx } from './fixtures.js';
 
 /** nginx prints serials in upper-case hex without leading zeros; Node keeps them. */

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { silentLogger } from '@meshless/core';
 import { request } from 'undici';
 import { createAgent, createServer, peerOf, peerOfResponse, type MeshlessAgent, type MeshlessServer, type PeerRefusal, type ServerAllowed } from '@meshless/http';
-import { CLIENT_ID, SERVER_ID, TD, closeServer, createClientPki, credentialFor, rejectionOf, type ClientPki } from '../../packages/http/test/client-fixtures.js';
+import { CLIENT_ID, SERVER_ID, TD, closeServer, createClientPki, credentialFor, rejectionOf, type ClientPki } from '@meshless/fixtures/http-client';
 import { manualSource, type ManualSource } from '@meshless/testing';
 
 describe('http client against the meshless server (createServer)', function () {

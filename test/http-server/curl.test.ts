@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { MeshlessServer, PeerRefusal } from '@meshless/http';
 import { createServer, peerOf } from '@meshless/http';
-import { FRONTEND_ID, closeServer, listen } from '../../packages/http/test/server-fixtures.js';
+import { FRONTEND_ID, closeServer, listen } from '@meshless/fixtures/http-server';
 import { pkiFiles, type ClientFiles, type PkiFiles } from './pki-files.js';
 import { hasTool, run, type Run } from './tools.js';
 import { recordingLogger, waitFor } from '@meshless/testing';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { MeshlessServer, PeerRefusal } from '@meshless/http';
 import { createServer } from '@meshless/http';
-import { FRONTEND_ID, closeServer, listen, serverCredential } from '../../packages/http/test/server-fixtures.js';
+import { FRONTEND_ID, closeServer, listen, serverCredential } from '@meshless/fixtures/http-server';
 import { pkiFiles, type ClientFiles, type PkiFiles } from './pki-files.js';
 import { hasTool, run, type Run } from './tools.js';
 import { manualSource, type ManualSource, recordingLogger, waitFor } from '@meshless/testing';

@@ -7,7 +7,7 @@ import { channels, isDryRunDecision } from '@meshless/core';
 import type { MeshlessServer, PeerRefusal, PlaintextRequest } from '@meshless/http';
 import { createServer, peerOf } from '@meshless/http';
 import { requirePeer } from '@meshless/http/express';
-import { BATCH_ID, FRONTEND_ID, closeServer, get, keepAliveAgent, listen } from '../../packages/http/test/server-fixtures.js';
+import { BATCH_ID, FRONTEND_ID, closeServer, get, keepAliveAgent, listen } from '@meshless/fixtures/http-server';
 import { pkiFiles, type ClientFiles, type PkiFiles } from './pki-files.js';
 import { hasTool, run, type Run } from './tools.js';
 import { type LogEntry, recordingLogger, waitFor } from '@meshless/testing';

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCA, type TestCA } from '@meshless/testing';
-import { FRONTEND_ID, TD, createPki, type ClientCert, type Pki } from '../../packages/http/test/server-fixtures.js';
+import { FRONTEND_ID, TD, createPki, type ClientCert, type Pki } from '@meshless/fixtures/http-server';
 
 export interface ClientFiles {
   cert: string;

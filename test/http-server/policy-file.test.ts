@@ -6,7 +6,7 @@ import { policyFile, type PolicyFile } from '@meshless/core';
 import type { MeshlessServer, PeerRetirement } from '@meshless/http';
 import { createServer, peerOf } from '@meshless/http';
 import { kubernetesVolume, type KubernetesVolume, recordingLogger, waitFor } from '@meshless/testing';
-import { BATCH_ID, FRONTEND_ID, closeServer, createPki, get, keepAliveAgent, listen, type Pki } from '../../packages/http/test/server-fixtures.js';
+import { BATCH_ID, FRONTEND_ID, closeServer, createPki, get, keepAliveAgent, listen, type Pki } from '@meshless/fixtures/http-server';
 
 describe('createServer({ allow: policyFile(…) }): policy from a ConfigMap-style mount', function () {
   let pki: Pki;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import { createTestCA, manualSource, type ManualSource, recordingLogger, waitFor } from '@meshless/testing';
 import { createServer, type MeshlessServer, type PeerRefusal, type PeerRetirement } from '@meshless/http';
-import { FRONTEND_ID, TD, closeServer, createPki, listen, nextEvent, serverCredential, type Pki } from '../../packages/http/test/server-fixtures.js';
+import { FRONTEND_ID, TD, closeServer, createPki, listen, nextEvent, serverCredential, type Pki } from '@meshless/fixtures/http-server';
 
 /**
  * A minimal keep-alive HTTP/1.1 client on one TLS connection (Node's tls client, session reuse

@@ -10,7 +10,7 @@ import { Pool, buildConnector } from 'undici';
 import { fileSource, type FileSource } from '@meshless/core';
 import { type IssuedCertificate, kubernetesVolume, recordingLogger, waitFor } from '@meshless/testing';
 import { createServer, type MeshlessServer, type PeerRetirement } from '@meshless/http';
-import { FRONTEND_ID, SERVER_ID, closeServer, createPki, listen, type Pki } from '../../packages/http/test/server-fixtures.js';
+import { FRONTEND_ID, SERVER_ID, closeServer, createPki, listen, type Pki } from '@meshless/fixtures/http-server';
 
 const DURATION_MS = 8_000;
 const CLIENTS = 24;

@@ -17,9 +17,9 @@ import { fileSource, loadCredential, type FileSource } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { createServer, routePolicy, type MeshlessServer, type PeerRefusal } from '@meshless/http';
 import { createTestCA, type IssuedCertificate, kubernetesVolume, recordingLogger, type TestCA } from '@meshless/testing';
-import { closeServer, get, listen, rawRequest } from '../../packages/http/test/server-fixtures.js';
+import { closeServer, get, listen, rawRequest } from '@meshless/fixtures/http-server';
 import { root } from '../examples/helpers/processes.js';
-import { echoClient, startServer, unary, type Running } from '../../packages/grpc/test/helpers/harness.js';
+import { echoClient, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
 
 const TD = 'prod.example';
 const SERVER_ID = `spiffe://${TD}/ns/pay/sa/api`;

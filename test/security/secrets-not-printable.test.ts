@@ -16,7 +16,7 @@ import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { createAgent, createServer, type MeshlessServer } from '@meshless/http';
 import { createTestCA, kubernetesVolume, type TestCA } from '@meshless/testing';
 import { workloadApiSource } from '@meshless/workload-api';
-import { startWorkloadApi, svidOf } from '../../packages/workload-api/test/helpers/workload-api-server.js';
+import { startWorkloadApi, svidOf } from '@meshless/fixtures/workload-api-server';
 import type { AddressInfo } from 'node:net';
 
 const TD = 'prod.example';

@@ -6,9 +6,9 @@ import { createAgent, createServer, peerOf, type PeerRefusal, type PeerRetiremen
 import { createTestCA, type TestCA, waitFor } from '@meshless/testing';
 import { workloadApiSource, type WorkloadApiSource } from '@meshless/workload-api';
 import { request } from 'undici';
-import { echoClient, startServer, unary } from '../../packages/grpc/test/helpers/harness.js';
-import { nextEvent, silent } from '../../packages/workload-api/test/helpers/events.js';
-import { pemToDer, startWorkloadApi, svidOf, type WorkloadApiServer } from '../../packages/workload-api/test/helpers/workload-api-server.js';
+import { echoClient, startServer, unary } from '@meshless/fixtures/grpc-harness';
+import { nextEvent, silent } from '@meshless/fixtures/events';
+import { pemToDer, startWorkloadApi, svidOf, type WorkloadApiServer } from '@meshless/fixtures/workload-api-server';
 
 // Federation through the Workload API: the stream's federated_bundles decide which foreign trust
 // domains we trust. A partner workload (trust domain partner.example, its own CA) is accepted

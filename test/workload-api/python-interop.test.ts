@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { codes, type MeshlessError } from '@meshless/core';
 import { createTestCA, type TestCA, waitFor } from '@meshless/testing';
 import { workloadApiSource } from '@meshless/workload-api';
-import { nextEvent, silent } from '../../packages/workload-api/test/helpers/events.js';
-import { pemToDer, svidOf, type X509SvidResponseWire } from '../../packages/workload-api/test/helpers/workload-api-server.js';
+import { nextEvent, silent } from '@meshless/fixtures/events';
+import { pemToDer, svidOf, type X509SvidResponseWire } from '@meshless/fixtures/workload-api-server';
 
 // workloadApiSource against a Workload API server of another implementation: Python grpcio
 // (C-core HTTP/2, as SPIRE's agent is grpc-go: not grpc-js) encoding with Google's protobuf.

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createTestCA, waitFor } from '@meshless/testing';
 import { workloadApiSource, type WorkloadApiSource } from '@meshless/workload-api';
-import { silent } from '../../packages/workload-api/test/helpers/events.js';
-import { startWorkloadApi, svidOf } from '../../packages/workload-api/test/helpers/workload-api-server.js';
+import { silent } from '@meshless/fixtures/events';
+import { startWorkloadApi, svidOf } from '@meshless/fixtures/workload-api-server';
 
 // No reconnect storm: a fleet of sources whose agent restarts comes back spread over the backoff
 // window (full jitter), not in one burst.

@@ -4,10 +4,10 @@ import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { createAgent, createServer, peerOf, peerOfResponse } from '@meshless/http';
 import { workloadApiSource, type WorkloadApiSource } from '@meshless/workload-api';
 import { request } from 'undici';
-import { echoClient, startServer, unary, type Echo } from '../../packages/grpc/test/helpers/harness.js';
-import { CLIENT_ID, SERVER_ID, createPki, type Pki } from '../../packages/grpc/test/helpers/pki.js';
-import { nextEvent, silent } from '../../packages/workload-api/test/helpers/events.js';
-import { startWorkloadApi, svidOf, type WorkloadApiServer } from '../../packages/workload-api/test/helpers/workload-api-server.js';
+import { echoClient, startServer, unary, type Echo } from '@meshless/fixtures/grpc-harness';
+import { CLIENT_ID, SERVER_ID, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
+import { nextEvent, silent } from '@meshless/fixtures/events';
+import { startWorkloadApi, svidOf, type WorkloadApiServer } from '@meshless/fixtures/workload-api-server';
 import { unaryLoad } from '../grpc/load.js';
 
 // Rotation under load through the SPIFFE Workload API: a server workload and a client workload,

@@ -6,8 +6,8 @@ import { createAgent, createServer, healthHandler } from '@meshless/http';
 import { createTestCA, type TestCA } from '@meshless/testing';
 import { workloadApiSource, type WorkloadApiSource, type WithdrawnBehaviour } from '@meshless/workload-api';
 import { request } from 'undici';
-import { nextEvent, silent } from '../../packages/workload-api/test/helpers/events.js';
-import { startWorkloadApi, svidOf, type WorkloadApiServer } from '../../packages/workload-api/test/helpers/workload-api-server.js';
+import { nextEvent, silent } from '@meshless/fixtures/events';
+import { startWorkloadApi, svidOf, type WorkloadApiServer } from '@meshless/fixtures/workload-api-server';
 
 // Identity withdrawn (SPIRE ends the stream with PermissionDenied after an SVID was served), as a
 // service sees it: with 'keep' the service goes on serving and stays ready (health stale); with

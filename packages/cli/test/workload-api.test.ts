@@ -3,7 +3,7 @@ import grpc from '@grpc/grpc-js';
 import { request, Agent } from 'undici';
 import { loadCredential, privateKeyPem } from '@meshless/core';
 import { createTestCA, type TestCA, waitFor } from '@meshless/testing';
-import { pemToDer, startWorkloadApi, svidOf, type WorkloadApiServer } from '../../workload-api/test/helpers/workload-api-server.js';
+import { pemToDer, startWorkloadApi, svidOf, type WorkloadApiServer } from '@meshless/fixtures/workload-api-server';
 import { runCli, startCli, type RunningCli } from './helpers/cli.js';
 
 const SERVER = 'spiffe://prod.example/ns/pay/sa/api';

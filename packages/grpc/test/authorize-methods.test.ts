@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import grpc from '@grpc/grpc-js';
 import { codes, isMeshlessError, loadCredential, privateKeyPem } from '@meshless/core';
 import { authorizeMethods, channelCredentials, serverCredentials } from '@meshless/grpc';
-import { handlerRuns } from './helpers/echo-service.js';
-import { adminClient, bidi, clientStream, echoClient, failure, isolated, serverStream, startServer, unary, type Running } from './helpers/harness.js';
-import { ADMIN_ID, CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from './helpers/pki.js';
+import { handlerRuns } from '@meshless/fixtures/grpc-echo';
+import { adminClient, bidi, clientStream, echoClient, failure, isolated, serverStream, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
+import { ADMIN_ID, CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 import { recordingLogger } from '@meshless/testing';
 
 describe('@meshless/grpc authorizeMethods', function () {
@@ -91,7 +91,7 @@ describe('@meshless/grpc authorizeMethods', function () {
   });
 
   it('also works on a plain grpc-js TLS server (peer read from getAuthContext), and refuses callers without a certificate', async () => {
-    const { echoService, echoImplementation } = await import('./helpers/echo-service.js');
+    const { echoService, echoImplementation } = await import('@meshless/fixtures/grpc-echo');
     const serverCred = loadCredential(pki.server);
     const targets: string[] = [];
     // createSsl(…, true) requests and verifies client certificates; (…, false) never asks for one.
@@ -113,7 +113,7 @@ describe('@meshless/grpc authorizeMethods', function () {
   });
 
   it('asks function rules on every call: a rule flipping to false refuses the next call on the same connection and on new ones (issue 12.2)', async () => {
-    const { echoService, echoImplementation } = await import('./helpers/echo-service.js');
+    const { echoService, echoImplementation } = await import('@meshless/fixtures/grpc-echo');
     let open_ = true;
     let asked = 0;
     const rule = (peer: { spiffeId?: string }) => {

@@ -3,8 +3,8 @@ import { X509Certificate } from 'node:crypto';
 import grpc from '@grpc/grpc-js';
 import { loadCredential, privateKeyPem } from '@meshless/core';
 import { SourceCertificateProvider } from '@meshless/grpc';
-import { echoClient, failure, startServer, unary } from './helpers/harness.js';
-import { CLIENT_ID, createPki, type Pki } from './helpers/pki.js';
+import { echoClient, failure, startServer, unary } from '@meshless/fixtures/grpc-harness';
+import { CLIENT_ID, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 import { manualSource, recordingLogger, waitFor } from '@meshless/testing';
 
 type Update = grpc.experimental.CaCertificateUpdate | grpc.experimental.IdentityCertificateUpdate | null;

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import grpc from '@grpc/grpc-js';
 import { codes, isMeshlessError, loadCredential, privateKeyPem, type Peer } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
-import { echoClient, failure, startServer, unary, type Running } from './helpers/harness.js';
-import { CLIENT_ID, SERVER_ID, TD, createPki, type Pki } from './helpers/pki.js';
+import { echoClient, failure, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
+import { CLIENT_ID, SERVER_ID, TD, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 import { recordingLogger } from '@meshless/testing';
 
 describe('@meshless/grpc channelCredentials', function () {
@@ -78,7 +78,7 @@ describe('@meshless/grpc channelCredentials', function () {
 
   it('talks to a plain grpc-js server that requires client certificates', async () => {
     const server = new grpc.Server();
-    const { echoService, echoImplementation } = await import('./helpers/echo-service.js');
+    const { echoService, echoImplementation } = await import('@meshless/fixtures/grpc-echo');
     server.addService(echoService, echoImplementation);
     const s = loadCredential(pki.server);
     const creds = grpc.ServerCredentials.createSsl(Buffer.from(s.bundlePem), [{ cert_chain: Buffer.from(s.certPem), private_key: Buffer.from(privateKeyPem(s)) }], true);

@@ -3,7 +3,7 @@ import grpc from '@grpc/grpc-js';
 import { loadCredential, type FederatedBundles } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { type IssuedCertificate, recordingLogger, type TestCA, twoTrustDomains, type TwoTrustDomains } from '@meshless/testing';
-import { echoClient, failure, startServer, unary, type Echo, type Running } from './helpers/harness.js';
+import { echoClient, failure, startServer, unary, type Echo, type Running } from '@meshless/fixtures/grpc-harness';
 
 // Two trust domains over gRPC, both directions: a peer's chain is checked only against the bundle
 // of the trust domain its own SPIFFE ID names.

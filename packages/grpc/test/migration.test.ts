@@ -6,9 +6,9 @@ import grpc from '@grpc/grpc-js';
 import { loadCredential, policyFile } from '@meshless/core';
 import { authorizeMethods, channelCredentials, serverCredentials } from '@meshless/grpc';
 import { kubernetesVolume, type LogEntry, recordingLogger, waitFor } from '@meshless/testing';
-import { adminImplementation, adminService, echoImplementation, echoService } from './helpers/echo-service.js';
-import { adminClient, echoClient, failure, startServer, unary, type Running } from './helpers/harness.js';
-import { ADMIN_ID, CLIENT_ID, DENIED_ID, SERVER_ID, createPki, type Pki } from './helpers/pki.js';
+import { adminImplementation, adminService, echoImplementation, echoService } from '@meshless/fixtures/grpc-echo';
+import { adminClient, echoClient, failure, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
+import { ADMIN_ID, CLIENT_ID, DENIED_ID, SERVER_ID, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 
 function bind(server: grpc.Server, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => server.bindAsync('localhost:0', credentials, (err, port) => (err ? reject(err) : resolve(port))));

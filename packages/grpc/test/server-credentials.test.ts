@@ -5,9 +5,9 @@ import tls from 'node:tls';
 import grpc from '@grpc/grpc-js';
 import { isMeshlessError, codes, loadCredential, staticSource } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
-import { handlerRuns } from './helpers/echo-service.js';
-import { bidi, clientStream, echoClient, failure, serverStream, startServer, unary, type Running } from './helpers/harness.js';
-import { CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from './helpers/pki.js';
+import { handlerRuns } from '@meshless/fixtures/grpc-echo';
+import { bidi, clientStream, echoClient, failure, serverStream, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
+import { CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 import { manualSource, recordingLogger, waitFor } from '@meshless/testing';
 
 describe('@meshless/grpc serverCredentials', function () {

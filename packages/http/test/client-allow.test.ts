@@ -3,7 +3,7 @@ import { allowList, codes, isMeshlessError, loadCredential, silentLogger, type P
 import { createTestCA, recordingLogger } from '@meshless/testing';
 import { fetch, request } from 'undici';
 import { createAgent, type MeshlessAgent, type ServerRefused } from '../src/index.js';
-import { OTHER_SERVER_ID, SERVER_ID, TD, createClientPki, credentialFor, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
+import { OTHER_SERVER_ID, SERVER_ID, TD, createClientPki, credentialFor, rejectionOf, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
 
 describe('createAgent: which servers are accepted (allow)', function () {
   let pki: ClientPki;

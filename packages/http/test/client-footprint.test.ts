@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Dispatcher, request } from 'undici';
 import { createAgent, peerOfResponse, type MeshlessAgent } from '../src/index.js';
-import { SERVER_ID, createClientPki, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
+import { SERVER_ID, createClientPki, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
 
 const here = dirname(fileURLToPath(import.meta.url));
 

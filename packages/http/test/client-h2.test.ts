@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { serverTlsOptions, silentLogger } from '@meshless/core';
 import { request } from 'undici';
 import { createAgent, peerOfResponse, type MeshlessAgent } from '../src/index.js';
-import { SERVER_ID, createClientPki, type ClientPki } from './client-fixtures.js';
+import { SERVER_ID, createClientPki, type ClientPki } from '@meshless/fixtures/http-client';
 import { waitFor } from '@meshless/testing';
 
 interface H2Server {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { silentLogger } from '@meshless/core';
 import { request } from 'undici';
 import { createAgent, type MeshlessAgent } from '../src/index.js';
-import { SERVER_ID, createClientPki, credentialFor, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
+import { SERVER_ID, createClientPki, credentialFor, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
 import { waitFor } from '@meshless/testing';
 
 describe('createAgent: connection lifetime', function () {

@@ -10,7 +10,7 @@ import { channels, codes, isMeshlessError, policyFile } from '@meshless/core';
 import { createTestCA, kubernetesVolume, recordingLogger, waitFor } from '@meshless/testing';
 import { request } from 'undici';
 import { createAgent } from '../src/index.js';
-import { OTHER_SERVER_ID, SERVER_ID, createClientPki, credentialFor, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
+import { OTHER_SERVER_ID, SERVER_ID, createClientPki, credentialFor, rejectionOf, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
 
 describe('createAgent during a migration', function () {
   let pki: ClientPki;

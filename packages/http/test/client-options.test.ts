@@ -3,7 +3,7 @@ import net from 'node:net';
 import { codes, isMeshlessError, silentLogger } from '@meshless/core';
 import { getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { createAgent, type CreateAgentOptions, type MeshlessAgent } from '../src/index.js';
-import { SERVER_ID, closeServer, createClientPki, listen, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
+import { SERVER_ID, closeServer, createClientPki, listen, rejectionOf, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
 
 describe('createAgent: options, timeouts and the global dispatcher', function () {
   let pki: ClientPki;

@@ -3,7 +3,7 @@ import { codes, isMeshlessError, loadCredential, silentLogger, type Peer } from 
 import { createTestCA, manualSource, type ManualSource } from '@meshless/testing';
 import { request } from 'undici';
 import { createAgent, type MeshlessAgent, type ServerAllowed, type ServerRefused } from '../src/index.js';
-import { OTHER_SERVER_ID, SERVER_ID, TD, createClientPki, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
+import { OTHER_SERVER_ID, SERVER_ID, TD, createClientPki, rejectionOf, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
 
 /** One request on a fresh connection (`reset: true` makes undici close it after the response). */
 async function oneConnection(agent: MeshlessAgent, server: TestServer): Promise<void> {

@@ -13,7 +13,7 @@ import {
   startServer,
   type ClientPki,
   type TestServer,
-} from './client-fixtures.js';
+} from '@meshless/fixtures/http-client';
 
 describe('createAgent: rotation and policy changes', function () {
   let pki: ClientPki;

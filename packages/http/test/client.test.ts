@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { codes, isMeshlessError, staticSource } from '@meshless/core';
 import { fetch, pipeline, request, stream } from 'undici';
 import { createAgent, peerOfResponse, type MeshlessAgent } from '../src/index.js';
-import { CLIENT_ID, SERVER_ID, createClientPki, rejectionOf, startServer, type ClientPki, type TestServer } from './client-fixtures.js';
+import { CLIENT_ID, SERVER_ID, createClientPki, rejectionOf, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
 
 describe('createAgent: requests through undici', function () {
   let pki: ClientPki;

@@ -5,7 +5,7 @@ import { serverTlsOptions, staticSource, type Peer } from '@meshless/core';
 import { createTestCA, recordingLogger } from '@meshless/testing';
 import { createServer } from '@meshless/http';
 import { healthHandler, mtls, requirePeer } from '@meshless/http/express';
-import { BATCH_ID, FRONTEND_ID, TD, closeServer, createPki, get, keepAliveAgent, listen, type ClientCert, type Pki } from './server-fixtures.js';
+import { BATCH_ID, FRONTEND_ID, TD, closeServer, createPki, get, keepAliveAgent, listen, type ClientCert, type Pki } from '@meshless/fixtures/http-server';
 
 function app(log: (Peer | undefined)[]): express.Express {
   const a = express();

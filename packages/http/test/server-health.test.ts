@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { MeshlessError, codes, loadCredential, staticSource } from '@meshless/core';
 import { healthHandler, type HealthBody } from '@meshless/http';
-import { FRONTEND_ID, SERVER_ID, createPki, listen, type Pki } from './server-fixtures.js';
+import { FRONTEND_ID, SERVER_ID, createPki, listen, type Pki } from '@meshless/fixtures/http-server';
 import { manualSource, type ManualSource } from '@meshless/testing';
 
 async function probe(port: number, method = 'GET'): Promise<{ status: number; body: string; type: string | undefined }> {

@@ -20,7 +20,7 @@ import {
   serverCredential,
   type ClientCert,
   type Pki,
-} from './server-fixtures.js';
+} from '@meshless/fixtures/http-server';
 
 const PIPELINED = 'POST /transfer?to=evil HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\nGET /secret HTTP/1.1\r\nHost: localhost\r\n\r\n';
 

@@ -18,7 +18,7 @@ import {
   serverCredential,
   type ClientCert,
   type Pki,
-} from './server-fixtures.js';
+} from '@meshless/fixtures/http-server';
 
 /** Connects with `session` (if any); resolves with a session to resume next time. */
 async function connectForSession(port: number, client: ClientCert, session?: Buffer): Promise<{ socket: tls.TLSSocket; session: Buffer; reused: boolean }> {

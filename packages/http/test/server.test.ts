@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import { channels, codes, isMeshlessError, staticSource, type Peer } from '@meshless/core';
 import { createTestCA, recordingLogger, type TestCA, waitFor } from '@meshless/testing';
 import { createServer, peerOf, type MeshlessServer, type PeerRefusal } from '@meshless/http';
-import { BATCH_ID, FRONTEND_ID, TD, closeServer, createPki, get, listen, nextEvent, rawRequest, type ClientCert, type Pki } from './server-fixtures.js';
+import { BATCH_ID, FRONTEND_ID, TD, closeServer, createPki, get, listen, nextEvent, rawRequest, type ClientCert, type Pki } from '@meshless/fixtures/http-server';
 
 describe('createServer: only allowed peers reach the handler', function () {
   let pki: Pki;

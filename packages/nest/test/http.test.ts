@@ -14,7 +14,7 @@ import { channels, staticSource, type Source } from '@meshless/core';
 import { createServer, type MeshlessServer, type PeerRefusal } from '@meshless/http';
 import { serverFactory } from '@meshless/http/fastify';
 import { MESHLESS_SOURCE, MeshlessModule, Peer, RequirePeer } from '@meshless/nest';
-import { closeServer, get } from '../../http/test/server-fixtures.js';
+import { closeServer, get } from '@meshless/fixtures/http-server';
 import { ADMIN_ALLOW, BATCH_ID, FRONTEND_ID, SERVER_ALLOW, conformance, createFrameworkPki, type Pkis } from '../../../test/frameworks/conformance.js';
 import { recordingLogger } from '@meshless/testing';
 

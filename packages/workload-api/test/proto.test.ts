@@ -5,7 +5,7 @@ import grpc from '@grpc/grpc-js';
 import { ProtoError, decodeX509SvidResponse } from '../src/proto.js';
 import { DerError, parseDerCertificates } from '../src/der.js';
 import { createTestCA } from '@meshless/testing';
-import { pemToDer } from './helpers/workload-api-server.js';
+import { pemToDer } from '@meshless/fixtures/workload-api-server';
 
 // The hand-written decoder against protobufjs's encoder of the spec's proto.
 const definition = protoLoader.loadSync(join(import.meta.dirname, '..', 'proto', 'workloadapi.proto'), { keepCase: true });

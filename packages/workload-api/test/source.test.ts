@@ -5,8 +5,8 @@ import grpc from '@grpc/grpc-js';
 import { codes, isMeshlessError, type MeshlessError } from '@meshless/core';
 import { createTestCA, recordingLogger, type TestCA, waitFor } from '@meshless/testing';
 import { workloadApiChannels, workloadApiSource, type WorkloadApiSource, type WorkloadApiSourceOptions } from '@meshless/workload-api';
-import { nextEvent, silent } from './helpers/events.js';
-import { pemToDer, startWorkloadApi, svidOf, type WorkloadApiServer } from './helpers/workload-api-server.js';
+import { nextEvent, silent } from '@meshless/fixtures/events';
+import { pemToDer, startWorkloadApi, svidOf, type WorkloadApiServer } from '@meshless/fixtures/workload-api-server';
 
 const TD = 'wl.example';
 const ID = `spiffe://${TD}/ns/pay/sa/api`;
