@@ -2,7 +2,8 @@
 // `npm run demo`: a small system of real services on loopback, narrated. A dev CA issues SPIFFE
 // identities into Kubernetes-style mounts; orders (Express over createServer) calls payments
 // (gRPC) with mutual TLS; a client calls orders through createAgent; certificates rotate live,
-// the CA too, while traffic flows; strangers are refused; the wire carries only TLS records.
+// the CA too, while traffic flows; strangers are refused; a partner trust domain is federated
+// (and its CA's forgery refused); the wire carries only TLS records.
 // Options: --keep leaves the services running until Ctrl-C.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { createAgent } from '@meshless/http';
 import { Identities } from './lib/identities.mjs';
 import { bold, cyan, elapsedSeconds, fail, pass, say, step, table } from './lib/narrate.mjs';
 import { parseTlsRecords, startRelay } from './lib/relay.mjs';
+import { federationScene } from './lib/federation.mjs';
 import { migrationScene } from './lib/migration.mjs';
 import { refusalChecks } from './lib/refusals.mjs';
 import { startService, waitFor } from './lib/services.mjs';
@@ -107,6 +109,9 @@ async function main() {
   step('Callers that must be refused');
   summary.refusals = await refusalChecks({ ordersUrl, orders, payments, nextCA, ID, TD, pass, fail });
 
+  step('Federation: a workload of another trust domain, through a bundle map');
+  summary.federation = await federationScene({ work, ordersDir: dirs.orders, ourCA: nextCA, ID, pass, fail, say, waitFor });
+
   step('Migration: a plaintext caller seen in permissive mode, then strict');
   summary.migration = await migrationScene({ ordersDir: dirs.orders, agent, ID, pass, fail, say });
 
@@ -115,12 +120,13 @@ async function main() {
   await traffic.stop();
   summary.wire = wireCheck(relay);
 
-  const ok = traffic.stats.failed === 0 && summary.refusals.every((r) => r.refused) && summary.migration.ok && summary.wireOk;
+  const ok = traffic.stats.failed === 0 && summary.refusals.every((r) => r.refused) && summary.federation.ok && summary.migration.ok && summary.wireOk;
   table('Summary', [
     ['requests', `${traffic.stats.ok} ok, ${traffic.stats.failed} failed${traffic.stats.failed ? `: ${traffic.stats.failures[0]}` : ''}`],
     ['rotations', `${summary.rotations} certificate swaps\n${summary.rotationLines.join('\n')}`],
     ['served', `orders served ${traffic.stats.ordersSerials.size} certificates, payments ${traffic.stats.paymentsSerials.size}, to the requests above`],
     ['refusals', summary.refusals.map((r) => `${r.refused ? '✓' : '✗'} ${r.who} → ${r.where}: ${r.outcome}${r.reason ? ` — ${r.reason}` : ''}`).join('\n')],
+    ['federation', summary.federation.line],
     ['migration', summary.migration.line],
     ['wire', summary.wire],
     ['time', `${elapsedSeconds().toFixed(1)} s`],

@@ -102,6 +102,7 @@ describe('npm run demo (examples/demo/run.mjs)', function () {
     assert.match(out, /intruder claiming .* → orders: .*orders logged "unverified/);
     assert.match(out, /reporter \(valid, not allowed\) → payments: PERMISSION_DENIED/);
     assert.match(out, /payload marker "card-4242-[0-9a-f]+" absent/);
+    assert.match(out, /^federation +partner\.example workload answered; partner CA forging spiffe:\/\/prod\.example\/\S+ refused; partner\.example removed from the map → refused$/m);
     assert.match(out, /^result +PASS$/m);
   });
 
