@@ -6,6 +6,9 @@ import { grpc } from './grpc-js.js';
 import { AuthorizedCall, refusedCall, sessionOf } from './intercepting-call.js';
 import { retireSession } from './session-retire.js';
 
+// setTimeout's limit; longer delays are re-armed.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface CallGuardOptions {
   authorize: Authorizer;
   credential: Credential;
@@ -33,6 +36,7 @@ export class CallGuard {
   readonly #verdicts = new WeakMap<Http2Session, Verdict>();
   readonly #sessions = new Set<Http2Session>();
   #warnedNoConnection = false;
+  readonly #expiryTimers = new WeakMap<Http2Session, NodeJS.Timeout>();
 
   constructor(options: CallGuardOptions) {
     this.#authorize = options.authorize;
@@ -104,6 +108,7 @@ export class CallGuard {
     }
     this.#verdicts.set(session, verdict);
     if (!this.#sessions.has(session)) this.#track(session);
+    if (verdict.ok && Number.isFinite(verdict.expiresAt)) this.#retireAtExpiry(session, verdict);
     if (cached === undefined || cached.ok !== verdict.ok || cached.failure !== verdict.failure) {
       this.#report(verdict, socket?.remoteAddress);
     }
@@ -112,7 +117,34 @@ export class CallGuard {
 
   #track(session: Http2Session): void {
     this.#sessions.add(session);
-    session.once('close', () => this.#sessions.delete(session));
+    session.once('close', () => {
+      this.#sessions.delete(session);
+      const timer = this.#expiryTimers.get(session);
+      if (timer !== undefined) clearTimeout(timer);
+    });
+  }
+
+  /**
+   * When the client's certificate reaches notAfter, its connection is retired like one whose
+   * trust ended: GOAWAY, new calls refused (the verdict has expired), open streams cut after
+   * `retireGraceMs`. One unref'd timer per connection, re-armed past setTimeout's 2^31 ms limit.
+   */
+  #retireAtExpiry(session: Http2Session, verdict: Verdict): void {
+    const previous = this.#expiryTimers.get(session);
+    if (previous !== undefined) clearTimeout(previous);
+    const arm = (): void => {
+      const delay = verdict.expiresAt - Date.now();
+      const timer = setTimeout(() => {
+        if (verdict.expiresAt - Date.now() > 0) return arm();
+        this.#expiryTimers.delete(session);
+        if (session.closed || session.destroyed) return;
+        this.#logger.info({ peer: String(verdict.peer), notAfter: new Date(verdict.expiresAt).toISOString() }, 'meshless grpc server: the client certificate expired; retiring its connection');
+        retireSession(session, this.#retireGraceMs);
+      }, Math.max(0, Math.min(delay, MAX_TIMER_MS)));
+      timer.unref();
+      this.#expiryTimers.set(session, timer);
+    };
+    arm();
   }
 
   /**

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import grpc from '@grpc/grpc-js';
 import { loadCredential, type FederatedBundles } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
-import { type IssuedCertificate, recordingLogger, type TestCA, twoTrustDomains, type TwoTrustDomains } from '@meshless/testing';
-import { echoClient, failure, startServer, unary, type Echo, type Running } from '@meshless/fixtures/grpc-harness';
+import { createTestCA, type IssuedCertificate, recordingLogger, type TestCA, twoTrustDomains, type TwoTrustDomains } from '@meshless/testing';
+import { echoClient, failure, serverStream, startServer, unary, type Echo, type Running } from '@meshless/fixtures/grpc-harness';
 
 // Two trust domains over gRPC, both directions: a peer's chain is checked only against the bundle
 // of the trust domain its own SPIFFE ID names.
@@ -85,5 +86,34 @@ describe('@meshless/grpc federation: each peer against its own trust domain bund
     clients.push(raw);
     const err = await failure(unary(raw, 'unary', {}));
     assert.ok(err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.UNAVAILABLE, String(err.code));
+  });
+});
+
+describe('@meshless/grpc: a client certificate that expires during a call', function () {
+  this.timeout(30_000);
+
+  it('retires the connection at notAfter: its open stream is cut after retireGraceMs, new calls are refused', async () => {
+    const ca = await createTestCA({ trustDomain: PROD });
+    const running = await startServer(serverCredentials({ source: loadCredential(await ca.issue({ spiffeId: PROD_SERVER, dnsNames: ['localhost'] })), allow: `spiffe://${PROD}/**`, retireGraceMs: 300, logger: recordingLogger() }));
+    const shortLived = await ca.issue({ spiffeId: PROD_CLIENT, ttlMs: 2_500 });
+    const c = echoClient(running.target, channelCredentials({ source: loadCredential(shortLived), allow: PROD_SERVER, logger: recordingLogger() }));
+    try {
+      const notAfter = new X509Certificate(shortLived.cert).validTo;
+      const started = Date.now();
+      // A stream that would run 20 s: 200 messages, one every 100 ms.
+      const err = await serverStream(c, { n: 200, intervalMs: 100 }, 25_000).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      );
+      assert.ok(err, 'the stream did not run to its end');
+      const endedAt = Date.now();
+      assert.ok(endedAt >= Date.parse(notAfter) - 1000, `cut at ${endedAt - started} ms, before the certificate expired`);
+      assert.ok(endedAt < Date.parse(notAfter) + 5_000, `cut ${endedAt - Date.parse(notAfter)} ms after notAfter`);
+      const next = await failure(unary(c, 'unary', {}));
+      assert.ok(next.code === grpc.status.UNAUTHENTICATED || next.code === grpc.status.UNAVAILABLE, String(next.code));
+    } finally {
+      c.close();
+      await running.close();
+    }
   });
 });
