@@ -214,7 +214,8 @@ function otherLoad(results: Results): string {
   return `other processes kept a median of ${med.toFixed(2)} (max ${max.toFixed(2)}) of ${results.machine.nproc} cores busy during the measured windows: ${verdict}`;
 }
 
-const AREAS = ['meshless', 'undici', 'node http', 'node tls/net/streams', 'gc', 'native (program)', 'native', 'other', 'bench harness'];
+const AREAS = ['meshless', 'undici', 'bench harness', 'node http', 'node tls/net/streams', 'gc', 'native (program)', 'other'];
+const AREA_LABELS: Record<string, string> = { 'bench harness': 'application (bench handler / load loop)' };
 
 /** Where the CPU goes per request, from the in-process profiles of one window per pair and shape. */
 function profileSection(results: Results): string[] {
@@ -223,12 +224,14 @@ function profileSection(results: Results): string[] {
   const out = [
     '## Profile summary: where the CPU goes per request',
     '',
-    'V8 CPU profiles taken inside the server and the client around one measured window (after warm-up, 100 µs sampling), ' +
+    'V8 CPU profiles taken inside the server and the client around one measured window (after warm-up), ' +
       'the meshless pair against the leanest hand-written pair (node:https ← bare undici Pool). Each process\'s own CPU ' +
       'time per request (process.cpuUsage over the window) is split in the proportions of its samples by the code that ' +
       'caused them: meshless, undici and the bench harness (the application) each own what they call (node internals, ' +
-      'native work such as certificate parsing and socket writes); node-internal work with no such caller (TLS handshakes, ' +
-      'the HTTP parser, timers) counts as node\'s. Profiling (1 ms sampling) costs a little CPU itself.',
+      'native work such as certificate parsing and socket writes: the server application\'s `res.end` owns the TLS ' +
+      'write of the response); node-internal work with no such caller (TLS handshakes, the HTTP parser, timers) counts ' +
+      'as node\'s. Profiling (1 ms sampling) costs a little CPU itself. In-process profiles say where time goes; the ' +
+      'keep-alive and new-connection tables say how fast it is.',
     '',
   ];
   for (const variant of [...new Set(rows.map((r) => r.variant))]) {
@@ -236,7 +239,7 @@ function profileSection(results: Results): string[] {
     out.push(`### ${variantLabels[variant] ?? variant}`, '');
     out.push(
       table(
-        ['process', 'CPU µs per request', ...AREAS],
+        ['process', 'CPU µs per request', ...AREAS.map((a) => AREA_LABELS[a] ?? a)],
         mine.map((r): Cell[] => (r.status === 'ok' && r.median ? [r.scenario, num(r.median.usPerRequest), ...AREAS.map((a) => num(r.median![`us.${a}`]))] : [r.scenario, skipCell(r), ...AREAS.map(() => '')])),
       ),
       '',
