@@ -172,6 +172,17 @@ function meaning(results: Results): string {
   } else if (ncFull?.median) {
     out.push(`- A full mTLS handshake per request limits a client to about ${num(ncFull.median.rps)} connections/s on this machine: keep connections alive (both meshless and sidecars do).`);
   }
+  const prof = (scenario: string, variant: string) => get(results, 'profile', scenario, variant)?.median;
+  const ps = prof('meshless server', 'c32');
+  const pc = prof('meshless client', 'c32');
+  if (ps && pc) {
+    const psn = prof('meshless server', 'c8-new');
+    out.push(
+      `- Where the time goes (in-process profiles, keep-alive c32): of the meshless server's ${num(ps.usPerRequest)} µs of CPU per request, meshless's own code caused ${num(ps['us.meshless'] ?? 0)} µs; ` +
+        `of the client's ${num(pc.usPerRequest)} µs, meshless ${num(pc['us.meshless'] ?? 0)} µs and undici ${num(pc['us.undici'] ?? 0)} µs. The rest is TLS records, HTTP and the application.` +
+        (psn ? ` With a new connection per request, meshless caused ${num(psn['us.meshless'] ?? 0)} µs of the server's ${num(psn.usPerRequest)} µs per connection (reading and checking the client certificate).` : ''),
+    );
+  }
   if (out.length === 0) out.push('- The comparison rows did not run in this run; see the skipped rows below.');
   const rotation = get(results, 'rotation', 'rotation');
   if (rotation?.median && rotation.variant.includes(ROTATION_SERVED)) {
