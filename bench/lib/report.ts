@@ -273,8 +273,9 @@ const SCALE_TEXT =
   'server, rotations of its own certificate (every other one also a trust-bundle change under which every peer still ' +
   'verifies, so the server re-checks each live connection) while requests run on 32 of them: the server\'s synchronous ' +
   'swap, update → first new connection served with the new certificate, event-loop stall, failed requests, connections ' +
-  'closed. **Origins**: one client, one request to each of M servers on 127.1.x.y, memory per live origin and after the ' +
-  'pools idled out (twice: the bounds hold when nothing stays behind).';
+  'closed. **Origins**: one client, one request to each of M servers on 127.1.x.y (every connection kept open), memory ' +
+  'per live origin, then after the servers closed every connection and the pools went (twice: the bounds hold when ' +
+  'nothing more stays behind the second time).';
 
 /** The scale rows: from this run, or from the separate `--only scale` run when this one skipped them. */
 function scaleSection(results: Results, scaleRun?: Results): string[] {

@@ -1,4 +1,5 @@
-// Many hand-written mTLS servers in one process, for the "one agent, many origins" scale row:
+// Many hand-written mTLS servers in one process, for the "one agent, many origins" scale row
+// (idle connections are kept until `drop` closes them all):
 //   --count N --certs DIR
 // Server i listens on 127.1.<i / 200>.<1 + i % 200> (all of 127.0.0.0/8 is loopback on Linux), port 0,
 // requires our client certificate and answers GET / with 13 bytes. `ready` lists the origins.
@@ -28,6 +29,8 @@ for (let i = 0; i < count; i++) {
     res.writeHead(200, { 'content-length': small.length });
     res.end(small);
   });
+  // Idle connections stay until `drop` (Node's default would close them after 5 s).
+  server.keepAliveTimeout = 0;
   const host = `127.1.${Math.floor(i / 200)}.${1 + (i % 200)}`;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -43,4 +46,9 @@ onExit(async () => {
   }
 });
 handle('origins', () => ({ origins }));
+// Closes every accepted connection (the listeners stay): the client's pools lose their sockets.
+handle('drop', () => {
+  for (const s of servers) s.closeAllConnections();
+  return {};
+});
 ready({ count: servers.length });

@@ -1,6 +1,7 @@
 // One client talking to many origins, for the scale rows: `--kind meshless` (one createAgent) or
 // `--kind agent` (the hand-written equivalent: one undici Agent with `connect` options and a SPIFFE
-// checkServerIdentity). Keep-alive 2 s, so that idle pools go away within the row.
+// checkServerIdentity). Keep-alive 10 minutes: every origin's connection is still open when the
+// pass ends; the servers then close them all, and the pools go away.
 //   pass { origins, concurrency }   one GET / to every origin
 //   pools {}                        how many origins have a pool now
 //   memory {}                       heap and RSS after GC
@@ -16,7 +17,7 @@ import { memoryReport } from './memory.js';
 const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' } } });
 const kind = values.kind ?? 'meshless';
 const files = certFiles(values.certs!);
-const common = { keepAliveTimeout: 2_000, keepAliveMaxTimeout: 2_000, headersTimeout: 10_000, bodyTimeout: 10_000 };
+const common = { keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000, headersTimeout: 10_000, bodyTimeout: 10_000 };
 
 let agent: Dispatcher & { stats: Record<string, unknown> };
 if (kind === 'meshless') {

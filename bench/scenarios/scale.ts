@@ -8,7 +8,7 @@
 //   connection served with the new certificate", event-loop stall, CPU per rotation, failed
 //   requests and connections closed (none should be: trust never dropped a peer);
 // - origins: one client talking to M origins (servers on 127.1.x.y): meshless createAgent
-//   against a hand-written undici Agent, memory per live origin and after the pools idled out.
+//   against a hand-written undici Agent, memory per live origin and after the servers closed every connection.
 // Every wait is bounded; the counts shrink to fit the file-descriptor limit and the time budget.
 import { readFileSync } from 'node:fs';
 import { spawnTs, stopAll, type BenchChild } from '../lib/children.js';
@@ -184,7 +184,7 @@ async function rotationUnderLoad(ctx: BenchContext, server: BenchChild, client: 
 }
 
 async function manyOrigins(ctx: BenchContext, count: number): Promise<Row[]> {
-  const variant = `one client, ${count.toLocaleString('en-US')} origins (servers on 127.1.x.y), keep-alive 2 s`;
+  const variant = `one client, ${count.toLocaleString('en-US')} origins (servers on 127.1.x.y)`;
   const servers = await start(ctx, 'scale-origins', 'proc/multi-server.ts', ['--count', String(count), '--certs', ctx.certs.dir]);
   const rows: Row[] = [];
   try {
@@ -194,16 +194,20 @@ async function manyOrigins(ctx: BenchContext, count: number): Promise<Row[]> {
       const client = await start(ctx, `scale-origins-${kind}`, 'proc/origins-client.ts', ['--kind', kind, '--certs', ctx.certs.dir]);
       try {
         const pools = async () => Number((await client.child.request({ type: 'pools' }, 10_000)).pools);
-        // Warm-up on a few origins, then let them idle out.
+        const drop = async (what: string) => {
+          await servers.child.request({ type: 'drop' }, 30_000);
+          await until(async () => (await pools()) === 0, 60_000, what);
+        };
+        // Warm-up on a few origins, then the servers close those connections.
         await client.child.request({ type: 'pass', origins: origins.slice(0, 20), concurrency: 4 }, 60_000);
-        await until(async () => (await pools()) === 0, 30_000, 'the warm-up pools to idle out');
+        await drop('the warm-up pools to go');
         const base = await memoryOf(client.child);
         const passes: { live: Memory; idle: Memory; seconds: number; failed: number; pools: number; firstError?: string }[] = [];
         for (let p = 0; p < 2; p++) {
           const r = await client.child.request({ type: 'pass', origins, concurrency: 16 }, Math.max(120_000, count * 200));
           const livePools = await pools();
           const live = await memoryOf(client.child);
-          await until(async () => (await pools()) === 0, 60_000, 'the pools to idle out');
+          await drop('the pools to go once the servers closed their connections');
           const idle = await memoryOf(client.child);
           passes.push({ live, idle, seconds: Number(r.elapsedMs) / 1000, failed: Number(r.failed), pools: livePools, ...(r.firstError ? { firstError: String(r.firstError) } : {}) });
         }
@@ -231,7 +235,7 @@ async function manyOrigins(ctx: BenchContext, count: number): Promise<Row[]> {
         if (failed) row.reason = `${failed} failed requests: ${p1.firstError ?? p2.firstError}`;
         rows.push(row);
         console.log(
-          `  ${kind.padEnd(8)} ${count} origins: ${row.median!.rssPerLiveOriginKB} KB RSS / ${row.median!.heapPerLiveOriginKB} KB heap per live origin; heap after the pools idled out +${row.median!.heapAfterIdleOverBaseMB} MB, after a second pass +${row.median!.heapAfterSecondPassIdleOverBaseMB} MB${failed ? `; ${failed} failed` : ''}`,
+          `  ${kind.padEnd(8)} ${count} origins: ${row.median!.rssPerLiveOriginKB} KB RSS / ${row.median!.heapPerLiveOriginKB} KB heap per live origin; heap after the pools went +${row.median!.heapAfterIdleOverBaseMB} MB, after a second pass +${row.median!.heapAfterSecondPassIdleOverBaseMB} MB${failed ? `; ${failed} failed` : ''}`,
         );
       } finally {
         await client.child.stop();
