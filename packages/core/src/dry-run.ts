@@ -1,3 +1,4 @@
+import { BoundedMap } from './bounded-map.js';
 import type { Authorizer, Decision } from './allow-list.js';
 import { channels } from './diagnostics.js';
 import { loggerOf, type Logger } from './logger.js';
@@ -51,7 +52,7 @@ export function dryRunAuthorizer(inner: Authorizer, options: DryRunOptions = {})
   // One DryRunDecision per inner decision: inner authorizers of string rules return the same
   // frozen Decision for a Peer, so a connection's peer is reported once, not per request.
   const converted = new WeakMap<Decision, DryRunDecision>();
-  const lastLogged = new Map<string, number>();
+  const lastLogged = new BoundedMap<string, number>(MAX_LOGGED);
 
   const report = (peer: Peer, denial: Decision, decision: DryRunDecision): void => {
     counter.add(1, { scope });
@@ -60,11 +61,6 @@ export function dryRunAuthorizer(inner: Authorizer, options: DryRunOptions = {})
     const now = Date.now();
     const last = lastLogged.get(key);
     if (last !== undefined && now - last < interval) return;
-    if (last === undefined && lastLogged.size >= MAX_LOGGED) {
-      const oldest = lastLogged.keys().next();
-      if (!oldest.done) lastLogged.delete(oldest.value);
-    }
-    lastLogged.delete(key);
     lastLogged.set(key, now);
     logger.warn(
       { dryRun: true, scope, peer: String(peer), serialNumber: peer.serialNumber, rule: denial.rule, reason: denial.reason },

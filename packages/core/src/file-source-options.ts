@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from './long-timeout.js';
 import type { Rules } from './allow-list.js';
 import { MeshlessError, codes } from './errors.js';
 import type { Logger } from './logger.js';
@@ -79,7 +80,7 @@ function invalid(field: string, why: string): MeshlessError {
   return new MeshlessError(codes.INVALID_OPTION, `fileSource option ${field} ${why}`, { field });
 }
 
-function duration(options: FileSourceOptions, field: keyof FileSourceOptions, fallback: number, { min = 0, max = 2 ** 31 - 1 } = {}): number {
+function duration(options: FileSourceOptions, field: keyof FileSourceOptions, fallback: number, { min = 0, max = MAX_TIMER_MS } = {}): number {
   const value = options[field];
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {

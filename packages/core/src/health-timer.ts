@@ -1,8 +1,7 @@
 import type { Credential } from './credential.js';
+import { setLongTimeout, type LongTimeout } from './long-timeout.js';
 import { healthStateOf, type HealthState } from './source.js';
 
-/** Longest delay `setTimeout` accepts (~24.8 days); longer waits are done in steps. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The health of a rotating source: `expired` wins over everything (it is what peers will see),
@@ -30,7 +29,7 @@ export function nextHealthChangeAt(credential: Credential, now: number, renewAtS
  * (no file event needed). Re-arm it with `schedule` after every new generation.
  */
 export class HealthTimer {
-  #timer: NodeJS.Timeout | undefined;
+  #timer: LongTimeout | undefined;
   readonly #onDue: () => void;
 
   constructor(onDue: () => void) {
@@ -43,16 +42,14 @@ export class HealthTimer {
     const due = nextHealthChangeAt(credential, now, renewAtShare);
     if (due === undefined) return;
     // +1 ms: fire just after the boundary, so the state computed in onDue has already moved.
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(due - now) + 1));
-    this.#timer = setTimeout(() => {
+    this.#timer = setLongTimeout(() => {
       this.#timer = undefined;
       this.#onDue();
-    }, delay);
-    this.#timer.unref();
+    }, Math.max(0, Math.ceil(due - now) + 1));
   }
 
   stop(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.clear();
     this.#timer = undefined;
   }
 }

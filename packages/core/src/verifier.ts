@@ -1,4 +1,5 @@
 import { createHash, type X509Certificate } from 'node:crypto';
+import { BoundedMap } from './bounded-map.js';
 import type { Authorizer, Decision } from './allow-list.js';
 import { verifyChain } from './chain.js';
 import type { Credential } from './credential.js';
@@ -168,17 +169,14 @@ interface Verified {
 
 // One bounded cache: leaf fingerprint → the last path it verified with. Least recently used out.
 const MAX_VERIFIED = 10_000;
-const verified = new Map<string, Verified>();
+const verified = new BoundedMap<string, Verified>(MAX_VERIFIED);
 
 /** The intermediates of a path to `trust.bundle`, or why there is none. */
 function chainProblem(leaf: X509Certificate, fingerprint: string, presented: PresentedChain, trust: Trust, credential: Credential, now: number): readonly X509Certificate[] | string {
   const hit = verified.get(fingerprint);
   if (hit !== undefined) {
+    if (hit.bundleKey === trust.key && hit.validUntil > now) return hit.intermediates;
     verified.delete(fingerprint);
-    if (hit.bundleKey === trust.key && hit.validUntil > now) {
-      verified.set(fingerprint, hit);
-      return hit.intermediates;
-    }
   }
   if (trust.bundle!.length === 0) return `${trust.trustDomain ?? 'our trust domain'} has no keys (its bundle is empty: the trust domain revoked them)`;
   // The leaf alone, then with what the peer sent, then with the path it verified with before
@@ -198,10 +196,6 @@ function chainProblem(leaf: X509Certificate, fingerprint: string, presented: Pre
   const intermediates = Object.freeze(result.path.slice(1, -1));
   let validUntil = Infinity;
   for (const cert of result.path) validUntil = Math.min(validUntil, Date.parse(cert.validTo));
-  if (verified.size >= MAX_VERIFIED) {
-    const oldest = verified.keys().next();
-    if (!oldest.done) verified.delete(oldest.value);
-  }
   verified.set(fingerprint, { bundleKey: trust.key, validUntil, intermediates });
   return intermediates;
 }

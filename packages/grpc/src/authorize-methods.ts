@@ -1,5 +1,6 @@
 import { TLSSocket } from 'node:tls';
 import { MeshlessError, allowList, channels, codes, isMeshlessError, loggerOf, meshlessMetrics, onPolicyChange, type Authorizer, type DryRunOptions, type Logger, type Peer, type Rules } from '@meshless/core';
+import { BoundedMap } from '@meshless/core/internal';
 import { grpc } from './grpc-js.js';
 import { refusedCall, sessionOf } from './intercepting-call.js';
 import { peerOf } from './peer-of.js';
@@ -82,7 +83,7 @@ function compile(methods: MethodRules, dryRun?: DryRunOptions): { exact: Map<str
 export function authorizeMethods(methods: MethodRules, options: AuthorizeMethodsOptions = {}): grpc.ServerInterceptor {
   const logger = loggerOf(options.logger);
   const { exact, services, fallback } = compile(methods, options.dryRun === true ? { scope: 'method', logger } : undefined);
-  const resolved = new Map<string, Entry | null>();
+  const resolved = new BoundedMap<string, Entry | null>(MAX_PATHS);
   // Refusals already logged, per peer and method key (log once; never used to decide). A live
   // policy (policyFile) among the rules starts the log-once memory afresh when it changes.
   let logged = new WeakMap<Peer, Set<string>>();
@@ -95,7 +96,6 @@ export function authorizeMethods(methods: MethodRules, options: AuthorizeMethods
     let entry = resolved.get(path);
     if (entry === undefined) {
       entry = exact.get(path) ?? services.get(path.slice(0, path.lastIndexOf('/'))) ?? fallback ?? null;
-      if (resolved.size >= MAX_PATHS) resolved.clear();
       resolved.set(path, entry);
       if (entry === null) logger.warn({ method: path }, `meshless grpc: ${path} is not listed in authorizeMethods; every call to it is refused with PERMISSION_DENIED`);
     }

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { identityOf, type Peer } from '@meshless/core';
+import { BoundedMap } from '@meshless/core/internal';
 import { PEER } from './connection-verdict.js';
 import type { AuthContext } from './grpc-js.js';
 
@@ -9,7 +10,7 @@ export interface CallWithAuthContext {
 }
 
 const MAX_CACHED = 1024;
-const byFingerprint = new Map<string, Peer>();
+const byFingerprint = new BoundedMap<string, Peer>(MAX_CACHED);
 
 /** The Peer of a grpc-js AuthContext not built by meshless (e.g. a `createSsl` server): parsed once per certificate. */
 function peerOfAuthContext(context: AuthContext): Peer | undefined {
@@ -18,7 +19,6 @@ function peerOfAuthContext(context: AuthContext): Peer | undefined {
   let peer = byFingerprint.get(certificate.fingerprint256);
   if (peer === undefined) {
     peer = identityOf(new X509Certificate(certificate.raw));
-    if (byFingerprint.size >= MAX_CACHED) byFingerprint.clear();
     byFingerprint.set(certificate.fingerprint256, peer);
   }
   return peer;

@@ -1,3 +1,4 @@
+import { BoundedMap } from '@meshless/core/internal';
 import { MeshlessError, type DryRunOptions, allowList, codes, isAuthorizer, isMeshlessError, type Authorizer, type Rules } from '@meshless/core';
 
 /**
@@ -122,7 +123,7 @@ function mapPolicy(map: Readonly<Record<string, Rules>>, version: number, dryRun
 }
 
 function resolverPolicy(resolve: (origin: string) => Rules, version: number, dryRun?: DryRunOptions): ServerPolicy {
-  const byOrigin = new Map<string, Authorizer>();
+  const byOrigin = new BoundedMap<string, Authorizer>(MAX_RESOLVED_ORIGINS);
   return {
     version,
     authorizerFor(origin) {
@@ -145,10 +146,6 @@ function resolverPolicy(resolve: (origin: string) => Rules, version: number, dry
         );
       }
       const authorizer = compileFor(origin, rules as Rules, dryRun);
-      if (byOrigin.size >= MAX_RESOLVED_ORIGINS) {
-        const oldest = byOrigin.keys().next();
-        if (!oldest.done) byOrigin.delete(oldest.value);
-      }
       byOrigin.set(origin, authorizer);
       return authorizer;
     },

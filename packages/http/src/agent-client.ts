@@ -1,4 +1,5 @@
 import type { TLSSocket } from 'node:tls';
+import { setLongTimeout, type LongTimeout } from '@meshless/core/internal';
 import type { Peer } from '@meshless/core';
 import type { Client, Dispatcher } from 'undici';
 import { PEER_CONTEXT_KEY, PeerContextHandler, isLegacyHandler, type PeerContext, type PeerHolder } from './agent-peer-context.js';
@@ -12,7 +13,6 @@ export interface ClientGeneration extends ConnectorContext {
 }
 
 // setTimeout takes at most 2^31-1 ms; longer deadlines are re-armed.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How often a connection past its deadline is checked for idleness. */
 export const RETIRE_POLL_MS = 50;
 
@@ -68,7 +68,7 @@ return class MeshlessClient extends Base implements ConnectionOwner, PeerHolder 
   #peer: Peer | undefined;
   #context: PeerContext | undefined;
   #retiring = false;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: LongTimeout | undefined;
 
   constructor(origin: string | URL, options: Client.Options, generation: ClientGeneration) {
     const owner: { client?: MeshlessClient } = {};
@@ -129,9 +129,7 @@ return class MeshlessClient extends Base implements ConnectionOwner, PeerHolder 
   }
 
   #arm(socket: TLSSocket, deadline: number): void {
-    const delay = Math.max(0, deadline - Date.now());
-    this.#timer = setTimeout(() => (delay > MAX_TIMER_MS ? this.#arm(socket, deadline) : this.#retire(socket)), Math.min(delay, MAX_TIMER_MS));
-    this.#timer.unref();
+    this.#timer = setLongTimeout(() => this.#retire(socket), deadline - Date.now());
   }
 
   #retire(socket: TLSSocket): void {
@@ -154,12 +152,11 @@ return class MeshlessClient extends Base implements ConnectionOwner, PeerHolder 
       return;
     }
     if (first && socket.alpnProtocol === 'h2') this.#generation.requestRefresh(`an HTTP/2 connection to ${this.#peer === undefined ? 'a server' : String(this.#peer)} reached its deadline while busy`);
-    this.#timer = setTimeout(() => this.#closeWhenIdle(socket, false), RETIRE_POLL_MS);
-    this.#timer.unref();
+    this.#timer = setLongTimeout(() => this.#closeWhenIdle(socket, false), RETIRE_POLL_MS);
   }
 
   #clearTimer(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.clear();
     this.#timer = undefined;
   }
 };

@@ -1,3 +1,4 @@
+import { BoundedMap } from '@meshless/core/internal';
 import { EventEmitter } from 'node:events';
 import {
   MeshlessError,
@@ -83,7 +84,7 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
   readonly #logger: Logger;
   readonly #metrics: MeshlessMetrics;
   readonly #draining = new Set<Generation>();
-  readonly #peers = new Map<string, Peer>();
+  readonly #peers = new BoundedMap<string, Peer>(MAX_REMEMBERED_ORIGINS);
   readonly #events: GenerationEvents;
   #policy: ServerPolicy;
   #dryRun: DryRunOptions | undefined;
@@ -287,10 +288,6 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
   }
 
   #allowed(generation: Generation, origin: string, peer: Peer, resumed: boolean): void {
-    if (!this.#peers.has(origin) && this.#peers.size >= MAX_REMEMBERED_ORIGINS) {
-      const oldest = this.#peers.keys().next();
-      if (!oldest.done) this.#peers.delete(oldest.value);
-    }
     this.#peers.set(origin, peer);
     if (channels.peerAllowed.hasSubscribers) channels.peerAllowed.publish({ side: 'client', origin, peer, resumed });
     this.#logger.debug({ origin, peer: String(peer), serialNumber: peer.serialNumber, resumed, generation: generation.number }, 'meshless agent: server verified');

@@ -1,3 +1,4 @@
+import { setLongTimeout, type LongTimeout } from '@meshless/core/internal';
 /** A scheduled call; pass it to `cancel`. */
 export interface Deadline {
   readonly when: number;
@@ -6,8 +7,6 @@ export interface Deadline {
   readonly fire: () => void;
 }
 
-// setTimeout's limit; a later earliest deadline re-arms on the way.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Many deadlines on one timer: a binary min-heap by time and a single unref'd `setTimeout` for
@@ -18,7 +17,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export class Deadlines {
   readonly #heap: Deadline[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  #timer: LongTimeout | undefined;
   #armedFor = Infinity;
 
   get size(): number {
@@ -55,12 +54,11 @@ export class Deadlines {
     const first = this.#heap[0];
     if (first === undefined) return;
     this.#armedFor = first.when;
-    this.#timer = setTimeout(() => this.#run(), Math.min(MAX_TIMER_MS, Math.max(0, first.when - Date.now())));
-    this.#timer.unref();
+    this.#timer = setLongTimeout(() => this.#run(), first.when - Date.now());
   }
 
   #disarm(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.clear();
     this.#timer = undefined;
     this.#armedFor = Infinity;
   }

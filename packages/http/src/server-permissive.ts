@@ -1,3 +1,4 @@
+import { BoundedMap } from '@meshless/core/internal';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type https from 'node:https';
 import type { Socket } from 'node:net';
@@ -57,7 +58,7 @@ export class PermissiveListener {
   #tlsListener: ConnectionListener | undefined;
   #plain: http.Server | undefined;
   readonly #connections = new Set<PlainConnection>();
-  readonly #logged = new Map<string, number>();
+  readonly #logged = new BoundedMap<string, number>(MAX_LOGGED_ADDRESSES);
   readonly #counter;
 
   constructor(
@@ -211,11 +212,6 @@ export class PermissiveListener {
     const now = Date.now();
     const last = this.#logged.get(address);
     if (last !== undefined && now - last < LOG_INTERVAL_MS) return;
-    if (last === undefined && this.#logged.size >= MAX_LOGGED_ADDRESSES) {
-      const oldest = this.#logged.keys().next();
-      if (!oldest.done) this.#logged.delete(oldest.value);
-    }
-    this.#logged.delete(address);
     this.#logged.set(address, now);
     this.logger.warn(
       { plaintext: true, remoteAddress: event.remoteAddress, method: event.method, url: event.url },

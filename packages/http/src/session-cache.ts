@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import type { Peer, PresentedChain } from '@meshless/core';
+import { BoundedMap } from '@meshless/core/internal';
 
 /** A TLS session the client may resume, with the server identity verified when it was made. */
 export interface CachedSession {
@@ -23,35 +24,24 @@ export interface CachedSession {
  * resumes. Keys name the origin and the SNI name.
  */
 export class SessionCache {
-  readonly #max: number;
-  readonly #entries = new Map<string, CachedSession>();
+  readonly #entries: BoundedMap<string, CachedSession>;
 
   /** @param max most sessions kept; 0 disables resumption. */
   constructor(max: number) {
-    this.#max = max;
+    this.#entries = new BoundedMap(max);
   }
 
-  /**
-   * The session for `key`, unless its server certificate has expired by `now`. Finding it makes it
-   * the most recently used (Map order is the recency order: re-inserting moves it to the end).
-   */
+  /** The session for `key`, unless its server certificate has expired by `now`. Finding it makes it the most recently used. */
   get(key: string, now: number): CachedSession | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
+    if (entry.peer.notAfter.getTime() > now) return entry;
     this.#entries.delete(key);
-    if (entry.peer.notAfter.getTime() <= now) return undefined;
-    this.#entries.set(key, entry);
-    return entry;
+    return undefined;
   }
 
   /** Keeps the newest session for `key`, with the server certificate its connection verified. */
   set(key: string, session: Buffer, presented: CachedSession['presented']): void {
-    if (this.#max === 0) return;
-    this.#entries.delete(key);
-    if (this.#entries.size >= this.#max) {
-      const oldest = this.#entries.keys().next();
-      if (!oldest.done) this.#entries.delete(oldest.value);
-    }
     this.#entries.set(key, { session, peer: presented.peer, presented });
   }
 

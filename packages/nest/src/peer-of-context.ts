@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { identityOf, type Peer as CorePeer } from '@meshless/core';
+import { BoundedMap } from '@meshless/core/internal';
 import { peerOf as peerOfRequest } from '@meshless/http';
 
 /** A grpc-js call as Nest hands it to a gRPC handler (third argument). */
@@ -25,7 +26,7 @@ export async function loadGrpcPeerOf(): Promise<GrpcPeerOf> {
   return grpcPeerOf;
 }
 
-const byFingerprint = new Map<string, CorePeer>();
+const byFingerprint = new BoundedMap<string, CorePeer>(1024);
 
 /** Before `@meshless/grpc` is loaded: the verified certificate grpc-js reports, parsed once. */
 function fallbackGrpcPeer(call: GrpcCallLike): CorePeer | undefined {
@@ -34,7 +35,6 @@ function fallbackGrpcPeer(call: GrpcCallLike): CorePeer | undefined {
   let peer = byFingerprint.get(certificate.fingerprint256);
   if (peer === undefined) {
     peer = identityOf(new X509Certificate(certificate.raw));
-    if (byFingerprint.size >= 1024) byFingerprint.clear();
     byFingerprint.set(certificate.fingerprint256, peer);
   }
   return peer;

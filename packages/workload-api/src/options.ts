@@ -1,4 +1,5 @@
 import { MeshlessError, codes, type Logger, type Rules } from '@meshless/core';
+import { MAX_TIMER_MS } from '@meshless/core/internal';
 import type { PickSvid } from './svid.js';
 
 /** What the source does when the Workload API withdraws our identity. */
@@ -63,8 +64,8 @@ function invalid(field: string, why: string): MeshlessError {
 
 function duration(value: unknown, field: string, fallback: number, min = 0): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > 2 ** 31 - 1) {
-    throw invalid(field, `must be a number of milliseconds between ${min} and ${2 ** 31 - 1} (got ${String(value)})`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > MAX_TIMER_MS) {
+    throw invalid(field, `must be a number of milliseconds between ${min} and ${MAX_TIMER_MS} (got ${String(value)})`);
   }
   return value;
 }

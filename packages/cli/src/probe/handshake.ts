@@ -1,7 +1,7 @@
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import tls, { type PeerCertificate, type TLSSocket } from 'node:tls';
-import { MeshlessError, clientTlsOptions, codes, type Credential } from '@meshless/core';
+import tls, { type TLSSocket } from 'node:tls';
+import { MeshlessError, clientTlsOptions, codes, peerCertificateOf, sentChainOf, type Credential } from '@meshless/core';
 
 /** Where to connect and how. */
 export interface HandshakeTarget {
@@ -30,17 +30,10 @@ export interface Handshake {
   session: Promise<Buffer | undefined>;
 }
 
-/** The chain the server sent, leaf first, from Node's linked PeerCertificate objects. */
+/** The chain the server sent, leaf first. */
 function chainOf(socket: TLSSocket): X509Certificate[] {
-  const out: X509Certificate[] = [];
-  const seen = new Set<string>();
-  let cert: PeerCertificate | undefined = socket.getPeerCertificate(true);
-  while (cert && cert.raw && !seen.has(cert.fingerprint256)) {
-    seen.add(cert.fingerprint256);
-    out.push(new X509Certificate(cert.raw));
-    cert = (cert as tls.DetailedPeerCertificate).issuerCertificate;
-  }
-  return out;
+  const leaf = peerCertificateOf(socket);
+  return leaf === undefined ? [] : [leaf, ...sentChainOf(socket)];
 }
 
 /**
