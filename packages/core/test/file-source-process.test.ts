@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmod, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,9 +25,10 @@ interface Child {
  * Runs ESM code in a child node process: by default in the checkout, TypeScript sources resolved
  * through tsx; with `cwd` (and `uid`/`gid`), plain Node in that folder, on what it holds.
  */
-function runChild(code: string, env: Record<string, string>, options: { wrap?: string[]; cwd?: string; uid?: number; gid?: number } = {}): Child {
+function runChild(code: string, env: Record<string, string>, options: { wrap?: string[]; cwd?: string; uid?: number; gid?: number; node?: string } = {}): Child {
   const nodeArgs = options.cwd ? ['--input-type=module', '-e', code] : ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', code];
-  const [cmd, args] = options.wrap ? [options.wrap[0]!, [...options.wrap.slice(1), process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
+  const node = options.node ?? process.execPath;
+  const [cmd, args] = options.wrap ? [options.wrap[0]!, [...options.wrap.slice(1), node, ...nodeArgs]] : [node, nodeArgs];
   const started = performance.now();
   const child = spawn(cmd, args, {
     cwd: options.cwd ?? repo,
@@ -185,6 +186,7 @@ describe('fileSource in a process of its own', function () {
     // the built core with its dependencies (nothing is read from the checkout).
     const asRoot = process.getuid?.() === 0;
     let base = tmp;
+    let node: string | undefined;
     if (asRoot) {
       const reachable = await firstReachableByOthers([tmpdir(), '/tmp', '/var/tmp', '/dev/shm']);
       if (!reachable) {
@@ -194,6 +196,14 @@ describe('fileSource in a process of its own', function () {
       base = await mkdtemp(path.join(reachable, 'meshless-nobody-'));
       cleanup.push(base);
       copyCoreWithDependencies(base);
+      // The Node binary may sit where nobody cannot reach it either (CI's Node 22/24 live in
+      // ~/.cache/meshless-node under a mode-0700 /root): then nobody runs a copy of it.
+      const execDir = path.dirname(process.execPath);
+      if ((await firstReachableByOthers([execDir])) === undefined || !((await stat(process.execPath)).mode & 0o001)) {
+        node = path.join(base, 'node');
+        await copyFile(process.execPath, node);
+        await chmod(node, 0o755);
+      }
     }
     const dir = path.join(base, 'plain');
     await inPlaceWriter(dir).write(files(certs[0]!));
@@ -211,7 +221,7 @@ describe('fileSource in a process of its own', function () {
        });
        console.log(JSON.stringify({ event: 'loaded', uid: process.getuid() }));`,
       { DIR: dir, HOME: base },
-      asRoot ? { cwd: base, uid: 65534, gid: 65534 } : {},
+      asRoot ? { cwd: base, uid: 65534, gid: 65534, ...(node ? { node } : {}) } : {},
     );
     const loaded = await child.next('loaded', 20_000);
     if (asRoot) assert.notEqual(loaded.uid, 0, 'the child runs unprivileged');
