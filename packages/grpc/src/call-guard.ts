@@ -1,13 +1,11 @@
 import type { Http2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { channels, type Authorizer, type Credential, type Logger, type MeshlessMetrics } from '@meshless/core';
+import { setLongTimeout, type LongTimeout } from '@meshless/core/internal';
 import { connectionVerdict, type Verdict } from './connection-verdict.js';
 import { grpc } from './grpc-js.js';
 import { AuthorizedCall, refusedCall, sessionOf } from './intercepting-call.js';
 import { retireSession } from './session-retire.js';
-
-// setTimeout's limit; longer delays are re-armed.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface CallGuardOptions {
   authorize: Authorizer;
@@ -36,7 +34,7 @@ export class CallGuard {
   readonly #verdicts = new WeakMap<Http2Session, Verdict>();
   readonly #sessions = new Set<Http2Session>();
   #warnedNoConnection = false;
-  readonly #expiryTimers = new WeakMap<Http2Session, NodeJS.Timeout>();
+  readonly #expiryTimers = new WeakMap<Http2Session, LongTimeout>();
 
   constructor(options: CallGuardOptions) {
     this.#authorize = options.authorize;
@@ -119,32 +117,24 @@ export class CallGuard {
     this.#sessions.add(session);
     session.once('close', () => {
       this.#sessions.delete(session);
-      const timer = this.#expiryTimers.get(session);
-      if (timer !== undefined) clearTimeout(timer);
+      this.#expiryTimers.get(session)?.clear();
     });
   }
 
   /**
    * When the client's certificate reaches notAfter, its connection is retired like one whose
    * trust ended: GOAWAY, new calls refused (the verdict has expired), open streams cut after
-   * `retireGraceMs`. One unref'd timer per connection, re-armed past setTimeout's 2^31 ms limit.
+   * `retireGraceMs`. One unref'd timer per connection (`setLongTimeout`: past setTimeout's 2^31 ms limit too).
    */
   #retireAtExpiry(session: Http2Session, verdict: Verdict): void {
-    const previous = this.#expiryTimers.get(session);
-    if (previous !== undefined) clearTimeout(previous);
-    const arm = (): void => {
-      const delay = verdict.expiresAt - Date.now();
-      const timer = setTimeout(() => {
-        if (verdict.expiresAt - Date.now() > 0) return arm();
-        this.#expiryTimers.delete(session);
-        if (session.closed || session.destroyed) return;
-        this.#logger.info({ peer: String(verdict.peer), notAfter: new Date(verdict.expiresAt).toISOString() }, 'meshless grpc server: the client certificate expired; retiring its connection');
-        retireSession(session, this.#retireGraceMs);
-      }, Math.max(0, Math.min(delay, MAX_TIMER_MS)));
-      timer.unref();
-      this.#expiryTimers.set(session, timer);
-    };
-    arm();
+    this.#expiryTimers.get(session)?.clear();
+    const timer = setLongTimeout(() => {
+      this.#expiryTimers.delete(session);
+      if (session.closed || session.destroyed) return;
+      this.#logger.info({ peer: String(verdict.peer), notAfter: new Date(verdict.expiresAt).toISOString() }, 'meshless grpc server: the client certificate expired; retiring its connection');
+      retireSession(session, this.#retireGraceMs);
+    }, verdict.expiresAt - Date.now());
+    this.#expiryTimers.set(session, timer);
   }
 
   /**
