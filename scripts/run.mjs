@@ -63,6 +63,22 @@ function build() {
   run(bin('tsc'), ['-b']);
 }
 
+/**
+ * The quick tier (`npm run test:unit`), for the edit-run loop: every package's own tests except
+ * those that drive system tools or child processes, or measure (fuzzing, memory), two files at a
+ * time. `npm test` still runs everything, these included.
+ */
+const UNIT_SPECS = ['packages/*/test/**/*.test.ts'];
+const NOT_UNIT = [
+  'packages/cli/test/**', // runs the built CLI as child processes
+  'packages/core/test/file-source-process.test.ts', // child processes
+  'packages/core/test/*fuzz.test.ts', // property tests: many runs
+  'packages/testing/test/test-ca.test.ts', // openssl verify, RSA keys
+  'packages/testing/test/tls-handshake.test.ts', // openssl s_client / s_server
+  'packages/http/test/client-footprint.test.ts', // memory measurement
+  'packages/nest/test/grpc.test.ts', // a Python grpcio client
+];
+
 installIfNeeded();
 build();
 
@@ -81,6 +97,11 @@ switch (task) {
     step(`running the tests on Node.js ${process.version} (mocha; several minutes)`);
     runMocha(rest.length ? rest : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts']);
     break;
+  case 'unit':
+    // No type-check of the tests and no system setup: tsx runs them as they are (npm test checks types).
+    step(`running the unit tier on Node.js ${process.version} (mocha, two files at a time)`);
+    runMocha(rest.length ? rest : ['--parallel', '--jobs', '2', ...UNIT_SPECS, ...NOT_UNIT.flatMap((glob) => ['--ignore', glob])]);
+    break;
   case 'coverage':
     // Coverage of the TypeScript sources (through tsx's source maps), text summary + lcov in coverage/.
     run(bin('c8'), ['--reporter=text-summary', '--reporter=lcov', '--include=packages/*/src/**', '--exclude-after-remap', bin('mocha'), ...(rest.length ? rest : ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'])]);
@@ -92,6 +113,6 @@ switch (task) {
     run(process.execPath, [join(root, 'bench', 'run.mjs'), ...rest]);
     break;
   default:
-    console.error(`unknown task ${task}: use test, demo, bench, coverage or build`);
+    console.error(`unknown task ${task}: use test, unit, demo, bench, coverage or build`);
     process.exit(2);
 }
