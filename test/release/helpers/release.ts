@@ -120,6 +120,9 @@ export async function upstreamUnreachable(): Promise<string | undefined> {
   }
 }
 
+/** Public registry answers, kept for the test process (the consumer and getting-started tests ask for the same names). */
+const packuments = new Map<string, { status: number; type: string; body: Buffer }>();
+
 /** Serves the packed packages as a registry; other names are fetched from the public registry. */
 export async function localRegistry(packages: PackedPackage[]): Promise<LocalRegistry> {
   const byName = new Map(packages.map((p) => [p.name, p]));
@@ -153,12 +156,19 @@ export async function localRegistry(packages: PackedPackage[]): Promise<LocalReg
       }
       if (req.method !== 'GET' || !/^(@[^/]+\/)?[^/@][^/]*$/.test(name)) return void res.writeHead(404).end();
       const target = `${UPSTREAM}/${name.replace('/', '%2f')}`;
-      const upstream = await fetch(target, { headers: { accept: req.headers.accept ?? 'application/json' } }).catch((err: Error) => {
-        unreachable.push(`${target}: ${(err.cause as Error | undefined)?.message ?? err.message}`);
-        throw err;
-      });
-      res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' });
-      res.end(Buffer.from(await upstream.arrayBuffer()));
+      const accept = req.headers.accept ?? 'application/json';
+      const key = `${accept} ${target}`;
+      let answer = packuments.get(key);
+      if (!answer) {
+        const upstream = await fetch(target, { headers: { accept } }).catch((err: Error) => {
+          unreachable.push(`${target}: ${(err.cause as Error | undefined)?.message ?? err.message}`);
+          throw err;
+        });
+        answer = { status: upstream.status, type: upstream.headers.get('content-type') ?? 'application/json', body: Buffer.from(await upstream.arrayBuffer()) };
+        if (upstream.status === 200) packuments.set(key, answer);
+      }
+      res.writeHead(answer.status, { 'content-type': answer.type });
+      res.end(answer.body);
     })().catch((err: Error) => {
       if (!res.headersSent) res.writeHead(502);
       res.end(String(err.message));
