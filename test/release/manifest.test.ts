@@ -23,4 +23,11 @@ describe('release: package manifests', () => {
       assert.ok(inGroup, `${name} is not in the fixed version group of .changeset/config.json`);
     }
   });
+
+  it("the CLI's docs link points into the repository the manifests name", () => {
+    const { repository } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { repository: { url: string } };
+    const repo = repository.url.replace(/^git\+/, '').replace(/\.git$/, '');
+    const source = readFileSync(join(root, 'packages', 'cli', 'src', 'docs.ts'), 'utf8');
+    assert.equal(source.match(/docsUrl = '([^']+)'/)?.[1], `${repo}/blob/main/docs`);
+  });
 });
