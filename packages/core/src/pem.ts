@@ -30,7 +30,11 @@ export function parseCertificates(input: string | Buffer | undefined, origin: Pe
   }
   return blocks.map((block, i) => {
     try {
-      return new X509Certificate(block);
+      const cert = new X509Certificate(block);
+      // Node parses some certificates whose public key it cannot decode, and only throws when the
+      // key is used (verifying a peer, much later): refuse them here, at load.
+      void cert.publicKey;
+      return cert;
     } catch (cause) {
       throw new MeshlessError(codes.PEM_INVALID, `${describe(origin)}: certificate #${i + 1} cannot be parsed (${(cause as Error).message}); the file may be truncated or corrupt`, { ...origin, cause });
     }

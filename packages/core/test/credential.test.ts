@@ -174,3 +174,22 @@ describe('loadCredential input checks', () => {
     expectCode(() => loadCredential(undefined as never), codes.INVALID_OPTION);
   });
 });
+
+describe('loadCredential: a certificate whose public key cannot be decoded', function () {
+  it('is refused at load (PEM_INVALID naming the field), not when it is first used to verify a peer', async () => {
+    const { createTestCA } = await import('@meshless/testing');
+    const ca = await createTestCA({ trustDomain: 'prod.example' });
+    const issued = await ca.issue('spiffe://prod.example/ns/pay/sa/api');
+    const der = Buffer.from(new X509Certificate(ca.certPem).raw);
+    // Corrupt the EC point inside the root's SubjectPublicKeyInfo: Node still parses the
+    // certificate, but `publicKey` throws "decode error".
+    const at = der.indexOf(Buffer.from([0x03, 0x42, 0x00, 0x04]));
+    assert.ok(at > 0);
+    der[at + 10]! ^= 0xff;
+    const bad = `-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
+    assert.throws(
+      () => loadCredential({ ...issued, ca: ca.bundle + bad }),
+      (err: unknown) => err instanceof MeshlessError && err.code === codes.PEM_INVALID && /ca/.test(err.message),
+    );
+  });
+});
