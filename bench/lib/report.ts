@@ -277,6 +277,31 @@ const SCALE_TEXT =
   'per live origin, then after the servers closed every connection and the pools went (twice: the bounds hold when ' +
   'nothing more stays behind the second time).';
 
+/** What the scale rows say, computed from their figures. */
+function scaleNotes(rows: Row[]): string[] {
+  const out: string[] = [];
+  const m = rows.find((r) => r.scenario === 'idle meshless createServer' && r.median)?.median;
+  const h = rows.find((r) => r.scenario === 'idle hand-written node:https' && r.median)?.median;
+  if (m && h && m.rssPerConnectionKB !== undefined && h.rssPerConnectionKB !== undefined && m.heapPerConnectionKB !== undefined && h.heapPerConnectionKB !== undefined) {
+    const heap = m.heapPerConnectionKB - h.heapPerConnectionKB;
+    const native = m.rssPerConnectionKB - m.heapPerConnectionKB - (h.rssPerConnectionKB - h.heapPerConnectionKB);
+    out.push(
+      `- Per idle connection the meshless server keeps ${num(m.rssPerConnectionKB - h.rssPerConnectionKB)} KB more than node:https: ${num(heap)} KB of JavaScript heap and ${num(native)} KB outside it ` +
+        '(native: OpenSSL objects such as the client certificate kept per connection as an X509Certificate for re-verification).',
+    );
+  }
+  const rot = rows.find((r) => r.scenario === 'rotation with live connections' && r.median);
+  const swaps = (rot?.details as { swaps?: number[] } | undefined)?.swaps;
+  if (swaps && swaps.length > 1) {
+    const trust = swaps.filter((_, i) => i % 2 === 0);
+    const own = swaps.filter((_, i) => i % 2 === 1);
+    out.push(
+      `- The server's synchronous swap: own-certificate rotations median ${num(median(own))} ms (max ${num(Math.max(...own))}); trust-bundle changes, which re-check all ${num(rot!.median!.liveConnections)} live connections, median ${num(median(trust))} ms (max ${num(Math.max(...trust))}).`,
+    );
+  }
+  return out.length ? [...out, ''] : [];
+}
+
 /** The scale rows: from this run, or from the separate `--only scale` run when this one skipped them. */
 function scaleSection(results: Results, scaleRun?: Results): string[] {
   const own = results.rows.filter((r) => r.group === 'scale');
@@ -287,11 +312,20 @@ function scaleSection(results: Results, scaleRun?: Results): string[] {
   return [
     '## Scale: idle connections, rotation under them, many origins',
     '',
-    ...(fromRun ? [`From \`${fromRun.command}\` (${fromRun.date}, ${Math.round(fromRun.durationSeconds)} s), run on its own: the complete run has no time left for it.`, ''] : []),
+    ...(fromRun
+      ? [
+          `From \`${fromRun.command}\` (${fromRun.date}, ${Math.round(fromRun.durationSeconds)} s, load average at start ${fromRun.machine.loadAverageAtStart.join(' / ')} on ${fromRun.machine.nproc} CPUs), run on its own: the complete run has no time left for it.`,
+          '',
+        ]
+      : []),
     SCALE_TEXT,
     '',
-    genericTable(rows),
-    '',
+    // One table per kind of row (idle, rotation, origins): each has its own figures.
+    ...['idle', 'rotation', 'origins'].flatMap((kind) => {
+      const mine = rows.filter((r) => r.scenario.startsWith(kind));
+      return mine.length ? [genericTable(mine), ''] : [];
+    }),
+    ...scaleNotes(rows),
     ...(fromRun
       ? [
           'Targets of that run:',
