@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { MeshlessError, codes, loadCredential, readTrustSet, resolveFiles, resolveTrustFiles, type Credential, type CredentialFiles, type FederationFiles } from '@meshless/core';
+import { MeshlessError, codes, loadCredential, type Credential, type FederationFiles } from '@meshless/core';
+import { readTrustSet, resolveFiles, resolveTrustFiles, type CredentialFiles } from '@meshless/core/internal';
 
 /** A credential read once from a mounted directory, with the files it came from. */
 export interface DirCredential {

@@ -1,4 +1,4 @@
-import { credentialLayouts, type CredentialLayout } from '@meshless/core';
+import { credentialLayouts, type CredentialLayout } from '@meshless/core/internal';
 
 /** File names of one credential layout: leaf chain, private key, trust bundle. */
 export interface LayoutFiles {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { findFrozenMounts, frozenMounts, parseMountInfo } from '@meshless/core';
+import { findFrozenMounts, frozenMounts, parseMountInfo } from '@meshless/core/internal';
 
 // A container's /proc/self/mountinfo with: a whole Secret volume (rotates), a Secret key mounted
 // with subPath (a single file, never updated), a directory subPath pinned inside a kubelet

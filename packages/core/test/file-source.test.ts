@@ -13,7 +13,6 @@ import {
   fileSource,
   isMeshlessError,
   privateKeyPem,
-  verifyChain,
   type Credential,
   type FileSource,
   type FileSourceLocation,
@@ -22,6 +21,9 @@ import {
   type MeshlessError,
   type MeshlessErrorCode,
 } from '@meshless/core';
+import {
+  verifyChain,
+} from '@meshless/core/internal';
 import { createTestCA, inPlaceWriter, type IssuedCertificate, kubernetesVolume, type KubernetesVolume, recordingLogger, type TestCA, waitFor } from '@meshless/testing';
 
 // ---- helpers ----------------------------------------------------------------------------------

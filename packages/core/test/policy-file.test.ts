@@ -8,17 +8,19 @@ import {
   channels,
   codes,
   createPeer,
-  dryRunAuthorizer,
   isDryRunDecision,
   isMeshlessError,
-  onPolicyChange,
-  parsePolicy,
   policyFile,
   type MeshlessError,
   type Peer,
-  type PolicyChange,
   type PolicyFile,
 } from '@meshless/core';
+import {
+  dryRunAuthorizer,
+  onPolicyChange,
+  parsePolicy,
+  type PolicyChange,
+} from '@meshless/core/internal';
 import { kubernetesVolume, type KubernetesVolume, recordingLogger, waitFor } from '@meshless/testing';
 
 const WEB = 'spiffe://prod.example/ns/web/sa/frontend';

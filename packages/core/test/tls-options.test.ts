@@ -3,7 +3,8 @@ import { constants } from 'node:crypto';
 import { once } from 'node:events';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { allowList, checkConnection, clientTlsOptions, codes, loadCredential, MeshlessError, serverTlsOptions, socketPeer, type Credential } from '@meshless/core';
+import { allowList, checkConnection, clientTlsOptions, codes, loadCredential, MeshlessError, serverTlsOptions, type Credential } from '@meshless/core';
+import { socketPeer } from '@meshless/core/internal';
 import { OpenSslCA } from './helpers/openssl.js';
 
 const SERVER_ID = 'spiffe://prod.example/ns/pay/sa/api';

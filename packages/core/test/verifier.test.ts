@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { allowList, codes, loadCredential, parseCertificates, verifyChain, verifyPeer, type Credential } from '@meshless/core';
+import { allowList, codes, loadCredential, verifyPeer, type Credential } from '@meshless/core';
+import { parseCertificates, verifyChain } from '@meshless/core/internal';
 import { createTestCA, type TestCA } from '@meshless/testing';
 
 const PROD = 'prod.example';

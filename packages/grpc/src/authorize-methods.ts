@@ -1,5 +1,6 @@
 import { TLSSocket } from 'node:tls';
-import { MeshlessError, allowList, channels, codes, isMeshlessError, loggerOf, meshlessMetrics, onPolicyChange, type Authorizer, type DryRunOptions, type Logger, type Peer, type Rules } from '@meshless/core';
+import { MeshlessError, allowList, channels, codes, isMeshlessError, loggerOf, meshlessMetrics, type Authorizer, type DryRunOptions, type Logger, type Peer, type Rules } from '@meshless/core';
+import { onPolicyChange } from '@meshless/core/internal';
 import { BoundedMap } from '@meshless/core/internal';
 import { grpc } from './grpc-js.js';
 import { refusedCall, sessionOf } from './intercepting-call.js';

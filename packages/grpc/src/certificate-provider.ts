@@ -1,5 +1,6 @@
 import { createSecureContext } from 'node:tls';
-import { MeshlessError, codes, hideSecretProperties, privateKeyPem, type Credential, type Logger, type Source } from '@meshless/core';
+import { MeshlessError, codes, privateKeyPem, type Credential, type Logger, type Source } from '@meshless/core';
+import { hideSecretProperties } from '@meshless/core/internal';
 import { grpc } from './grpc-js.js';
 
 type CaListener = grpc.experimental.CaCertificateUpdateListener;

@@ -1,5 +1,6 @@
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
-import { MeshlessError, allowList, codes, loggerOf, presentedChainOf, meshlessMetrics, refusal, toSource, verifyPeer, channels, type CredentialProvider, type Logger, type Rules, type DenyRules } from '@meshless/core';
+import { MeshlessError, allowList, codes, loggerOf, meshlessMetrics, verifyPeer, channels, type CredentialProvider, type Logger, type Rules, type DenyRules } from '@meshless/core';
+import { presentedChainOf, refusal, toSource } from '@meshless/core/internal';
 import { SourceCertificateProvider } from './certificate-provider.js';
 import { grpc } from './grpc-js.js';
 

@@ -4,19 +4,22 @@ import {
   MeshlessError,
   allowList,
   codes,
-  hideSecretProperties,
   loggerOf,
   meshlessMetrics,
-  onPolicyChange,
   serverTlsOptions,
-  toSource,
   type Credential,
   type CredentialProvider,
   type Logger,
-  type Rules, type DenyRules,
+  type Rules,
+  type DenyRules,
   type ServerTlsPolicy,
   type Source,
 } from '@meshless/core';
+import {
+  hideSecretProperties,
+  onPolicyChange,
+  toSource,
+} from '@meshless/core/internal';
 import { CallGuard } from './call-guard.js';
 import { grpc, type SecureContextWatcher } from './grpc-js.js';
 

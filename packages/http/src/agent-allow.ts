@@ -1,5 +1,6 @@
 import { BoundedMap } from '@meshless/core/internal';
-import { MeshlessError, type DryRunOptions, allowList, codes, isAuthorizer, isMeshlessError, type Authorizer, type Rules } from '@meshless/core';
+import { MeshlessError, type DryRunOptions, allowList, codes, isMeshlessError, type Authorizer, type Rules } from '@meshless/core';
+import { isAuthorizer } from '@meshless/core/internal';
 
 /**
  * Which servers a client accepts:

@@ -6,8 +6,6 @@ import {
   codes,
   loggerOf,
   meshlessMetrics,
-  onPolicyChange,
-  toSource,
   type DryRunOptions,
   type Credential,
   type Logger,
@@ -17,6 +15,10 @@ import {
   type Source,
   type TlsPolicy,
 } from '@meshless/core';
+import {
+  onPolicyChange,
+  toSource,
+} from '@meshless/core/internal';
 import type { Agent, Dispatcher, errors } from 'undici';
 import { compileAllow, rulesIn, type AllowFor, type ServerPolicy } from './agent-allow.js';
 import { PlaintextRoute } from './agent-plaintext.js';

@@ -1,5 +1,6 @@
 import tls, { type SecureContext } from 'node:tls';
-import { clientSecureContextOptions, type Credential, type MeshlessError, type Peer, type RefusalClass, type TlsPolicy } from '@meshless/core';
+import { type Credential, type MeshlessError, type Peer, type RefusalClass, type TlsPolicy } from '@meshless/core';
+import { clientSecureContextOptions } from '@meshless/core/internal';
 import type { Agent, Dispatcher, Pool } from 'undici';
 import type { ServerPolicy } from './agent-allow.js';
 import { meshlessClientClass, type ClientGeneration } from './agent-client.js';

@@ -1,5 +1,6 @@
 import type { TLSSocket } from 'node:tls';
-import { MeshlessError, codes, refusal, verifyPeer, type Authorizer, type Credential, type Peer, type PeerCheck, type PresentedChain } from '@meshless/core';
+import { MeshlessError, codes, verifyPeer, type Authorizer, type Credential, type Peer, type PeerCheck, type PresentedChain } from '@meshless/core';
+import { refusal } from '@meshless/core/internal';
 
 /** The verdict on one server connection: core's one verifier's. */
 export type ServerCheck = PeerCheck;

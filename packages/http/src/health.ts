@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { toSource, type CredentialProvider, type HealthState } from '@meshless/core';
+import { type CredentialProvider, type HealthState } from '@meshless/core';
+import { toSource } from '@meshless/core/internal';
 
 /** The JSON body of {@link healthHandler}. */
 export interface HealthBody {

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { cachedSocketPeer, socketPeer, type Peer } from '@meshless/core';
+import { type Peer } from '@meshless/core';
+import { cachedSocketPeer, socketPeer } from '@meshless/core/internal';
 
 /** A request (anything with a `socket`) or a socket. */
 export type PeerTarget = IncomingMessage | Socket | TLSSocket | { readonly socket?: unknown } | null | undefined;

@@ -8,17 +8,20 @@ import {
   channels,
   checkConnection,
   verifyPeer,
-  hideSecretProperties,
-  TLS_SERVER_SECRET_PROPERTIES,
   loggerOf,
   meshlessMetrics,
-  onPolicyChange,
-  toSource,
   type Authorizer,
   type Credential,
-  type Rules, type DenyRules,
+  type Rules,
+  type DenyRules,
   type Source,
 } from '@meshless/core';
+import {
+  hideSecretProperties,
+  TLS_SERVER_SECRET_PROPERTIES,
+  onPolicyChange,
+  toSource,
+} from '@meshless/core/internal';
 import { ConnectionRegistry, type PeerRetirement } from './server-connections.js';
 import { gateRequests } from './server-request-gate.js';
 import { parseServerOptions, secureOptionsFor, type ServerOptions } from './server-options.js';

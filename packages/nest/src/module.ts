@@ -1,6 +1,7 @@
 import { Inject, Module, type DynamicModule, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import { toSource, type CredentialProvider, type Logger, type Source } from '@meshless/core';
+import { type CredentialProvider, type Logger, type Source } from '@meshless/core';
+import { toSource } from '@meshless/core/internal';
 import { MeshlessGuard } from './guard.js';
 import { MESHLESS_OPTIONS, MESHLESS_SOURCE } from './tokens.js';
 

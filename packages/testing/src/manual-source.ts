@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { healthStateOf, isMeshlessError, loadCredential, type Credential, type CredentialInput, type Health, type MeshlessError, type Source, type SourceEvents } from '@meshless/core';
+import { isMeshlessError, loadCredential, type Credential, type CredentialInput, type Health, type MeshlessError, type Source, type SourceEvents } from '@meshless/core';
+import { healthStateOf } from '@meshless/core/internal';
 
 /** A {@link Source} a test drives by hand. */
 export interface ManualSource extends Source {

@@ -1,15 +1,12 @@
 import { EventEmitter } from 'node:events';
 import grpc from '@grpc/grpc-js';
 import {
-  HealthTimer,
   MeshlessError,
-  SourceMetrics,
   channels,
   codes,
   isMeshlessError,
   loggerOf,
   meshlessMetrics,
-  sourceHealthState,
   type Credential,
   type Health,
   type HealthState,
@@ -17,6 +14,11 @@ import {
   type Source,
   type SourceEvents,
 } from '@meshless/core';
+import {
+  HealthTimer,
+  SourceMetrics,
+  sourceHealthState,
+} from '@meshless/core/internal';
 import type { WorkloadApiAddress } from './address.js';
 import { Backoff } from './backoff.js';
 import { workloadApiChannels } from './diagnostics.js';

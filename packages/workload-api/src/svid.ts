@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
-import { MeshlessError, codes, isMeshlessError, certificatesToPem, loadCredential, type Credential, type Rules } from '@meshless/core';
+import { MeshlessError, codes, isMeshlessError, loadCredential, type Credential, type Rules } from '@meshless/core';
+import { certificatesToPem } from '@meshless/core/internal';
 import { DerError, parseDerCertificates, pkcs8DerToPem } from './der.js';
 import type { X509SvidMessage, X509SvidResponseMessage } from './proto.js';
 

@@ -1,7 +1,8 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MeshlessError, codes, parseSubjectAltName } from '@meshless/core';
+import { MeshlessError, codes } from '@meshless/core';
+import { parseSubjectAltName } from '@meshless/core/internal';
 import { createTestCA, loadTestCA, type KeyType, type TestCA } from '@meshless/testing';
 import { PRIVATE_MODE, PUBLIC_MODE, writeFileAtomic } from '../files.js';
 

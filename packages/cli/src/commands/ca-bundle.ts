@@ -1,7 +1,8 @@
 import type { X509Certificate } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MeshlessError, codes, formatBundleMap, formatSpiffeBundle, parseCertificates, trustDomainProblem } from '@meshless/core';
+import { MeshlessError, codes, formatBundleMap, formatSpiffeBundle } from '@meshless/core';
+import { parseCertificates, trustDomainProblem } from '@meshless/core/internal';
 import { trustDomainOfCA } from '../inspect/bundles.js';
 import { optionalString, parseCommandLine, parseDuration, positionalsExactly, stringList } from '../args.js';
 import { exitCodes, type Command } from '../command.js';

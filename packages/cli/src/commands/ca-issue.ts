@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { MeshlessError, SpiffeId, codes, certificatesToPem, loadCredential, parseCertificates } from '@meshless/core';
+import { MeshlessError, SpiffeId, codes, loadCredential } from '@meshless/core';
+import { certificatesToPem, parseCertificates } from '@meshless/core/internal';
 import { optionalString, parseCommandLine, parseDuration, positionalsExactly, requiredString, stringList } from '../args.js';
 import { exitCodes, type Command } from '../command.js';
 import { formatDuration, json } from '../io.js';

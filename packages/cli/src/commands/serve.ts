@@ -97,7 +97,7 @@ export const serve: Command = {
       logger: jsonLogger((line) => io.err(line), level),
       log,
     });
-    const { findFrozenMounts } = await import('@meshless/core');
+    const { findFrozenMounts } = await import('@meshless/core/internal');
     const files = service.source.files;
     for (const frozen of files && dir ? await findFrozenMounts([files.cert, files.key, files.ca], [dir]) : []) {
       log('warn', { event: 'frozen-mount', path: frozen.path, kind: frozen.kind }, `${frozen.path} is a mount of its own (subPath): it will never see a rotation; mount the volume as a directory`);

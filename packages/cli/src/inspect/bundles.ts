@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import { parseSubjectAltName, trustDomainProblem, type TrustSet } from '@meshless/core';
+import { parseSubjectAltName, trustDomainProblem, type TrustSet } from '@meshless/core/internal';
 import { summarize, type CertificateSummary, type InspectWarning } from './report.js';
 
 /** One trust domain's bundle, as `meshless inspect` lists it. */

@@ -1,6 +1,7 @@
 import { lstat, readlink, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { MeshlessError, codes, findFrozenMounts, resolveFiles, type FrozenMountWarning } from '@meshless/core';
+import { MeshlessError, codes } from '@meshless/core';
+import { findFrozenMounts, resolveFiles, type FrozenMountWarning } from '@meshless/core/internal';
 import { layoutName, type LayoutFiles } from '../layouts.js';
 
 /** A credential layout found in a directory, as `fileSource({ dir })` would find it. */

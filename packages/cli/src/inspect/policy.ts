@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { MeshlessError, codes, describeRule, isMeshlessError, parsePolicy } from '@meshless/core';
+import { MeshlessError, codes, isMeshlessError } from '@meshless/core';
+import { describeRule, parsePolicy } from '@meshless/core/internal';
 
 /** What `meshless inspect --policy FILE` found. */
 export interface PolicyReport {

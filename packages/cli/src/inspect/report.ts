@@ -1,6 +1,7 @@
 import { createPrivateKey, type X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { MeshlessError, codes, identityOf, isMeshlessError, loadCredential, parseCertificates, readTrustSet, resolveTrustFiles, verifyChain, type FederationFiles, type MeshlessErrorCode, type TrustSet } from '@meshless/core';
+import { MeshlessError, codes, identityOf, isMeshlessError, loadCredential, type FederationFiles, type MeshlessErrorCode } from '@meshless/core';
+import { parseCertificates, readTrustSet, resolveTrustFiles, verifyChain, type TrustSet } from '@meshless/core/internal';
 import { describeBundles, type BundleSummary } from './bundles.js';
 import { detectLayout, type DetectedLayout } from './detect.js';
 

@@ -1,7 +1,8 @@
 import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { MeshlessError, clientTlsOptions, codes, peerCertificateOf, sentChainOf, type Credential } from '@meshless/core';
+import { MeshlessError, clientTlsOptions, codes, type Credential } from '@meshless/core';
+import { peerCertificateOf, sentChainOf } from '@meshless/core/internal';
 
 /** Where to connect and how. */
 export interface HandshakeTarget {
