@@ -11,6 +11,7 @@
 //   against a hand-written undici Agent, memory per live origin and after the servers closed every connection.
 // Every wait is bounded; the counts shrink to fit the file-descriptor limit and the time budget.
 import { readFileSync } from 'node:fs';
+import { waitFor } from '@meshless/testing';
 import { spawnTs, stopAll, type BenchChild } from '../lib/children.js';
 import type { BenchContext } from '../lib/context.js';
 import { treeCpuSeconds } from '../lib/cpu.js';
@@ -43,15 +44,6 @@ async function start(ctx: BenchContext, name: string, file: string, args: string
   }
 }
 
-/** Polls `done` (bounded): for state another process reaches asynchronously. */
-async function until(done: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 interface Memory {
   heapUsed: number;
   rss: number;
@@ -69,13 +61,13 @@ async function idleAndRotation(ctx: BenchContext, kind: 'mtls' | 'meshless', cou
     // Warm-up: lazily built state (TLS, HTTP parser, meshless registries) exists before the baseline.
     await client.child.request({ type: 'open', count: 50, concurrency: 8 }, 120_000);
     await client.child.request({ type: 'close' }, 10_000);
-    await until(async () => (await openConnections()) === 0, 30_000, 'the warm-up connections to close');
+    await waitFor(async () => (await openConnections()) === 0, 30_000, 'the warm-up connections to close', 50);
     const before = await memoryOf(server.child);
     const cpu0 = treeCpuSeconds([server.child.pid]);
     const opened = await client.child.request({ type: 'open', count, concurrency: 64 }, Math.max(120_000, count * 50));
     const cpu1 = treeCpuSeconds([server.child.pid]);
     const n = Number(opened.opened);
-    await until(async () => (await openConnections()) >= n, 30_000, 'the server to see every connection');
+    await waitFor(async () => (await openConnections()) >= n, 30_000, 'the server to see every connection', 50);
     const after = await memoryOf(server.child);
     const failed = Number(opened.failed);
     const acceptSeconds = Number(opened.elapsedMs) / 1000;
@@ -196,7 +188,7 @@ async function manyOrigins(ctx: BenchContext, count: number): Promise<Row[]> {
         const pools = async () => Number((await client.child.request({ type: 'pools' }, 10_000)).pools);
         const drop = async (what: string) => {
           await servers.child.request({ type: 'drop' }, 30_000);
-          await until(async () => (await pools()) === 0, 60_000, what);
+          await waitFor(async () => (await pools()) === 0, 60_000, what, 50);
         };
         // Warm-up on a few origins, then the servers close those connections.
         await client.child.request({ type: 'pass', origins: origins.slice(0, 20), concurrency: 4 }, 60_000);
