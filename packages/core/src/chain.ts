@@ -14,8 +14,10 @@ export function verifyChain(
   intermediates: readonly X509Certificate[],
   roots: readonly X509Certificate[],
   now: number,
+  /** Tolerance for the issuers' validity windows, in ms (a credential's `clockSkewMs`); default 0. */
+  skewMs = 0,
 ): { path: X509Certificate[] } | { problem: string } {
-  const state = { problem: `no certificate in the bundle issued ${quoted(leaf.issuer)}`, steps: 0 };
+  const state = { problem: `no certificate in the bundle issued ${quoted(leaf.issuer)}`, steps: 0, skewMs };
   const path = search([leaf], intermediates, roots, now, state);
   return path === undefined ? { problem: state.problem } : { path };
 }
@@ -28,12 +30,12 @@ function search(
   intermediates: readonly X509Certificate[],
   roots: readonly X509Certificate[],
   now: number,
-  state: { problem: string; steps: number },
+  state: { problem: string; steps: number; skewMs: number },
 ): X509Certificate[] | undefined {
   const current = path[path.length - 1]!;
   for (const root of roots) {
     if (!isIssuer(root, current)) continue;
-    const problem = issuerProblem(root, now);
+    const problem = issuerProblem(root, now, state.skewMs);
     if (problem === undefined) return [...path, root];
     state.problem = problem;
   }
@@ -43,7 +45,7 @@ function search(
   }
   for (const next of intermediates) {
     if (path.includes(next) || ++state.steps > MAX_STEPS || !isIssuer(next, current)) continue;
-    const problem = issuerProblem(next, now);
+    const problem = issuerProblem(next, now, state.skewMs);
     if (problem !== undefined) {
       state.problem = problem;
       continue;
@@ -67,10 +69,10 @@ function isIssuer(issuer: X509Certificate, cert: X509Certificate): boolean {
   }
 }
 
-function issuerProblem(ca: X509Certificate, now: number): string | undefined {
+function issuerProblem(ca: X509Certificate, now: number, skewMs: number): string | undefined {
   const subject = quoted(ca.subject);
   if (!ca.ca) return `issuer ${subject} is not a CA certificate`;
-  if (Date.parse(ca.validTo) < now) return `issuer ${subject} expired at ${new Date(ca.validTo).toISOString()}`;
-  if (Date.parse(ca.validFrom) > now) return `issuer ${subject} is not valid before ${new Date(ca.validFrom).toISOString()}`;
+  if (Date.parse(ca.validTo) + skewMs < now) return `issuer ${subject} expired at ${new Date(ca.validTo).toISOString()}`;
+  if (Date.parse(ca.validFrom) - skewMs > now) return `issuer ${subject} is not valid before ${new Date(ca.validFrom).toISOString()}`;
   return undefined;
 }

@@ -237,7 +237,7 @@ export function loadCredential(input: CredentialInput, options: LoadCredentialOp
   if (notAfter.getTime() + skew < now) {
     throw new MeshlessError(codes.CERT_EXPIRED, `${where}: the leaf expired at ${notAfter.toISOString()}; the issuer (cert-manager, SPIRE…) has not renewed it`, certOrigin);
   }
-  const verified = verifyChain(leaf, chain.slice(1), bundle, now);
+  const verified = verifyChain(leaf, chain.slice(1), bundle, now, skew);
   if ('problem' in verified) {
     const caOrigin = origin('ca', files);
     throw new MeshlessError(codes.CHAIN_UNTRUSTED, `${where} does not verify to the trust bundle in ${describe(caOrigin)}: ${verified.problem}; mount the bundle of the CA that issued this certificate (during a CA rotation, both roots)`, caOrigin);
