@@ -3,6 +3,7 @@ import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { Authorizer } from './allow-list.js';
 import type { Credential } from './credential.js';
 import { MeshlessError, codes } from './errors.js';
+import { BoundedMap } from './bounded-map.js';
 import { identityOf } from './identity.js';
 import type { Peer } from './peer.js';
 import { refusal, verifyPeer, type PeerCheck, type PresentedChain } from './verifier.js';
@@ -20,7 +21,29 @@ const peers = new WeakMap<TLSSocket, Peer>();
  */
 export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
   const legacy = socket.getPeerCertificate();
-  return legacy && legacy.raw ? new X509Certificate(legacy.raw) : undefined;
+  if (!legacy || !legacy.raw) return undefined;
+  // One X509Certificate per distinct certificate (each holds ~6 KB of native memory, and parsing
+  // is most of what a connection costs meshless): keyed by the fingerprint Node already computed.
+  const fingerprint = legacy.fingerprint256;
+  let x509 = fingerprint ? certificates.get(fingerprint) : undefined;
+  if (x509 === undefined) {
+    x509 = new X509Certificate(legacy.raw);
+    if (fingerprint) certificates.set(fingerprint, x509);
+  }
+  return x509;
+}
+
+const certificates = new BoundedMap<string, X509Certificate>(1024);
+const identities = new WeakMap<X509Certificate, Peer>();
+
+/** The Peer of a certificate, computed once per X509Certificate object (frozen, so shared safely). */
+function identityOfShared(x509: X509Certificate): Peer {
+  let peer = identities.get(x509);
+  if (peer === undefined) {
+    peer = identityOf(x509);
+    identities.set(x509, peer);
+  }
+  return peer;
 }
 
 const MAX_SENT_CHAIN = 8;
@@ -76,7 +99,7 @@ export function socketPeer(socket: TLSSocket): Peer | undefined {
   if (peer === undefined) {
     const x509 = peerCertificateOf(socket);
     if (!x509) return undefined;
-    peer = identityOf(x509);
+    peer = identityOfShared(x509);
     peers.set(socket, peer);
   }
   return peer;
@@ -120,7 +143,7 @@ export function checkConnection(socket: TLSSocket, authorize: Authorizer, creden
       const why = socket.authorizationError ? ` (${String(socket.authorizationError)})` : '';
       return { ...refusal(who, 'unverified', `the ${who} sent no certificate${why}`), resumed };
     }
-    const peer = identityOf(x509);
+    const peer = identityOfShared(x509);
     peers.set(socket, peer);
     if (!socket.authorized) {
       return { ...refusal(who, 'unverified', `certificate of ${String(peer)} does not verify: ${String(socket.authorizationError)}`, peer, x509), resumed };
