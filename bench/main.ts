@@ -18,7 +18,9 @@ import { findSystemTools } from './lib/system-tools.js';
 import { addRatios } from './lib/rounds.js';
 import { checkTargets } from './lib/targets.js';
 import { runHttp } from './scenarios/http.js';
-import { runGrpc, runHttpClient, runPerRequest, runRotation } from './scenarios/external.js';
+import { runPerRequest, runRotation } from './scenarios/external.js';
+import { runGrpc } from './scenarios/grpc.js';
+import { runHttpClient } from './scenarios/http-client.js';
 import { runFootprint } from './scenarios/footprint.js';
 import { runMemory } from './scenarios/memory.js';
 import { runProfile } from './scenarios/profile.js';
@@ -133,8 +135,6 @@ async function main(): Promise<number> {
       scaleConnections: options.scaleConnections,
       scaleOrigins: options.scaleOrigins,
       rotations: options.rotations,
-      grpcDurationMs: options.grpcDurationMs,
-      clientDurationMs: options.clientDurationMs,
       groups: [...options.only],
     },
     machine,

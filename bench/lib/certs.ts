@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { PeerCertificate } from 'node:tls';
 import { createTestCA } from '@meshless/testing';
 
 export const TRUST_DOMAIN = 'bench.example';
@@ -7,6 +8,11 @@ export const SERVER_ID = `spiffe://${TRUST_DOMAIN}/ns/bench/sa/server`;
 export const CLIENT_ID = `spiffe://${TRUST_DOMAIN}/ns/bench/sa/client`;
 /** DNS SAN on the server certificate, for the clients that check host names (undici, nginx, stunnel). */
 export const SERVER_NAME = 'server.bench.local';
+/** The hand-written clients' server check: exactly one URI SAN, equal to SERVER_ID (in place of the host name). */
+export function checkSpiffeServer(_host: string, cert: PeerCertificate): Error | undefined {
+  const uris = (cert.subjectaltname ?? '').split(', ').filter((san) => san.startsWith('URI:'));
+  return uris.length === 1 && uris[0] === `URI:${SERVER_ID}` ? undefined : new Error(`unexpected server identity: ${cert.subjectaltname}`);
+}
 /** Certificate generations minted per side, cycled through by rotations. */
 export const GENERATIONS = 4;
 

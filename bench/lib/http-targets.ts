@@ -25,14 +25,16 @@ export interface Unavailable {
   reason: string;
 }
 
-export type ServerKind = 'plaintext' | 'mtls' | 'meshless' | 'meshless-permissive';
-export type LoadKind = 'plaintext' | 'sidecar' | 'mtls' | 'mtls-full' | 'pool' | 'pool-full' | 'meshless';
+export type ServerKind = 'plaintext' | 'mtls' | 'meshless' | 'meshless-permissive' | GrpcKind;
+export type LoadKind = 'plaintext' | 'sidecar' | 'mtls' | 'mtls-full' | 'pool' | 'pool-full' | 'meshless' | 'meshless-full' | GrpcKind;
+type GrpcKind = 'grpc-insecure' | 'grpc-createSsl' | 'grpc-meshless';
 
 const READY_MS = 60_000;
 
-/** Starts an HTTP server process of `kind` and waits until it listens. */
+/** Starts a server process of `kind` (HTTP, or gRPC for the grpc- kinds) and waits until it listens. */
 export async function startServer(ctx: BenchContext, kind: ServerKind, name: string, nodeFlags: string[] = [], extraArgs: string[] = []): Promise<{ child: BenchChild; port: number }> {
-  const child = spawnTs(name, 'proc/http-server.ts', ['--kind', kind, '--certs', ctx.certs.dir, ...extraArgs], { verbose: ctx.options.verbose, nodeFlags });
+  const file = kind.startsWith('grpc-') ? 'proc/grpc-server.ts' : 'proc/http-server.ts';
+  const child = spawnTs(name, file, ['--kind', kind, '--certs', ctx.certs.dir, ...extraArgs], { verbose: ctx.options.verbose, nodeFlags });
   try {
     const m = await child.waitFor('ready', READY_MS);
     return { child, port: Number(m.port) };
@@ -120,9 +122,9 @@ class Unavailability extends Error {
  * Starts every scenario's processes (in parallel). A scenario that cannot start is returned as
  * Unavailable with the reason; the others go on.
  */
-export async function startTargets(ctx: BenchContext, all: TargetSpec[]): Promise<(HttpTarget | Unavailable)[]> {
+export async function startTargets(ctx: BenchContext, all: TargetSpec[], filtered = true): Promise<(HttpTarget | Unavailable)[]> {
   const servers: ServerPool = new Map();
-  const wanted = ctx.options.scenarios;
+  const wanted = filtered ? ctx.options.scenarios : undefined;
   const specs = wanted ? all.filter((s) => wanted.has(s.id)) : all;
   return Promise.all(
     specs.map(async (spec): Promise<HttpTarget | Unavailable> => {

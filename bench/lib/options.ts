@@ -16,10 +16,6 @@ export interface BenchOptions {
   memoryRotations: number;
   memoryCapMs: number;
   rotations: number;
-  /** durationMs for bench/grpc.ts (its total over rounds and variants). */
-  grpcDurationMs: number;
-  /** durationMs for bench/http-client.ts (per scenario and variant, split into rounds). */
-  clientDurationMs: number;
   microBatches: number;
   /** Idle keep-alive connections held open in the scale rows (full 10,000). */
   scaleConnections: number;
@@ -129,8 +125,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     // The memory run gets whatever is left of the budget when it runs alone (--only memory).
     memoryCapMs: quick ? 20_000 : only.size === 1 && only.has('memory') ? 8 * 60_000 : 170_000,
     rotations: quick ? 10 : 100,
-    grpcDurationMs: quick ? measureMs * 3 : 20_000,
-    clientDurationMs: quick ? measureMs : 3_000,
     microBatches: quick ? 5 : 15,
     scaleConnections: Math.max(10, int(values['scale-connections'], quick ? 100 : 10_000, 'scale-connections')),
     scaleOrigins: Math.max(2, int(values['scale-origins'], quick ? 20 : 1_000, 'scale-origins')),

@@ -383,8 +383,8 @@ export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?:
   for (const [group, title] of [
     ['memory', 'Memory (heap after forced GC)'],
     ['rotation', 'Rotation: kubelet-style `..data` swaps (bench/rotation.ts says exactly what it times)'],
-    ['grpc', 'gRPC, unary, 32 in flight (bench/grpc.ts)'],
-    ['http-client', 'meshless HTTP client (bench/http-client.ts)'],
+    ['grpc', 'gRPC, unary, 32 in flight (bench/scenarios/grpc.ts)'],
+    ['http-client', 'meshless HTTP client (bench/scenarios/http-client.ts)'],
     ['footprint', 'Footprint: import cost and an idle server (fresh plain Node processes, built packages; medians of interleaved samples)'],
   ] as const) {
     const rows = results.rows.filter((r) => r.group === group).map(group === 'rotation' ? rotationRow : (r: Row) => r);

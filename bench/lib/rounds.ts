@@ -20,6 +20,7 @@ export async function runInterleaved(
   targets: (HttpTarget | Unavailable)[],
   variants: Variant[],
   measureMs: number,
+  baselines: (scenario: string) => string[] = httpBaselines,
 ): Promise<Row[]> {
   const { rounds, warmupMs } = ctx.options;
   const results = new Map<string, RunResult[]>();
@@ -81,12 +82,12 @@ export async function runInterleaved(
       rows.push(row);
     }
   }
-  addRatios(rows);
+  addRatios(rows, baselines);
   return rows;
 }
 
-/** Baselines each scenario is compared with (paired by round). */
-const baselinesOf = (scenario: string): string[] =>
+/** Baselines each HTTP scenario is compared with (paired by round). */
+const httpBaselines = (scenario: string): string[] =>
   scenario === 'meshless-permissive'
     ? ['meshless', 'mtls', 'pool']
     : scenario === 'meshless' || scenario === 'mtls' || scenario === 'pool'
@@ -94,7 +95,7 @@ const baselinesOf = (scenario: string): string[] =>
     : ['plaintext', 'pool', 'pool-full', 'mtls', 'mtls-full'];
 
 /** Sets `ratios` and `ratioRanges` of measured rows against the other rows of their group and variant. */
-export function addRatios(rows: Row[]): void {
+export function addRatios(rows: Row[], baselinesOf = httpBaselines): void {
   for (const key of new Set(rows.map((r) => `${r.group}|${r.variant}`))) {
     const sameVariant = rows.filter((r) => `${r.group}|${r.variant}` === key && r.status !== 'skipped' && r.rounds);
     for (const row of sameVariant) {

@@ -1,4 +1,4 @@
-// A load-generator process for the bench: undici against one server, driven over IPC.
+// A load-generator process for the bench, against one server, driven over IPC.
 //   --kind plaintext | sidecar   undici Pool, plain HTTP (to the server, or to the local sidecar)
 //   --kind mtls                  undici Agent with `connect: { ca, cert, key, servername }`
 //   --kind mtls-full             the same with undici's session cache off: a full handshake per connection
@@ -6,14 +6,19 @@
 //                                `connect: { ca, cert, key, servername, checkServerIdentity }` (SPIFFE ID check)
 //   --kind pool-full             the same with undici's session cache off: a full handshake per connection
 //   --kind meshless              createAgent({ source, allow }) from @meshless/http
+//   --kind meshless-full         the same with its session cache off (maxCachedSessions: 0)
+//   --kind grpc-insecure | grpc-createSsl | grpc-meshless   one grpc-js channel (one HTTP/2 connection),
+//                                unary echo calls: insecure, createSsl, or meshless channelCredentials
 // Requests: `open`, `warm` and `measure` (time-bounded), `count` (count-bounded), `close`,
 // `rotate`, `memory`.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Agent, Pool, type Dispatcher } from 'undici';
-import type { PeerCertificate } from 'node:tls';
-import { SERVER_ID, SERVER_NAME, certFiles } from '../lib/certs.js';
-import { BenchSource, loadMeshlessHttp } from '../lib/meshless.js';
+import { silentLogger } from '@meshless/core';
+import { createAgent } from '@meshless/http';
+import { SERVER_ID, SERVER_NAME, certFiles, checkSpiffeServer } from '../lib/certs.js';
+import { echoService } from '../lib/grpc-echo.js';
+import { BenchSource } from '../lib/meshless.js';
 import { quantileSorted } from '../lib/stats.js';
 import { handle, onExit, ready } from './ipc.js';
 import { memoryReport } from './memory.js';
@@ -22,66 +27,73 @@ import './profiler.js';
 const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' }, port: { type: 'string' } } });
 const kind = values.kind ?? 'plaintext';
 const port = Number(values.port);
-const tls = kind === 'mtls' || kind === 'mtls-full' || kind === 'pool' || kind === 'pool-full' || kind === 'meshless';
-const origin = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
-const files = values.certs ? certFiles(values.certs) : undefined;
+const origin = `${kind === 'plaintext' || kind === 'sidecar' ? 'http' : 'https'}://127.0.0.1:${port}`;
+const files = certFiles(values.certs ?? '');
 /** Bounds on every request, so that a stuck server cannot hang a run. */
 const timeouts = { headersTimeout: 10_000, bodyTimeout: 10_000, keepAliveTimeout: 60_000 };
+const noCache = kind.endsWith('-full') ? { maxCachedSessions: 0 } : {};
+const tls = () => ({ ca: readFileSync(files.ca), cert: readFileSync(files.clientCert()), key: readFileSync(files.clientKey()), servername: SERVER_NAME, minVersion: 'TLSv1.3' as const, ...noCache });
+
+/** One request (HTTP GET of `path`, or one unary gRPC call); resolves with the bytes received. */
+interface Client {
+  send(path: string, newConnection: boolean): Promise<number>;
+  close(): Promise<void>;
+}
+
+function httpClient(d: Dispatcher): Client {
+  return {
+    async send(path, reset) {
+      const expected = path === '/64k' ? 64 * 1024 : 13;
+      const res = await d.request({ origin, path, method: 'GET', reset });
+      const body = await res.body.arrayBuffer();
+      if (res.statusCode !== 200 || body.byteLength !== expected) throw new Error(`status ${res.statusCode}, ${body.byteLength} bytes (expected 200, ${expected})`);
+      return body.byteLength;
+    },
+    close: () => d.close(),
+  };
+}
 
 let source: BenchSource | undefined;
-const meshless = kind === 'meshless' ? await loadMeshlessHttp(['createAgent']) : undefined;
-if (meshless && 'missing' in meshless) throw new Error(meshless.missing);
+const grpc = kind.startsWith('grpc-') ? await import('@grpc/grpc-js') : undefined;
 
-function newDispatcher(): Dispatcher {
-  if (kind === 'plaintext' || kind === 'sidecar') return new Pool(origin, timeouts);
-  if (!files) throw new Error('--certs is required');
-  if (kind === 'mtls' || kind === 'mtls-full') {
-    return new Agent({
-      ...timeouts,
-      connect: {
-        ca: readFileSync(files.ca),
-        cert: readFileSync(files.clientCert()),
-        key: readFileSync(files.clientKey()),
-        servername: SERVER_NAME,
-        minVersion: 'TLSv1.3',
-        ...(kind === 'mtls-full' ? { maxCachedSessions: 0 } : {}),
-      },
-    });
-  }
-  if (kind === 'pool' || kind === 'pool-full') {
-    // What a careful engineer writes by hand: one Pool per origin, the SPIFFE ID checked in place
-    // of the host name (exactly one URI SAN, equal to the expected ID).
-    const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
-      const uris = (cert.subjectaltname ?? '').split(', ').filter((san) => san.startsWith('URI:'));
-      return uris.length === 1 && uris[0] === `URI:${SERVER_ID}` ? undefined : new Error(`unexpected server identity: ${cert.subjectaltname}`);
-    };
-    return new Pool(origin, {
-      ...timeouts,
-      connect: {
-        ca: readFileSync(files.ca),
-        cert: readFileSync(files.clientCert()),
-        key: readFileSync(files.clientKey()),
-        servername: SERVER_NAME,
-        minVersion: 'TLSv1.3',
-        checkServerIdentity,
-        ...(kind === 'pool-full' ? { maxCachedSessions: 0 } : {}),
-      },
-    });
-  }
-  if (meshless && 'mod' in meshless) {
+async function newClient(): Promise<Client> {
+  if (kind === 'plaintext' || kind === 'sidecar') return httpClient(new Pool(origin, timeouts));
+  if (kind === 'mtls' || kind === 'mtls-full') return httpClient(new Agent({ ...timeouts, connect: tls() }));
+  // What a careful engineer writes by hand: one Pool per origin, the SPIFFE ID checked in place of the host name.
+  if (kind === 'pool' || kind === 'pool-full') return httpClient(new Pool(origin, { ...timeouts, connect: { ...tls(), checkServerIdentity: checkSpiffeServer } }));
+  if (kind === 'meshless' || kind === 'meshless-full') {
     source ??= new BenchSource(files.dir, 'client');
-    return meshless.mod.createAgent!({ ...timeouts, source, allow: [SERVER_ID] });
+    return httpClient(createAgent({ ...timeouts, ...noCache, source, allow: [SERVER_ID] }));
+  }
+  if (grpc) {
+    const { channelCredentials } = await import('@meshless/grpc');
+    const t = tls();
+    const credentials =
+      kind === 'grpc-insecure'
+        ? grpc.credentials.createInsecure()
+        : kind === 'grpc-createSsl'
+          ? grpc.credentials.createSsl(t.ca, t.key, t.cert)
+          : channelCredentials({ source: (source ??= new BenchSource(files.dir, 'client')), allow: SERVER_ID, logger: silentLogger });
+    const Echo = grpc.makeGenericClientConstructor(echoService, 'Echo');
+    const client = new Echo(`127.0.0.1:${port}`, credentials, { 'grpc.use_local_subchannel_pool': 1, 'grpc.ssl_target_name_override': SERVER_NAME }) as InstanceType<typeof Echo> & {
+      echo(req: Buffer, cb: (err: Error | null) => void): void;
+    };
+    const payload = Buffer.alloc(16, 7);
+    return {
+      send: () => new Promise((resolve, reject) => client.echo(payload, (err) => (err ? reject(err) : resolve(payload.length)))),
+      close: async () => client.close(),
+    };
   }
   throw new Error(`unknown --kind ${kind}`);
 }
 
-let dispatcher: Dispatcher | undefined;
-async function closeDispatcher(): Promise<void> {
-  const d = dispatcher;
-  dispatcher = undefined;
-  if (d) await d.close();
+let client: Client | undefined;
+async function closeClient(): Promise<void> {
+  const c = client;
+  client = undefined;
+  if (c) await c.close();
 }
-onExit(closeDispatcher);
+onExit(closeClient);
 
 /** Latencies in ms, in a growable typed array (no per-sample allocation). */
 class Latencies {
@@ -114,9 +126,8 @@ interface Load {
 const MAX_ERRORS = 1000;
 
 async function drive(load: Load): Promise<{ requests: number; errors: number; firstError?: string; bytes: number; latencies: Latencies }> {
-  if (!dispatcher) dispatcher = newDispatcher();
-  const d = dispatcher;
-  const expected = load.path === '/64k' ? 64 * 1024 : 13;
+  client ??= await newClient();
+  const c = client;
   const latencies = new Latencies();
   let requests = 0;
   let started = 0;
@@ -130,13 +141,8 @@ async function drive(load: Load): Promise<{ requests: number; errors: number; fi
       started++;
       const t0 = performance.now();
       try {
-        const res = await d.request({ origin, path: load.path, method: 'GET', reset: load.newConnection });
-        const body = await res.body.arrayBuffer();
-        if (res.statusCode !== 200 || body.byteLength !== expected) {
-          throw new Error(`status ${res.statusCode}, ${body.byteLength} bytes (expected 200, ${expected})`);
-        }
+        bytes += await c.send(load.path, load.newConnection);
         requests++;
-        bytes += body.byteLength;
         if (load.record) latencies.add(performance.now() - t0);
       } catch (err) {
         errors++;
@@ -160,12 +166,12 @@ function loadOf(m: Record<string, unknown>, record: boolean): Load {
 }
 
 handle('open', async () => {
-  await closeDispatcher();
-  dispatcher = newDispatcher();
+  await closeClient();
+  client = await newClient();
   return {};
 });
 handle('close', async () => {
-  await closeDispatcher();
+  await closeClient();
   return {};
 });
 handle('warm', async (m) => {

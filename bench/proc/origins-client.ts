@@ -6,10 +6,9 @@
 //   pools {}                        how many origins have a pool now
 //   memory {}                       heap and RSS after GC
 import { readFileSync } from 'node:fs';
-import type { PeerCertificate } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { Agent, type Dispatcher } from 'undici';
-import { SERVER_ID, SERVER_NAME, certFiles } from '../lib/certs.js';
+import { SERVER_ID, SERVER_NAME, certFiles, checkSpiffeServer } from '../lib/certs.js';
 import { BenchSource, loadMeshlessHttp } from '../lib/meshless.js';
 import { handle, onExit, ready } from './ipc.js';
 import { memoryReport } from './memory.js';
@@ -25,13 +24,9 @@ if (kind === 'meshless') {
   if ('missing' in loaded) throw new Error(loaded.missing);
   agent = loaded.mod.createAgent!({ ...common, source: new BenchSource(files.dir, 'client'), allow: [SERVER_ID] }) as typeof agent;
 } else {
-  const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
-    const uris = (cert.subjectaltname ?? '').split(', ').filter((san) => san.startsWith('URI:'));
-    return uris.length === 1 && uris[0] === `URI:${SERVER_ID}` ? undefined : new Error(`unexpected server identity: ${cert.subjectaltname}`);
-  };
   agent = new Agent({
     ...common,
-    connect: { ca: readFileSync(files.ca), cert: readFileSync(files.clientCert()), key: readFileSync(files.clientKey()), servername: SERVER_NAME, minVersion: 'TLSv1.3', checkServerIdentity },
+    connect: { ca: readFileSync(files.ca), cert: readFileSync(files.clientCert()), key: readFileSync(files.clientKey()), servername: SERVER_NAME, minVersion: 'TLSv1.3', checkServerIdentity: checkSpiffeServer },
   }) as unknown as typeof agent;
 }
 onExit(() => agent.close());

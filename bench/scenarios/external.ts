@@ -1,7 +1,7 @@
 // Scenarios that run a function of a bench/ module in a child process: the per-request
 // microbench (ours), and the rotation, gRPC and HTTP-client benches other engineers write.
 import type { BenchContext } from '../lib/context.js';
-import { numbersIn, runModule } from '../lib/module-run.js';
+import { runModule } from '../lib/module-run.js';
 import { ROTATION_SERVED, ROTATION_UPDATE, WORKLOAD_API_SERVED, WORKLOAD_API_UPDATE } from '../lib/report.js';
 import { skippedRow, type Row } from '../lib/results.js';
 import { round } from '../lib/stats.js';
@@ -62,20 +62,6 @@ async function runWorkloadApiRotation(ctx: BenchContext): Promise<Row[]> {
   ];
 }
 
-export async function runGrpc(ctx: BenchContext): Promise<Row[]> {
-  console.log('\n== gRPC ==');
-  const outcome = await runModule(ctx, 'grpc.ts', 'runGrpcBench', { durationMs: ctx.options.grpcDurationMs, quick: ctx.options.mode === 'quick' }, 300_000);
-  if (!outcome.ok) return [skippedRow('grpc', 'grpc', 'unary, 32 in flight', outcome.reason, outcome.status)];
-  return rowsOf('grpc', outcome.result);
-}
-
-export async function runHttpClient(ctx: BenchContext): Promise<Row[]> {
-  console.log('\n== meshless HTTP client (bench/http-client.ts) ==');
-  const outcome = await runModule(ctx, 'http-client.ts', 'runClientBench', { durationMs: ctx.options.clientDurationMs, quick: ctx.options.mode === 'quick' }, 300_000);
-  if (!outcome.ok) return [skippedRow('http-client', 'http-client', '-', outcome.reason, outcome.status)];
-  return rowsOf('http-client', outcome.result);
-}
-
 /** The numeric fields of an object, as a row's medians. */
 function numericRow(group: Row['group'], scenario: string, variant: string, fields: Record<string, unknown>, details: unknown): Row {
   const median: Record<string, number | undefined> = {};
@@ -84,48 +70,4 @@ function numericRow(group: Row['group'], scenario: string, variant: string, fiel
     return { ...skippedRow(group, scenario, variant, `the module returned no figures: ${JSON.stringify(details).slice(0, 200)}`, 'failed'), details };
   }
   return { group, scenario, variant, status: 'ok', median, details };
-}
-
-/**
- * Rows from a result of unknown shape: `{ rows: [...] }` or an array (one row per element,
- * named by scenario/name/id and variant), an object of objects (one row per key), or a flat
- * object (one row).
- */
-export function rowsOf(group: Row['group'], result: unknown): Row[] {
-  const list = Array.isArray(result)
-    ? result
-    : result && typeof result === 'object' && Array.isArray((result as { rows?: unknown }).rows)
-      ? ((result as { rows: unknown[] }).rows)
-      : undefined;
-  const label = (o: Record<string, unknown>, fallback: string) => String(o.scenario ?? o.name ?? o.id ?? o.label ?? fallback);
-  const rows: Row[] = [];
-  if (list) {
-    list.forEach((item, i) => {
-      const o = (item ?? {}) as Record<string, unknown>;
-      rows.push(numericRow(group, label(o, `#${i + 1}`), String(o.variant ?? o.mode ?? ''), flatten(o), o));
-    });
-  } else if (result && typeof result === 'object') {
-    const entries = Object.entries(result as Record<string, unknown>);
-    const nested = entries.filter(([, v]) => v && typeof v === 'object' && !Array.isArray(v));
-    if (nested.length > 0 && nested.length === entries.filter(([, v]) => typeof v !== 'string').length) {
-      for (const [k, v] of nested) rows.push(numericRow(group, k, '', flatten(v as Record<string, unknown>), v));
-    } else {
-      rows.push(numericRow(group, group, '', flatten(result as Record<string, unknown>), result));
-    }
-  }
-  if (rows.length === 0 || numbersIn(result).length === 0) {
-    return [skippedRow(group, group, '', `the module returned no figures: ${JSON.stringify(result).slice(0, 200)}`, 'failed')];
-  }
-  for (const r of rows) if (r.status === 'ok') console.log(`  ${r.scenario} ${r.variant}: ${JSON.stringify(r.median)}`);
-  return rows;
-}
-
-/** One level of nesting flattened into `outer.inner` keys, so nested figures show up. */
-function flatten(o: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) {
-    if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v as Record<string, unknown>)) out[`${k}.${k2}`] = v2;
-    else out[k] = v;
-  }
-  return out;
 }

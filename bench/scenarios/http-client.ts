@@ -1,0 +1,57 @@
+// The meshless HTTP client alone: createAgent against a hand-configured undici Agent (`connect:
+// { cert, key, ca }`), same certificates, same hand-written node:https server, each client in its
+// own load process, in the shared interleaved rounds: keep-alive at 32 in flight, and a new
+// connection per request at 8 in flight, with full handshakes (session caches off on both sides)
+// and resumed ones. Ratios are medians of per-round ratios, with their spread.
+import type { BenchContext } from '../lib/context.js';
+import { startTargets, type TargetSpec } from '../lib/http-targets.js';
+import { skippedRow, type Row } from '../lib/results.js';
+import { runInterleaved } from '../lib/rounds.js';
+import { pairedRange, pairedRatio, round } from '../lib/stats.js';
+
+const specs: TargetSpec[] = [
+  { id: 'agent', label: 'undici Agent with connect options', server: 'mtls', load: 'mtls' },
+  { id: 'meshless', label: 'meshless createAgent', server: 'mtls', load: 'meshless' },
+  { id: 'agent-full', label: 'undici Agent, session cache off', server: 'mtls', load: 'mtls-full' },
+  { id: 'meshless-full', label: 'meshless createAgent, session cache off', server: 'mtls', load: 'meshless-full' },
+];
+
+export async function runHttpClient(ctx: BenchContext): Promise<Row[]> {
+  console.log('\n== meshless HTTP client: createAgent vs undici Agent ==');
+  const targets = await startTargets(ctx, specs, false);
+  const measureMs = Math.max(100, Math.round(ctx.options.measureMs / 2));
+  const none = () => [];
+  const rows = [
+    ...(await runInterleaved(ctx, 'http-client', targets.slice(0, 2), [{ id: 'c32', concurrency: 32, path: '/', newConnection: false }], measureMs, none)),
+    ...(await runInterleaved(ctx, 'http-client', targets, [{ id: 'c8-new', concurrency: 8, path: '/', newConnection: true }], measureMs, none)),
+  ];
+  const pair = (scenario: string, variant: string, meshless: string, agent: string, shape: string): Row => {
+    const m = rows.find((r) => r.scenario === meshless && r.variant === shape);
+    const a = rows.find((r) => r.scenario === agent && r.variant === shape);
+    if (!m?.rounds || !a?.rounds) return skippedRow('http-client', scenario, variant, (m?.rounds ? a : m)?.reason ?? 'no run completed', 'failed');
+    const rps = (r: Row) => r.rounds!.map((x) => x.rps as number);
+    const errors = [...m.rounds, ...a.rounds].reduce((s, x) => s + Number(x.errors), 0);
+    const range = pairedRange(rps(m), rps(a));
+    const row: Row = {
+      group: 'http-client',
+      scenario,
+      variant,
+      status: m.status === 'ok' && a.status === 'ok' ? 'ok' : 'failed',
+      median: {
+        meshlessPerSec: round(m.median?.rps, 4),
+        baselinePerSec: round(a.median?.rps, 4),
+        ratio: round(pairedRatio(rps(m), rps(a)), 3),
+        ratioMin: round(range?.[0], 3),
+        ratioMax: round(range?.[1], 3),
+        meshlessCpuUsPerRequest: round((m.median?.clientCpuSecPer10k ?? NaN) * 100, 3),
+        baselineCpuUsPerRequest: round((a.median?.clientCpuSecPer10k ?? NaN) * 100, 3),
+        errors,
+      },
+      rounds: m.rounds.map((x, i) => ({ round: x.round, meshlessRps: x.rps, baselineRps: a.rounds![i]?.rps })),
+      ...(m.reason || a.reason ? { reason: m.reason ?? a.reason } : {}),
+    };
+    console.log(`  ${scenario} ${variant}: ${JSON.stringify(row.median)}`);
+    return row;
+  };
+  return [pair('keep-alive', 'c32', 'meshless', 'agent', 'c32'), pair('new-connections', 'full', 'meshless-full', 'agent-full', 'c8-new'), pair('new-connections', 'resumed', 'meshless', 'agent', 'c8-new')];
+}
