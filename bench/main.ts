@@ -10,22 +10,37 @@ import { benchDir, killAllNow, setChildMaxLifetime, setChildNodeFlags, stopAll }
 import type { BenchContext } from './lib/context.js';
 import { procAvailable } from './lib/cpu.js';
 import { describeMachine } from './lib/machine.js';
-import { meshlessAvailability } from './lib/meshless.js';
-import { parseOptions, type Group } from './lib/options.js';
+import { parseOptions } from './lib/options.js';
 import { renderMarkdown } from './lib/report.js';
 import type { Results, Row } from './lib/results.js';
+import type { Scenario } from './lib/scenario.js';
 import { findSystemTools } from './lib/system-tools.js';
 import { addRatios } from './lib/rounds.js';
 import { checkTargets } from './lib/targets.js';
-import { runHttp } from './scenarios/http.js';
-import { runPerRequest, runRotation } from './scenarios/external.js';
+import { runHttp, runNewConnections } from './scenarios/http.js';
+import { runPerRequest } from './scenarios/per-request.js';
+import { runRotation } from './scenarios/rotation.js';
 import { runGrpc } from './scenarios/grpc.js';
 import { runHttpClient } from './scenarios/http-client.js';
 import { runFootprint } from './scenarios/footprint.js';
 import { runMemory } from './scenarios/memory.js';
 import { runProfile } from './scenarios/profile.js';
 import { runScale } from './scenarios/scale.js';
-import { runNewConnections } from './scenarios/new-connections.js';
+
+/** Every scenario, in the order a complete run takes them. */
+const scenarios: Scenario[] = [
+  { group: 'http', needs: ['stunnel', 'nginx'], run: runHttp },
+  { group: 'new-connections', run: runNewConnections },
+  { group: 'per-request', run: runPerRequest },
+  { group: 'rotation', run: runRotation },
+  { group: 'grpc', run: runGrpc },
+  { group: 'http-client', run: runHttpClient },
+  { group: 'profile', run: runProfile },
+  // Footprint is short: before memory, which takes whatever time is left.
+  { group: 'footprint', run: runFootprint },
+  { group: 'memory', run: runMemory },
+  { group: 'scale', run: runScale },
+];
 
 const options = parseOptions(process.argv.slice(2));
 const budget = new Budget(options.budgetMs);
@@ -84,31 +99,15 @@ console.log(`work directory: ${workDir}`);
 async function main(): Promise<number> {
   const notes: string[] = [];
   if (!procAvailable()) notes.push('/proc is not readable: server-side CPU cannot be measured on this system');
-  const tools = findSystemTools();
+  const selected = scenarios.filter((s) => options.only.has(s.group));
+  const tools = selected.some((s) => s.needs?.length) ? findSystemTools() : { notes: [] };
   notes.push(...tools.notes);
   const machine = describeMachine(tools);
   console.log(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, Node ${machine.node}, load ${machine.loadAverageAtStart.join(' ')}`);
   const certs = await mintCertificates(join(workDir, 'certs'));
-  const meshless = await meshlessAvailability();
-  for (const missing of new Set([meshless.server, meshless.agent])) if (missing) notes.push(`meshless HTTP rows skipped: ${missing}`);
-  const ctx: BenchContext = { options, budget, certs, workDir, tools, meshless, notes };
-
-  const plan: [Group, (c: BenchContext) => Promise<Row[]>][] = [
-    ['http', runHttp],
-    ['new-connections', runNewConnections],
-    ['per-request', runPerRequest],
-    ['rotation', runRotation],
-    ['grpc', runGrpc],
-    ['http-client', runHttpClient],
-    ['profile', runProfile],
-    // Footprint is short: before memory, which takes whatever time is left.
-    ['footprint', runFootprint],
-    ['memory', runMemory],
-    ['scale', runScale],
-  ];
+  const ctx: BenchContext = { options, budget, certs, workDir, tools, notes };
   const rows: Row[] = [];
-  for (const [group, run] of plan) {
-    if (!options.only.has(group)) continue;
+  for (const { group, run } of selected) {
     const groupStart = Date.now();
     try {
       rows.push(...(await run(ctx)));

@@ -1,6 +1,5 @@
 import type { Budget } from './budget.js';
 import type { CertFiles } from './certs.js';
-import type { MeshlessAvailability } from './meshless.js';
 import type { BenchOptions } from './options.js';
 import type { SystemTools } from './system-tools.js';
 
@@ -12,8 +11,6 @@ export interface BenchContext {
   /** A fresh temp directory for configuration files and logs (removed at the end). */
   workDir: string;
   tools: SystemTools;
-  /** Why meshless's createServer / createAgent cannot be measured yet (undefined: they exist). */
-  meshless: MeshlessAvailability;
   /** Notes for the report (installs, skips). */
   notes: string[];
 }

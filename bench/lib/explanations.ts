@@ -129,7 +129,7 @@ const explainers: [string, RegExp, Explainer][] = [
   ],
   ['ratio', /within 2× of 10 rules/, () => 'Both figures are a few hundred ns (the reason string dominates both); at that scale a busy neighbour moves the ratio. Run the microbench alone to confirm.'],
   ['grpc', /gRPC/, () => 'Measured in interleaved rounds of its own (bench/scenarios/grpc.ts); the gRPC table shows the CPU per call on each side.'],
-  ['rotation', /rotation/, () => 'Measured by bench/rotation.ts; every sample is in bench/results/latest.json.'],
+  ['rotation', /rotation/, () => 'Measured by bench/scenarios/rotation.ts; every sample is in bench/results/latest.json.'],
   ['heap', /heap growth/, () => 'Heap after forced GCs: growth that keeps rising with more requests or rotations is a leak; growth that levels off is a cache filling.'],
 ];
 

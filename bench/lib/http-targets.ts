@@ -97,8 +97,6 @@ async function setUp(ctx: BenchContext, spec: TargetSpec, servers: ServerPool): 
       throw err;
     }
   }
-  if ((spec.server === 'meshless' || spec.server === 'meshless-permissive') && ctx.meshless.server) throw new Unavailability('skipped', ctx.meshless.server);
-  if (spec.load === 'meshless' && ctx.meshless.agent) throw new Unavailability('skipped', ctx.meshless.agent);
   let shared = servers.get(spec.server);
   if (!shared) {
     shared = startServer(ctx, spec.server, `server-${spec.server}`);

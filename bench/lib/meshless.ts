@@ -57,36 +57,3 @@ export class BenchSource extends EventEmitter<SourceEvents> implements Source {
 
   async close(): Promise<void> {}
 }
-
-/** What the bench needs from @meshless/http; undefined members are not written yet. */
-export interface MeshlessHttp {
-  createServer?: (options: Record<string, unknown>, listener?: (req: any, res: any) => void) => import('node:https').Server;
-  createAgent?: (options: Record<string, unknown>) => import('undici').Dispatcher;
-  peerOf?: (reqOrSocket: unknown) => unknown;
-}
-
-/** Why parts of @meshless/http cannot be used yet (undefined: available). */
-export interface MeshlessAvailability {
-  server: string | undefined;
-  agent: string | undefined;
-}
-
-/** Loads @meshless/http and says which of createServer / createAgent exist. */
-export async function meshlessAvailability(): Promise<MeshlessAvailability> {
-  const loaded = await loadMeshlessHttp(['createServer']);
-  const agent = await loadMeshlessHttp(['createAgent']);
-  return { server: 'missing' in loaded ? loaded.missing : undefined, agent: 'missing' in agent ? agent.missing : undefined };
-}
-
-/** Loads @meshless/http, or returns why it cannot be used yet (a needed export is missing). */
-export async function loadMeshlessHttp(needs: readonly ('createServer' | 'createAgent')[]): Promise<{ mod: MeshlessHttp } | { missing: string }> {
-  let mod: MeshlessHttp;
-  try {
-    mod = (await import('@meshless/http')) as unknown as MeshlessHttp;
-  } catch (err) {
-    return { missing: `@meshless/http does not load: ${(err as Error).message.split('\n')[0]}` };
-  }
-  const absent = needs.filter((name) => typeof mod[name] !== 'function');
-  if (absent.length > 0) return { missing: `not yet available (@meshless/http has no ${absent.join(' / ')})` };
-  return { mod };
-}

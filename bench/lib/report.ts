@@ -1,6 +1,7 @@
 import type { Results, Row } from './results.js';
 import { median } from './stats.js';
 import { explainMisses } from './explanations.js';
+import { ROTATION_SERVED, ROTATION_UPDATE } from '../scenarios/rotation.js';
 
 type Cell = string | number | undefined;
 
@@ -93,12 +94,6 @@ function genericTable(rows: Row[]): string {
   return table(['scenario', 'variant', ...(keys.length ? keys : ['result'])], lines);
 }
 
-/** What each rotation row times (the variant text of its row). */
-export const ROTATION_SERVED = '..data rename → first new connection served with the new certificate';
-export const ROTATION_UPDATE = '..data rename → file source update event';
-/** The same through the SPIFFE Workload API (bench/rotation-workload-api.ts). */
-export const WORKLOAD_API_SERVED = 'Workload API push → first new connection served with the new certificate';
-export const WORKLOAD_API_UPDATE = 'Workload API push → workloadApiSource update event';
 
 const ROTATION_TEXT =
   'Each swap is timed from just before the rename: until a meshless `createServer` (its `source` a `fileSource` on the volume) ' +
@@ -382,7 +377,7 @@ export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?:
   }
   for (const [group, title] of [
     ['memory', 'Memory (heap after forced GC)'],
-    ['rotation', 'Rotation: kubelet-style `..data` swaps (bench/rotation.ts says exactly what it times)'],
+    ['rotation', 'Rotation: kubelet-style `..data` swaps (bench/scenarios/rotation.ts says exactly what it times)'],
     ['grpc', 'gRPC, unary, 32 in flight (bench/scenarios/grpc.ts)'],
     ['http-client', 'meshless HTTP client (bench/scenarios/http-client.ts)'],
     ['footprint', 'Footprint: import cost and an idle server (fresh plain Node processes, built packages; medians of interleaved samples)'],

@@ -8,7 +8,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { TLSSocket } from 'node:tls';
 import { CLIENT_ID, certFiles } from '../lib/certs.js';
-import { BenchSource, loadMeshlessHttp } from '../lib/meshless.js';
+import { createServer, peerOf as meshlessPeerOf } from '@meshless/http';
+import { BenchSource } from '../lib/meshless.js';
 import { handle, onExit, ready } from './ipc.js';
 import { memoryReport } from './memory.js';
 import './profiler.js';
@@ -18,7 +19,7 @@ const kind = values.kind ?? 'plaintext';
 const small = Buffer.from('hello, world\n');
 const big = Buffer.alloc(64 * 1024, 0x78);
 
-let peerOf: ((req: unknown) => unknown) | undefined;
+let peerOf: ((req: http.IncomingMessage) => unknown) | undefined;
 let peersSeen = 0;
 function respond(req: http.IncomingMessage, res: http.ServerResponse): void {
   // The meshless server hands the application the caller's identity: read it, as an app would.
@@ -50,13 +51,11 @@ if (kind === 'plaintext') {
   );
 } else if (kind === 'meshless' || kind === 'meshless-permissive') {
   if (!files) throw new Error('--certs is required');
-  const loaded = await loadMeshlessHttp(['createServer']);
-  if ('missing' in loaded) throw new Error(loaded.missing);
   source = new BenchSource(files.dir, 'server');
-  peerOf = loaded.mod.peerOf;
+  peerOf = meshlessPeerOf;
   // Permissive: the same server, also serving plaintext on its port (first-byte check per connection).
-  const mode = kind === 'meshless-permissive' ? { mode: 'permissive' } : {};
-  server = loaded.mod.createServer!({ source, allow: [CLIENT_ID], ...mode }, respond);
+  const mode = kind === 'meshless-permissive' ? { mode: 'permissive' as const } : {};
+  server = createServer({ source, allow: [CLIENT_ID], ...mode }, respond);
 } else {
   throw new Error(`unknown --kind ${kind}`);
 }

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Agent, type Dispatcher } from 'undici';
 import { SERVER_ID, SERVER_NAME, certFiles, checkSpiffeServer } from '../lib/certs.js';
-import { BenchSource, loadMeshlessHttp } from '../lib/meshless.js';
+import { createAgent } from '@meshless/http';
+import { BenchSource } from '../lib/meshless.js';
 import { handle, onExit, ready } from './ipc.js';
 import { memoryReport } from './memory.js';
 
@@ -20,9 +21,7 @@ const common = { keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000, header
 
 let agent: Dispatcher & { stats: Record<string, unknown> };
 if (kind === 'meshless') {
-  const loaded = await loadMeshlessHttp(['createAgent']);
-  if ('missing' in loaded) throw new Error(loaded.missing);
-  agent = loaded.mod.createAgent!({ ...common, source: new BenchSource(files.dir, 'client'), allow: [SERVER_ID] }) as typeof agent;
+  agent = createAgent({ ...common, source: new BenchSource(files.dir, 'client'), allow: [SERVER_ID] }) as typeof agent;
 } else {
   agent = new Agent({
     ...common,

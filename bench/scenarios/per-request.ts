@@ -9,7 +9,9 @@ import { allowList, identityOf, loadCredential, verifyPeer, type Authorizer, typ
 import { parseCertificates, socketPeer, verifyChain } from '@meshless/core/internal';
 import { createTestCA } from '@meshless/testing';
 import { CLIENT_ID, SERVER_ID, TRUST_DOMAIN } from '../lib/certs.js';
-import { median } from '../lib/stats.js';
+import type { BenchContext } from '../lib/context.js';
+import type { Row } from '../lib/results.js';
+import { median, round } from '../lib/stats.js';
 
 export interface PerRequestRow {
   id: string;
@@ -174,13 +176,26 @@ export async function runPerRequestBench(options: { quick?: boolean; batches?: n
 }
 
 /** Prints the rows as a small table. */
-export function printPerRequest(result: PerRequestResult): void {
+function printPerRequest(result: PerRequestResult): void {
   for (const r of result.rows) console.log(`  ${r.nsPerOp.toFixed(0).padStart(8)} ns/op  ${r.label}`);
-  const ok = result.ratio10kTo10 <= 2;
-  console.log(`  10,000 rules ÷ 10 rules = ${result.ratio10kTo10.toFixed(2)}× (${ok ? 'within' : 'NOT within'} 2×)`);
+  console.log(`  10,000 rules ÷ 10 rules = ${result.ratio10kTo10.toFixed(2)}× (${result.ratio10kTo10 <= 2 ? 'within' : 'NOT within'} 2×)`);
+}
+
+/** The scenario: in the orchestrator's own process, which is idle meanwhile (no child is running). */
+export async function runPerRequest(ctx: BenchContext): Promise<Row[]> {
+  console.log('\n== per request: identity + allow-list decision ==');
+  const result = await runPerRequestBench({ quick: ctx.options.mode === 'quick', batches: ctx.options.microBatches });
+  printPerRequest(result);
+  return result.rows.map((r) => ({
+    group: 'per-request',
+    scenario: r.id,
+    variant: 'ns/op',
+    status: 'ok',
+    median: { nsPerOp: round(r.nsPerOp, 3), minNsPerOp: round(r.minNsPerOp, 3) },
+    details: { label: r.label, ...(r.id === 'allow-10k' ? { ratio10kTo10: round(result.ratio10kTo10, 3) } : {}) },
+  }));
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const result = await runPerRequestBench({ quick: process.argv.includes('--quick') });
-  printPerRequest(result);
+  printPerRequest(await runPerRequestBench({ quick: process.argv.includes('--quick') }));
 }

@@ -59,10 +59,6 @@ export async function runProfile(ctx: BenchContext): Promise<Row[]> {
     const skip = (reason: string, status: 'skipped' | 'failed' = 'skipped') => {
       for (const shape of profileShapes) for (const side of ['server', 'client']) rows.push(skippedRow('profile', `${pair.id} ${side}`, shape.id, reason, status));
     };
-    if (pair.id === 'meshless' && (ctx.meshless.server ?? ctx.meshless.agent)) {
-      skip((ctx.meshless.server ?? ctx.meshless.agent)!);
-      continue;
-    }
     if (ctx.budget.cannotFit(2 * (measureMs + ctx.options.warmupMs + 10_000))) {
       skip('time budget exhausted before this row ran');
       continue;
