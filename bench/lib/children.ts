@@ -131,6 +131,12 @@ export class BenchChild {
     });
   }
 
+  /** Heap and RSS of the child after forced GCs (children started with `--expose-gc`). */
+  async memory(): Promise<{ heapUsed: number; rss: number }> {
+    const m = await this.request({ type: 'memory' }, 30_000);
+    return { heapUsed: Number(m.heapUsed), rss: Number(m.rss) };
+  }
+
   /** Stops the child and its process group: SIGTERM, then SIGKILL after `graceMs`. */
   async stop(graceMs = 3000): Promise<void> {
     if (!this.running) return;
@@ -172,6 +178,17 @@ export function spawnTs(name: string, file: string, args: string[] = [], options
   const child = new BenchChild(name, proc, options.verbose ?? false);
   if (extraNodeFlags.includes('--cpu-prof')) console.log(`  cpu profile: ${name} is pid ${child.pid} (CPU.<date>.<time>.${child.pid}.0.*.cpuprofile)`);
   return child;
+}
+
+/** Starts a TypeScript child and waits for its `ready` message (stopping it if none comes in `readyMs`). */
+export async function startTs(name: string, file: string, args: string[], options: SpawnOptions & { readyMs?: number } = {}): Promise<{ child: BenchChild; ready: ChildMessage }> {
+  const child = spawnTs(name, file, args, options);
+  try {
+    return { child, ready: await child.waitFor('ready', options.readyMs ?? 60_000) };
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
 }
 
 /**

@@ -1,9 +1,6 @@
-import type { Results, Row, TargetCheck } from './results.js';
+import { findRow, type Results, type Row, type TargetCheck } from './results.js';
 
-function row(results: Results, group: Row['group'], scenario: string, variant?: string): Row | undefined {
-  return results.rows.find((r) => r.group === group && r.scenario === scenario && (variant === undefined || r.variant === variant) && r.status === 'ok');
-}
-
+const row = (results: Results, group: Row['group'], scenario: string, variant?: string) => findRow(results.rows, group, scenario, variant);
 const n = (v: number | undefined, d = 3) => (v === undefined || !Number.isFinite(v) ? '–' : Number(v.toPrecision(d)).toString());
 
 /** Where the CPU of a keep-alive row goes: serving side (server, sidecars) and client. */

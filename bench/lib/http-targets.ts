@@ -1,10 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnTs, type BenchChild } from './children.js';
+import { startTs, type BenchChild } from './children.js';
 import type { BenchContext } from './context.js';
 import { machineBusySeconds, treeCpuSeconds } from './cpu.js';
-import { startNginxPair } from './sidecar-nginx.js';
-import { startStunnelPair } from './sidecar-stunnel.js';
+import { startNginxPair, startStunnelPair } from './sidecars.js';
 
 /** A measurable HTTP scenario: a load generator aimed at a server (maybe through sidecars). */
 export interface HttpTarget {
@@ -29,31 +28,16 @@ export type ServerKind = 'plaintext' | 'mtls' | 'meshless' | 'meshless-permissiv
 export type LoadKind = 'plaintext' | 'sidecar' | 'mtls' | 'mtls-full' | 'pool' | 'pool-full' | 'meshless' | 'meshless-full' | GrpcKind;
 type GrpcKind = 'grpc-insecure' | 'grpc-createSsl' | 'grpc-meshless';
 
-const READY_MS = 60_000;
-
 /** Starts a server process of `kind` (HTTP, or gRPC for the grpc- kinds) and waits until it listens. */
 export async function startServer(ctx: BenchContext, kind: ServerKind, name: string, nodeFlags: string[] = [], extraArgs: string[] = []): Promise<{ child: BenchChild; port: number }> {
   const file = kind.startsWith('grpc-') ? 'proc/grpc-server.ts' : 'proc/http-server.ts';
-  const child = spawnTs(name, file, ['--kind', kind, '--certs', ctx.certs.dir, ...extraArgs], { verbose: ctx.options.verbose, nodeFlags });
-  try {
-    const m = await child.waitFor('ready', READY_MS);
-    return { child, port: Number(m.port) };
-  } catch (err) {
-    await child.stop();
-    throw err;
-  }
+  const { child, ready } = await startTs(name, file, ['--kind', kind, '--certs', ctx.certs.dir, ...extraArgs], { verbose: ctx.options.verbose, nodeFlags });
+  return { child, port: Number(ready.port) };
 }
 
 /** Starts a load-generator process of `kind` aimed at 127.0.0.1:port. */
 export async function startLoad(ctx: BenchContext, kind: LoadKind, port: number, name: string, nodeFlags: string[] = []): Promise<BenchChild> {
-  const child = spawnTs(name, 'proc/load.ts', ['--kind', kind, '--port', String(port), '--certs', ctx.certs.dir], { verbose: ctx.options.verbose, nodeFlags });
-  try {
-    await child.waitFor('ready', READY_MS);
-    return child;
-  } catch (err) {
-    await child.stop();
-    throw err;
-  }
+  return (await startTs(name, 'proc/load.ts', ['--kind', kind, '--port', String(port), '--certs', ctx.certs.dir], { verbose: ctx.options.verbose, nodeFlags })).child;
 }
 
 export interface TargetSpec {
@@ -134,13 +118,6 @@ export async function startTargets(ctx: BenchContext, all: TargetSpec[], filtere
       }
     }),
   );
-}
-
-/** Stops the processes of targets (each once). */
-export async function stopTargets(targets: (HttpTarget | Unavailable)[]): Promise<void> {
-  const children = new Set<BenchChild>();
-  for (const t of targets) if ('load' in t) [t.load, t.server, ...t.serving].forEach((c) => children.add(c));
-  await Promise.all([...children].map((c) => c.stop()));
 }
 
 export interface LoadShape {

@@ -44,6 +44,7 @@ const usage = `usage: npm run bench [-- options]
   --scenarios a,b         HTTP scenarios only: plaintext, pool, pool-full, mtls, mtls-full, meshless, meshless-permissive, meshless-server, stunnel, nginx
   --memory-requests N     requests of the memory run (full 1,000,000)
   --memory-rotations N    rotations of the memory run, spread over the requests (full 1,000)
+  --rotations N           certificate swaps (and Workload API pushes) of the rotation rows (full 100, quick 10)
   --scale-connections N   idle keep-alive connections of the scale rows (full 10,000; capped by ulimit -n)
   --scale-origins N       origins one client talks to in the scale rows (full 1,000)
   --out FILE              results JSON (full: bench/results/latest.json; quick: quick.json; --only memory:
@@ -96,6 +97,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       render: { type: 'boolean' },
       'memory-requests': { type: 'string' },
       'memory-rotations': { type: 'string' },
+      rotations: { type: 'string' },
       'scale-connections': { type: 'string' },
       'scale-origins': { type: 'string' },
       'cpu-prof-dir': { type: 'string' },
@@ -124,7 +126,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     memoryRotations: Math.max(1, int(values['memory-rotations'], quick ? 20 : 1000, 'memory-rotations')),
     // The memory run gets whatever is left of the budget when it runs alone (--only memory).
     memoryCapMs: quick ? 20_000 : only.size === 1 && only.has('memory') ? 8 * 60_000 : 170_000,
-    rotations: quick ? 10 : 100,
+    rotations: Math.max(1, int(values.rotations, quick ? 10 : 100, 'rotations')),
     microBatches: quick ? 5 : 15,
     scaleConnections: Math.max(10, int(values['scale-connections'], quick ? 100 : 10_000, 'scale-connections')),
     scaleOrigins: Math.max(2, int(values['scale-origins'], quick ? 20 : 1_000, 'scale-origins')),

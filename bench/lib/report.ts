@@ -1,4 +1,4 @@
-import type { Results, Row } from './results.js';
+import { findRow, type Results, type Row } from './results.js';
 import { median } from './stats.js';
 import { explainMisses } from './explanations.js';
 import { ROTATION_SERVED, ROTATION_UPDATE } from '../scenarios/rotation.js';
@@ -47,53 +47,56 @@ const variantLabels: Record<string, string> = {
   'c8-new': 'new connection per request, concurrency 8',
 };
 
-function httpTable(rows: Row[], variant: string): string {
-  const lines = rows
-    .filter((r) => r.variant === variant)
-    .map((r): Cell[] => {
-      const m = r.median;
-      if (r.status === 'skipped' || !m) return [labels[r.scenario] ?? r.scenario, skipCell(r), '', '', '', '', '', ''];
-      const cpu = `${num(m.cpuSecPer10k)} (${num(m.serverCpuSecPer10k)} + ${num(m.clientCpuSecPer10k)})`;
-      return [
-        labels[r.scenario] ?? r.scenario,
-        num(m.rps) + (r.status === 'failed' ? ` (${skipCell(r)})` : ''),
-        num(m.p50Ms),
-        num(m.p99Ms),
-        cpu,
-        ratio(r.ratios?.['rps/plaintext']),
-        ratio(r.ratios?.['rps/pool']),
-        ratio(r.ratios?.['rps/mtls']),
-      ];
-    });
-  return table(['scenario', 'req/s', 'p50 ms', 'p99 ms', 'CPU s per 10k req (serving + client)', 'req/s ÷ plaintext', 'req/s ÷ bare Pool pair', 'req/s ÷ Agent pair'], lines);
+/** A column of a report table: its header and its cell for a row with figures. */
+interface Column {
+  header: string;
+  cell: (r: Row, m: Record<string, number | undefined>) => Cell;
 }
 
-function newConnectionTable(rows: Row[]): string {
-  const lines = rows.map((r): Cell[] => {
-    const m = r.median;
-    if (r.status === 'skipped' || !m) return [labels[r.scenario] ?? r.scenario, skipCell(r), '', '', '', '', '', ''];
-    return [
-      labels[r.scenario] ?? r.scenario,
-      num(m.rps),
-      num(m.p50Ms),
-      num(m.p99Ms),
-      num(m.cpuSecPer10k),
-      m.resumedShare === undefined ? '–' : `${Math.round(m.resumedShare * 100)} %`,
-      ratio(r.ratios?.['rps/pool-full']),
-      ratio(r.ratios?.['rps/mtls-full']),
-    ];
-  });
-  return table(['scenario', 'connections/s', 'p50 ms', 'p99 ms', 'CPU s per 10k conn', 'resumed', '÷ full handshakes (bare Pool)', '÷ full handshakes (Agent)'], lines);
+/**
+ * The one table renderer: a row per result, a column per entry of the schema. A row without
+ * figures (`measured` false) keeps its first `names` columns and shows its status and reason.
+ */
+function rowTable(columns: Column[], rows: Row[], names = 1, measured = (r: Row) => r.status === 'ok' && r.median !== undefined): string {
+  const lines = rows.map((r): Cell[] =>
+    measured(r) ? columns.map((c) => c.cell(r, r.median ?? {})) : [...columns.slice(0, names).map((c) => c.cell(r, {})), skipCell(r), ...columns.slice(names + 1).map(() => '')],
+  );
+  return table(columns.map((c) => c.header), lines);
 }
 
+const figure = (header: string, key = header): Column => ({ header, cell: (_r, m) => num(m[key]) });
+const ratioTo = (header: string, key: string): Column => ({ header, cell: (r) => ratio(r.ratios?.[key]) });
+const scenarioColumn: Column = { header: 'scenario', cell: (r) => labels[r.scenario] ?? r.scenario };
+const hasFigures = (r: Row) => r.status !== 'skipped' && r.median !== undefined;
+
+const httpColumns: Column[] = [
+  scenarioColumn,
+  { header: 'req/s', cell: (r, m) => num(m.rps) + (r.status === 'failed' ? ` (${skipCell(r)})` : '') },
+  figure('p50 ms', 'p50Ms'),
+  figure('p99 ms', 'p99Ms'),
+  { header: 'CPU s per 10k req (serving + client)', cell: (_r, m) => `${num(m.cpuSecPer10k)} (${num(m.serverCpuSecPer10k)} + ${num(m.clientCpuSecPer10k)})` },
+  ratioTo('req/s ÷ plaintext', 'rps/plaintext'),
+  ratioTo('req/s ÷ bare Pool pair', 'rps/pool'),
+  ratioTo('req/s ÷ Agent pair', 'rps/mtls'),
+];
+
+const newConnectionColumns: Column[] = [
+  scenarioColumn,
+  figure('connections/s', 'rps'),
+  figure('p50 ms', 'p50Ms'),
+  figure('p99 ms', 'p99Ms'),
+  figure('CPU s per 10k conn', 'cpuSecPer10k'),
+  { header: 'resumed', cell: (_r, m) => (m.resumedShare === undefined ? '–' : `${Math.round(m.resumedShare * 100)} %`) },
+  ratioTo('÷ full handshakes (bare Pool)', 'rps/pool-full'),
+  ratioTo('÷ full handshakes (Agent)', 'rps/mtls-full'),
+];
+
+/** Rows whose schema is their figures: scenario, variant, then every figure key in the order the rows have them. */
 function genericTable(rows: Row[]): string {
   const keys = [...new Set(rows.flatMap((r) => Object.keys(r.median ?? {})))];
-  const lines = rows.map((r): Cell[] =>
-    r.status === 'ok' && r.median ? [r.scenario, r.variant, ...keys.map((k) => num(r.median![k]))] : [r.scenario, r.variant, skipCell(r), ...keys.slice(1).map(() => '')],
-  );
-  return table(['scenario', 'variant', ...(keys.length ? keys : ['result'])], lines);
+  const name = (header: 'scenario' | 'variant'): Column => ({ header, cell: (r) => r[header] });
+  return rowTable([name('scenario'), name('variant'), ...(keys.length ? keys.map((k) => figure(k)) : [figure('result')])], rows, 2);
 }
-
 
 const ROTATION_TEXT =
   'Each swap is timed from just before the rename: until a meshless `createServer` (its `source` a `fileSource` on the volume) ' +
@@ -107,9 +110,7 @@ function rotationRow(row: Row): Row {
   return row.variant.includes('→') ? row : { ...row, variant: `${row.variant}: ${ROTATION_UPDATE} (results from before the served measurement)` };
 }
 
-function get(results: Results, group: Row['group'], scenario: string, variant?: string): Row | undefined {
-  return results.rows.find((r) => r.group === group && r.scenario === scenario && (variant === undefined || r.variant === variant) && r.status === 'ok');
-}
+const get = (results: Results, group: Row['group'], scenario: string, variant?: string) => findRow(results.rows, group, scenario, variant);
 
 /** The "what it means" section, written from this run's figures. */
 function meaning(results: Results): string {
@@ -243,13 +244,8 @@ function profileSection(results: Results): string[] {
   for (const variant of [...new Set(rows.map((r) => r.variant))]) {
     const mine = rows.filter((r) => r.variant === variant);
     out.push(`### ${variantLabels[variant] ?? variant}`, '');
-    out.push(
-      table(
-        ['process', 'CPU µs per request', ...AREAS.map((a) => AREA_LABELS[a] ?? a)],
-        mine.map((r): Cell[] => (r.status === 'ok' && r.median ? [r.scenario, num(r.median.usPerRequest), ...AREAS.map((a) => num(r.median![`us.${a}`]))] : [r.scenario, skipCell(r), ...AREAS.map(() => '')])),
-      ),
-      '',
-    );
+    const process: Column = { header: 'process', cell: (r) => r.scenario };
+    out.push(rowTable([process, figure('CPU µs per request', 'usPerRequest'), ...AREAS.map((a) => figure(AREA_LABELS[a] ?? a, `us.${a}`))], mine), '');
     for (const r of mine.filter((x) => x.status === 'ok')) {
       const top = ((r.details as { top?: { fn: string; usPerRequest: number }[] } | undefined)?.top ?? []).slice(0, 6);
       if (top.length) out.push(`- **${r.scenario}**, top self time (µs per request): ${top.map((t) => `\`${t.fn}\` ${num(t.usPerRequest)}`).join(' · ')}`);
@@ -360,20 +356,15 @@ export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?:
   ];
   const http = results.rows.filter((r) => r.group === 'http');
   for (const v of [...new Set(http.map((r) => r.variant))]) {
-    parts.push(`### ${variantLabels[v] ?? v}`, '', httpTable(http, v), '');
+    parts.push(`### ${variantLabels[v] ?? v}`, '', rowTable(httpColumns, http.filter((r) => r.variant === v), 1, hasFigures), '');
   }
   const nc = results.rows.filter((r) => r.group === 'new-connections');
-  if (nc.length) parts.push('## New connection per request', '', `${variantLabels['c8-new']}: undici \`reset: true\`, the server sees one TLS handshake per request.`, '', newConnectionTable(nc), '');
+  if (nc.length) parts.push('## New connection per request', '', `${variantLabels['c8-new']}: undici \`reset: true\`, the server sees one TLS handshake per request.`, '', rowTable(newConnectionColumns, nc, 1, hasFigures), '');
   const pr = results.rows.filter((r) => r.group === 'per-request');
   if (pr.length) {
     parts.push('## Per request: identity and allow-list decision', '');
-    parts.push(
-      table(
-        ['operation', 'ns/op (median)'],
-        pr.map((r) => [r.status === 'ok' ? String((r.details as { label?: string } | undefined)?.label ?? r.scenario) : r.scenario, r.status === 'ok' ? num(r.median?.nsPerOp) : skipCell(r)]),
-      ),
-      '',
-    );
+    const operation: Column = { header: 'operation', cell: (r) => (r.status === 'ok' ? String((r.details as { label?: string } | undefined)?.label ?? r.scenario) : r.scenario) };
+    parts.push(rowTable([operation, figure('ns/op (median)', 'nsPerOp')], pr), '');
   }
   for (const [group, title] of [
     ['memory', 'Memory (heap after forced GC)'],

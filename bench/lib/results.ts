@@ -51,6 +51,11 @@ export interface Results {
   targets: TargetCheck[];
 }
 
+/** The row of `group` and `scenario` (and `variant`, if given) that has figures, if any. */
+export function findRow(rows: readonly Row[], group: Row['group'], scenario: string, variant?: string): Row | undefined {
+  return rows.find((r) => r.group === group && r.scenario === scenario && (variant === undefined || r.variant === variant) && r.status !== 'skipped' && r.median);
+}
+
 /** A row that has no numbers, with the reason (also printed). */
 export function skippedRow(group: Row['group'], scenario: string, variant: string, reason: string, status: Status = 'skipped'): Row {
   console.log(`  ${status}: ${group} ${scenario} ${variant}: ${reason}`);

@@ -1,9 +1,5 @@
-import type { Row, TargetCheck } from './results.js';
+import { findRow as find, type Row, type TargetCheck } from './results.js';
 import { round } from './stats.js';
-
-function find(rows: Row[], group: Row['group'], scenario: string, variant?: string): Row | undefined {
-  return rows.find((r) => r.group === group && r.scenario === scenario && (variant === undefined || r.variant === variant) && r.status !== 'skipped' && r.median);
-}
 
 function check(target: string, value: number | undefined, met: (v: number) => boolean, note?: string): TargetCheck {
   if (value === undefined || !Number.isFinite(value)) return { target, note: note ?? 'not measured in this run' };

@@ -1,20 +1,10 @@
-import { stopAll, type BenchChild } from '../lib/children.js';
+import { stopAll } from '../lib/children.js';
 import type { BenchContext } from '../lib/context.js';
 import { startLoad, startServer } from '../lib/http-targets.js';
 import { skippedRow, type Row } from '../lib/results.js';
 import { round } from '../lib/stats.js';
 
-interface Memory {
-  heapUsed: number;
-  rss: number;
-}
-
 const MB = 1024 * 1024;
-
-async function memoryOf(child: BenchChild): Promise<Memory> {
-  const m = await child.request({ type: 'memory' }, 30_000);
-  return { heapUsed: Number(m.heapUsed), rss: Number(m.rss) };
-}
 
 /**
  * Memory of the meshless server and client processes after warm-up, then after many requests
@@ -41,7 +31,7 @@ export async function runMemory(ctx: BenchContext): Promise<Row[]> {
       await Promise.all([server.child.request({ type: 'rotate' }, 10_000), load.request({ type: 'rotate' }, 10_000)]);
       await load.request({ type: 'count', ...shape, count: 500 }, 60_000);
     }
-    const before = { server: await memoryOf(server.child), client: await memoryOf(load) };
+    const before = { server: await server.child.memory(), client: await load.memory() };
 
     const chunk = Math.max(1, Math.floor(memoryRequests / memoryRotations));
     const started = Date.now();
@@ -63,7 +53,7 @@ export async function runMemory(ctx: BenchContext): Promise<Row[]> {
     }
     const seconds = (Date.now() - started) / 1000;
     await load.request({ type: 'close' }, 10_000);
-    const after = { server: await memoryOf(server.child), client: await memoryOf(load) };
+    const after = { server: await server.child.memory(), client: await load.memory() };
     const capped = requests < memoryRequests || rotations < memoryRotations;
     console.log(`  ${requests} requests (${errors} errors), ${rotations} rotations in ${seconds.toFixed(1)} s${capped ? ' (time cap reached)' : ''}`);
     return (['server', 'client'] as const).map((side) => {

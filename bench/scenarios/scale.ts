@@ -12,7 +12,7 @@
 // Every wait is bounded; the counts shrink to fit the file-descriptor limit and the time budget.
 import { readFileSync } from 'node:fs';
 import { waitFor } from '@meshless/testing';
-import { spawnTs, stopAll, type BenchChild } from '../lib/children.js';
+import { startTs, stopAll, type BenchChild } from '../lib/children.js';
 import type { BenchContext } from '../lib/context.js';
 import { treeCpuSeconds } from '../lib/cpu.js';
 import { startServer } from '../lib/http-targets.js';
@@ -34,21 +34,8 @@ function fdLimit(): number | undefined {
   }
 }
 
-async function start(ctx: BenchContext, name: string, file: string, args: string[], readyMs = 120_000): Promise<{ child: BenchChild; ready: Record<string, unknown> }> {
-  const child = spawnTs(name, file, args, { verbose: ctx.options.verbose, nodeFlags: ['--expose-gc'] });
-  try {
-    return { child, ready: await child.waitFor('ready', readyMs) };
-  } catch (err) {
-    await child.stop();
-    throw err;
-  }
-}
-
-interface Memory {
-  heapUsed: number;
-  rss: number;
-}
-const memoryOf = async (c: BenchChild): Promise<Memory> => (await c.request({ type: 'memory' }, 30_000)) as unknown as Memory;
+const start = (ctx: BenchContext, name: string, file: string, args: string[]) => startTs(name, file, args, { verbose: ctx.options.verbose, nodeFlags: ['--expose-gc'], readyMs: 120_000 });
+type Memory = Awaited<ReturnType<BenchChild['memory']>>;
 
 /** The idle-connection row of one server kind, and the rotation row for meshless. */
 async function idleAndRotation(ctx: BenchContext, kind: 'mtls' | 'meshless', count: number, rotations: number): Promise<Row[]> {
@@ -62,13 +49,13 @@ async function idleAndRotation(ctx: BenchContext, kind: 'mtls' | 'meshless', cou
     await client.child.request({ type: 'open', count: 50, concurrency: 8 }, 120_000);
     await client.child.request({ type: 'close' }, 10_000);
     await waitFor(async () => (await openConnections()) === 0, 30_000, 'the warm-up connections to close', 50);
-    const before = await memoryOf(server.child);
+    const before = await server.child.memory();
     const cpu0 = treeCpuSeconds([server.child.pid]);
     const opened = await client.child.request({ type: 'open', count, concurrency: 64 }, Math.max(120_000, count * 50));
     const cpu1 = treeCpuSeconds([server.child.pid]);
     const n = Number(opened.opened);
     await waitFor(async () => (await openConnections()) >= n, 30_000, 'the server to see every connection', 50);
-    const after = await memoryOf(server.child);
+    const after = await server.child.memory();
     const failed = Number(opened.failed);
     const acceptSeconds = Number(opened.elapsedMs) / 1000;
     const row: Row = {
@@ -193,14 +180,14 @@ async function manyOrigins(ctx: BenchContext, count: number): Promise<Row[]> {
         // Warm-up on a few origins, then the servers close those connections.
         await client.child.request({ type: 'pass', origins: origins.slice(0, 20), concurrency: 4 }, 60_000);
         await drop('the warm-up pools to go');
-        const base = await memoryOf(client.child);
+        const base = await client.child.memory();
         const passes: { live: Memory; idle: Memory; seconds: number; failed: number; pools: number; firstError?: string }[] = [];
         for (let p = 0; p < 2; p++) {
           const r = await client.child.request({ type: 'pass', origins, concurrency: 16 }, Math.max(120_000, count * 200));
           const livePools = await pools();
-          const live = await memoryOf(client.child);
+          const live = await client.child.memory();
           await drop('the pools to go once the servers closed their connections');
-          const idle = await memoryOf(client.child);
+          const idle = await client.child.memory();
           passes.push({ live, idle, seconds: Number(r.elapsedMs) / 1000, failed: Number(r.failed), pools: livePools, ...(r.firstError ? { firstError: String(r.firstError) } : {}) });
         }
         const [p1, p2] = passes as [(typeof passes)[0], (typeof passes)[0]];
