@@ -28,4 +28,10 @@ export const channels = {
   policyError: diagnostics_channel.channel('meshless:policy:error'),
   /** `{ side, remoteAddress?, method?, origin? }` — a plaintext request (permissive server, or a client's `plaintextOrigins`). */
   plaintextRequest: diagnostics_channel.channel('meshless:plaintext:request'),
+  /**
+   * `{ side, protocol?, generation, connections, retired, slices, maxSliceMs, busyMs, durationMs, superseded }`
+   * — a server finished re-checking its live connections after a trust or policy change (in
+   * slices across event-loop turns: `maxSliceMs` is the longest the review held the event loop).
+   */
+  connectionsReviewed: diagnostics_channel.channel('meshless:connections:reviewed'),
 } as const;

@@ -26,3 +26,4 @@ export { dryRunAuthorizer } from './dry-run.js';
 export { SourceMetrics, type ReloadOutcome } from './file-source-metrics.js';
 export { HealthTimer, sourceHealthState, nextHealthChangeAt } from './health-timer.js';
 export { hideSecretProperties, TLS_SERVER_SECRET_PROPERTIES } from './hide-secrets.js';
+export { SlicedSweep, DEFAULT_SLICE_MS, type SweepStats } from './sliced-sweep.js';

@@ -2,6 +2,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { codes, type Peer } from '@meshless/core';
+import { SlicedSweep, type SweepStats } from '@meshless/core/internal';
 import { Deadlines, type Deadline } from './deadlines.js';
 
 /** Default `retireGraceMs` of the HTTP server: how long a revoked connection's in-flight responses may run. */
@@ -58,7 +59,15 @@ export interface LiveConnection {
   /** Planned retirement: the moment the connection is closed even if idle. */
   closesBy: number | undefined;
   timer: Deadline | undefined;
+  /** The review (trust or policy change) this connection was last checked under. */
+  reviewed: number;
 }
+
+/** What re-checking a live connection found: undefined while its peer still passes, else why it is revoked. */
+export type ReviewVerdict = { readonly reason: 'trust-changed' | 'policy-changed'; readonly detail: string } | undefined;
+
+/** Re-checks one live connection against the trust and policy in force (cheap: called for every connection). */
+export type Recheck = (connection: LiveConnection) => ReviewVerdict;
 
 /** Called for a request refused on a revoked connection (after its answer was written). */
 export type RefusedRequestHandler = (connection: LiveConnection, req: IncomingMessage, status: number, code: string) => void;
@@ -82,6 +91,15 @@ export class ConnectionRegistry {
   readonly #bySocket = new WeakMap<TLSSocket, LiveConnection>();
   /** Every connection's next deadline, on one timer. */
   readonly #deadlines = new Deadlines();
+  /** The current review; a connection whose `reviewed` differs is re-checked before anything else. */
+  #epoch = 0;
+  #recheck: Recheck | undefined;
+  #onReviewed: ((stats: SweepStats) => void) | undefined;
+  readonly #sweep = new SlicedSweep<LiveConnection>(
+    () => this.#connections.values(),
+    (connection) => this.#review(connection, true),
+    (stats) => this.#onReviewed?.(stats),
+  );
 
   constructor(
     private readonly maxConnectionAgeMs: number | undefined,
@@ -112,6 +130,8 @@ export class ConnectionRegistry {
       notAfterMs: peer.notAfter.getTime(),
       closesBy: undefined,
       timer: undefined,
+      // Checked at accept time against the trust and policy in force now.
+      reviewed: this.#epoch,
     };
     this.#connections.add(connection);
     this.#bySocket.set(socket, connection);
@@ -143,6 +163,8 @@ export class ConnectionRegistry {
   admit(req: IncomingMessage, res: ServerResponse): boolean {
     const connection = this.#bySocket.get(req.socket as TLSSocket);
     if (connection === undefined) return true;
+    // A review in progress has not reached this connection yet: check it now, before its request.
+    if (connection.reviewed !== this.#epoch) this.#review(connection, false);
     const expired = connection.notAfterMs <= Date.now();
     if (expired && connection.revoked === undefined) this.#revokeExpired(connection, false);
     if (connection.revoked !== undefined || expired) {
@@ -165,10 +187,44 @@ export class ConnectionRegistry {
   admitSocket(socket: TLSSocket): boolean {
     const connection = this.#bySocket.get(socket);
     if (connection === undefined) return true;
+    if (connection.reviewed !== this.#epoch) this.#review(connection, true);
     if (connection.revoked === undefined && connection.notAfterMs <= Date.now()) this.#revokeExpired(connection);
     if (connection.revoked === undefined) return true;
     socket.destroy();
     return false;
+  }
+
+  /**
+   * Re-checks every live connection after a trust or policy change, without stalling the server:
+   * in slices of ~2 ms of work per event-loop turn (new handshakes and requests run in between).
+   * Order guarantees: a connection the review has not reached yet is re-checked before its next
+   * request is admitted (so no request is handled under a stale verdict); a newer review
+   * supersedes one in progress (it restarts from the first connection, and `recheck` always
+   * decides with the newest trust and policy); a connection is revoked only on `recheck`'s
+   * verdict. `onReviewed` runs once every live connection was checked under this review.
+   */
+  review(recheck: Recheck, onReviewed?: (stats: SweepStats) => void): void {
+    this.#epoch++;
+    this.#recheck = recheck;
+    this.#onReviewed = onReviewed;
+    this.#sweep.restart();
+  }
+
+  /** Stops a review in progress (the server closed). */
+  stopReview(): void {
+    this.#sweep.stop();
+  }
+
+  /** One connection's re-check under the current review (no-op when already done). */
+  #review(connection: LiveConnection, endIfIdle: boolean): void {
+    if (connection.reviewed === this.#epoch) return;
+    connection.reviewed = this.#epoch;
+    // Gone, or already closing for trust, policy or expiry (a planned drain can still be overridden).
+    if (connection.socket.destroyed || connection.revoked !== undefined) return;
+    if (connection.retiring !== undefined && connection.closesBy === undefined) return;
+    const verdict = this.#recheck?.(connection);
+    if (verdict === undefined || !this.#mark(connection, verdict.reason, verdict.detail, undefined)) return;
+    this.#revoke(connection, verdict.reason, endIfIdle);
   }
 
   /**

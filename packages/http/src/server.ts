@@ -12,6 +12,8 @@ import {
   meshlessMetrics,
   type Authorizer,
   type Credential,
+  type Peer,
+  type PeerCheck,
   type Rules,
   type DenyRules,
   type Source,
@@ -22,7 +24,7 @@ import {
   onPolicyChange,
   toSource,
 } from '@meshless/core/internal';
-import { ConnectionRegistry, type PeerRetirement } from './server-connections.js';
+import { ConnectionRegistry, type LiveConnection, type PeerRetirement, type ReviewVerdict } from './server-connections.js';
 import { gateRequests } from './server-request-gate.js';
 import { parseServerOptions, secureOptionsFor, type ServerOptions } from './server-options.js';
 import { PermissiveListener, parseMode, type PlaintextRequest, type ServerMode } from './server-permissive.js';
@@ -30,6 +32,7 @@ import { RefusalReporter, handshakeRefusal, type PeerRefusal } from './server-re
 
 /** Drain window of a planned retirement when the server has no keepAliveTimeout. */
 const DEFAULT_DRAIN_WINDOW_MS = 5_000;
+const NO_INTERMEDIATES: readonly X509Certificate[] = Object.freeze([]);
 
 /**
  * A real `https.Server` that only lets allowed peers reach its request listener, rotates its
@@ -159,32 +162,45 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   });
 
   /**
-   * Walks live connections after a trust or policy change: each peer goes through the verifier
-   * again (chain against the current bundle of its trust domain, with the path verified at accept
-   * time; validity; allow-list). O(1) per connection whose trust domain's bundle did not change.
+   * Re-checks live connections after a trust or policy change: each peer goes through the
+   * verifier again (chain against the current bundle of its trust domain, with the path verified
+   * at accept time; validity; allow-list). Sliced across event-loop turns by the registry (a
+   * connection not reached yet is re-checked before its next request). Connections sharing a
+   * peer certificate share one verdict: one verify per distinct certificate, O(1) per connection.
    */
   function review(): void {
     const credential = source.current();
-    const now = Date.now();
-    for (const connection of connections) {
-      // Skip connections already closing for trust or policy (a planned drain can still be overridden).
-      if (connection.retiring !== undefined && connection.closesBy === undefined) continue;
+    const policy = authorize;
+    const verdicts = new Map<Peer, { intermediates: readonly X509Certificate[]; check: PeerCheck }>();
+    let retired = 0;
+    const recheck = (connection: LiveConnection): ReviewVerdict => {
       if (connection.leaf === undefined) {
-        connections.retire(connection, 'trust-changed', `${String(connection.peer)}: the connection has no client certificate to re-verify`);
-        continue;
+        retired++;
+        return { reason: 'trust-changed', detail: `${String(connection.peer)}: the connection has no client certificate to re-verify` };
       }
-      const check = verifyPeer(
-        { leaf: connection.leaf, peer: connection.peer, intermediates: verifiedPaths.get(connection.socket) ?? [] },
-        { credential, authorize, now, who: 'client' },
-      );
+      const intermediates = verifiedPaths.get(connection.socket) ?? NO_INTERMEDIATES;
+      const seen = verdicts.get(connection.peer);
+      // A passing verdict holds for every connection of this certificate (the verifier's cache is
+      // per certificate); a failing one only for the same presented path.
+      let check = seen !== undefined && (seen.check.ok || seen.intermediates === intermediates) ? seen.check : undefined;
+      if (check === undefined) {
+        check = verifyPeer({ leaf: connection.leaf, peer: connection.peer, intermediates }, { credential, authorize: policy, who: 'client' });
+        verdicts.set(connection.peer, { intermediates, check });
+      }
       if (check.ok) {
         connection.bundleHash = credential.bundleHash;
-      } else if (check.failure === 'denied') {
-        connections.retire(connection, 'policy-changed', check.reason);
-      } else {
-        connections.retire(connection, 'trust-changed', `${String(connection.peer)} no longer verifies under credential generation ${credential.generation}: ${check.reason}`);
+        return undefined;
       }
-    }
+      retired++;
+      if (check.failure === 'denied') return { reason: 'policy-changed', detail: check.reason };
+      return { reason: 'trust-changed', detail: `${String(connection.peer)} no longer verifies under credential generation ${credential.generation}: ${check.reason}` };
+    };
+    connections.review(recheck, (stats) => {
+      verdicts.clear();
+      const report = { side: 'server', generation: credential.generation, connections: stats.visited, retired, slices: stats.slices, maxSliceMs: stats.maxSliceMs, busyMs: stats.busyMs, durationMs: stats.durationMs, superseded: stats.superseded };
+      logger.info(report, 'meshless server: live connections reviewed after a trust or policy change');
+      if (channels.connectionsReviewed.hasSubscribers) channels.connectionsReviewed.publish(report);
+    });
   }
 
   function rotate(credential: Credential): void {
@@ -223,6 +239,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   const permissive = new PermissiveListener(server, logger, meshlessMetrics(), parsed.handshakeTimeoutMs);
   permissive.setMode(parsed.mode);
   server.once('close', () => {
+    connections.stopReview();
     stopPolicyChanges();
     source.off('update', onUpdate);
     source.off('error', onError);
