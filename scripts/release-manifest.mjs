@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Keeps every published package (packages/*/package.json without "private": true) ready for
 // `pnpm publish`: metadata from the root manifest, the published `exports` without the `source`
-// condition, a `prepack` build, typings for `moduleResolution: node10` (TypeScript's default for
+// condition, a `prepack` build (scripts/build.mjs), typings for `moduleResolution: node10` (TypeScript's default for
 // `module: commonjs`), LICENSE, CHANGELOG.md, and README links that work from npm.
 //
 //   node scripts/release-manifest.mjs           fills in what is missing or stale (then commit it)
@@ -37,6 +37,9 @@ function condition(entry, name) {
   return typeof entry === 'object' && entry !== null ? entry[name] : undefined;
 }
 
+/** The build before `pnpm pack` / `pnpm publish`: tsc -b, then the entry-point bundles (scripts/build.mjs). */
+export const PREPACK = 'node ../../scripts/build.mjs .';
+
 /** The manifest with every derived field set; fields a person writes are kept as they are. */
 export function expectedManifest({ folder, manifest }, rootManifest = readJson(join(root, 'package.json'))) {
   const repo = rootManifest.repository.url.replace(/^git\+/, '').replace(/\.git$/, '');
@@ -49,7 +52,7 @@ export function expectedManifest({ folder, manifest }, rootManifest = readJson(j
   const files = [...(manifest.files ?? [])];
   for (const f of ['dist', 'README.md', 'LICENSE', 'CHANGELOG.md']) if (!files.includes(f)) files.push(f);
   m.files = files;
-  m.scripts = { ...manifest.scripts, prepack: 'tsc -b' };
+  m.scripts = { ...manifest.scripts, prepack: PREPACK };
   const exports = manifest.exports ?? {};
   const main = exports['.'];
   if (condition(main, 'default')) m.main = condition(main, 'default');

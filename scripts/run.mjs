@@ -59,8 +59,8 @@ function installIfNeeded() {
 }
 
 function build() {
-  step('building the packages (tsc -b)');
-  run(bin('tsc'), ['-b']);
+  step('building the packages (tsc -b, then one esbuild bundle per entry point: scripts/build.mjs)');
+  run(process.execPath, [join(root, 'scripts', 'build.mjs')]);
 }
 
 /**

@@ -12,8 +12,8 @@ export const root = fileURLToPath(new URL('../../../', import.meta.url));
 export function ensureBuilt(): void {
   const missing = ['core', 'http', 'grpc', 'nest', 'testing', 'cli'].some((p) => !existsSync(join(root, 'packages', p, 'dist', 'index.js')));
   if (!missing) return;
-  const r = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-b'], { cwd: root, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tsc -b failed:\n${r.stdout}${r.stderr}`);
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`scripts/build.mjs failed:\n${r.stdout}${r.stderr}`);
 }
 
 /** A child `node` process with its output collected as it arrives. */

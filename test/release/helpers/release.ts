@@ -68,8 +68,8 @@ export function packAll(): Promise<PackedPackage[]> {
   packed ??= (async () => {
     const dest = tempDir('meshless-pack-');
     // One build first, so that the prepack builds below find everything up to date and can run side by side.
-    const build = await run(join(root, 'node_modules', '.bin', 'tsc'), ['-b'], root);
-    if (build.code !== 0) throw new Error(`tsc -b failed:\n${build.stdout}${build.stderr}`);
+    const build = await run(process.execPath, [join(root, 'scripts', 'build.mjs')], root);
+    if (build.code !== 0) throw new Error(`scripts/build.mjs failed:\n${build.stdout}${build.stderr}`);
     const pnpm = join(root, 'node_modules', '.bin', 'pnpm');
     return Promise.all(
       publishedFolders().map(async (folder) => {

@@ -30,7 +30,8 @@ export function ensureBuilt(): void {
   const dist = join(packageDir, 'dist');
   const stale = !existsSync(BIN) || newestMtime(dist) < newestMtime(join(packageDir, 'src'));
   if (stale) {
-    const r = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-b', packageDir], { cwd: root, encoding: 'utf8' });
+    // tsc -b, then the bundles of the packages the CLI imports
+    const r = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs'), packageDir], { cwd: root, encoding: 'utf8' });
     if (r.status !== 0) {
       // A referenced package that does not compile stops the build; a dist from an earlier
       // build is still the binary as it was: use it, and say so.

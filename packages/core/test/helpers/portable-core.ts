@@ -23,8 +23,8 @@ function resolvePackage(name: string, from: string): string | undefined {
  * `dir/node_modules`, so that `import '@meshless/core'` from `dir` needs nothing else.
  */
 export function copyCoreWithDependencies(dir: string): void {
-  const build = spawnSync(path.join(repo, 'node_modules', '.bin', 'tsc'), ['-b', coreDir], { cwd: repo, encoding: 'utf8' });
-  if (build.status !== 0) throw new Error(`tsc -b packages/core failed:\n${build.stdout}${build.stderr}`);
+  const build = spawnSync(process.execPath, [path.join(repo, 'scripts', 'build.mjs'), coreDir], { cwd: repo, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`scripts/build.mjs packages/core failed:\n${build.stdout}${build.stderr}`);
   const target = path.join(dir, 'node_modules');
   mkdirSync(path.join(target, '@meshless', 'core'), { recursive: true });
   cpSync(path.join(coreDir, 'package.json'), path.join(target, '@meshless', 'core', 'package.json'));

@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+// The build: `tsc -b` (type-check, declarations, per-file JavaScript), then one esbuild bundle per
+// package entry point, so that `import '@meshless/http'` loads a handful of files instead of ~60.
+//
+//   node scripts/build.mjs              every package (npm run build, npm test, npm run bench)
+//   node scripts/build.mjs <dir>…       those packages and what they reference (prepack: `.`)
+//
+// A package is bundled when its tsconfig.json has `"outDir": "build"`: tsc writes the per-file
+// JavaScript there and the declarations to `dist/` (`declarationDir`); this script then writes
+// `dist/<entry>.js` for every entry of the package's `exports` (its `source` condition names the
+// src file) with ESM code splitting: entry points of one package share chunks, so module state
+// (caches, diagnostics channels, error classes) exists once however many entry points load it.
+// Dependencies, other @meshless packages included, stay external. Packages without that setting
+// (the CLI: its dist/bin.js finds ../package.json and ../../proto relative to its own file) keep
+// tsc's per-file output in dist/.
+//
+// NB: `tsc -b` alone refreshes build/ and the declarations but NOT the bundles in dist/: run this
+// script (or npm run build) before anything that loads a package's dist (the CLI binary, the demo,
+// the bench, pnpm pack).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** tsconfig.json files here are plain JSON except for comments. */
+function readTsconfig(file) {
+  return JSON.parse(readFileSync(file, 'utf8').replace(/^\s*\/\/.*$/gm, ''));
+}
+
+/** The workspace packages whose tsconfig asks for bundling (outDir "build"). */
+export function bundledPackages() {
+  const dir = join(root, 'packages');
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, 'tsconfig.json')) && existsSync(join(dir, e.name, 'package.json')))
+    .map((e) => join(dir, e.name))
+    .filter((pkg) => readTsconfig(join(pkg, 'tsconfig.json')).compilerOptions?.outDir === 'build');
+}
+
+/** `{ out, in }` pairs: dist/<name>.js from build/<name>.js, one per `exports` entry. */
+export function entryPoints(pkg) {
+  const manifest = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'));
+  const entries = [];
+  for (const [subpath, target] of Object.entries(manifest.exports ?? {})) {
+    const source = target?.source;
+    const output = target?.default;
+    if (typeof source !== 'string' || typeof output !== 'string') throw new Error(`${manifest.name}: exports["${subpath}"] needs a "source" (src/*.ts) and a "default" (dist/*.js) to be bundled`);
+    const m = /^\.\/src\/(.+)\.ts$/.exec(source);
+    const o = /^\.\/dist\/([^/]+)\.js$/.exec(output);
+    if (!m || !o) throw new Error(`${manifest.name}: exports["${subpath}"]: expected ./src/<name>.ts and ./dist/<name>.js, got ${source} and ${output}`);
+    entries.push({ out: o[1], in: join(pkg, 'build', `${m[1]}.js`) });
+  }
+  return entries;
+}
+
+/** Writes `file` only when its content changes, through a rename (a concurrent reader never sees half a file). */
+function writeIfChanged(file, contents) {
+  if (existsSync(file) && readFileSync(file).equals(contents)) return false;
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, contents);
+  renameSync(tmp, file);
+  return true;
+}
+
+/** Every *.js and *.js.map under dir (what an earlier build or an older layout left in dist/). */
+function javascriptFiles(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && /\.js(\.map)?$/.test(e.name))
+    .map((e) => join(e.parentPath ?? e.path, e.name));
+}
+
+export async function bundle(pkg) {
+  const { build } = await import('esbuild');
+  const dist = join(pkg, 'dist');
+  const result = await build({
+    absWorkingDir: pkg,
+    entryPoints: entryPoints(pkg),
+    outdir: dist,
+    bundle: true,
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    format: 'esm',
+    platform: 'node',
+    target: 'node20.19',
+    packages: 'external',
+    // error classes and functions keep their names (messages, logs and tests read .name)
+    keepNames: true,
+    // tsc's maps are read in, so the bundle's maps point at src/*.ts
+    sourcemap: 'linked',
+    sourcesContent: false,
+    legalComments: 'inline',
+    write: false,
+    logLevel: 'warning',
+  });
+  const written = new Set();
+  let changed = 0;
+  for (const f of result.outputFiles) {
+    written.add(f.path);
+    if (writeIfChanged(f.path, Buffer.from(f.contents))) changed++;
+  }
+  // tsc's per-file JavaScript from before this layout, or chunks of an earlier build
+  for (const file of javascriptFiles(dist)) if (!written.has(file)) rmSync(file, { force: true });
+  return { files: written.size, changed };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const dirs = process.argv.slice(2).map((d) => resolve(d));
+  const tsc = join(root, 'node_modules', '.bin', 'tsc');
+  const r = spawnSync(tsc, ['-b', ...dirs.map((d) => relative(root, d) || '.')], { cwd: root, stdio: 'inherit' });
+  if (r.error) throw r.error;
+  if (r.status !== 0) process.exit(r.status ?? 1);
+  // After `tsc -b <dir>` the packages it references are current too: bundle them all (a no-op for unchanged ones).
+  for (const pkg of bundledPackages()) {
+    try {
+      await bundle(pkg);
+    } catch (err) {
+      console.error(`build: bundling ${basename(pkg)} failed: ${err.message}`);
+      process.exit(1);
+    }
+  }
+}
