@@ -1,5 +1,6 @@
 import { BoundedMap } from '@meshless/core/internal';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type https from 'node:https';
 import type { Socket } from 'node:net';
 import { MeshlessError, channels, codes, type Logger, type MeshlessMetrics } from '@meshless/core';
@@ -100,7 +101,10 @@ export class PermissiveListener {
     // Same connection checks as the https server (headersTimeout, requestTimeout): Node runs them
     // from an interval it starts on 'listening'; this internal server never listens itself.
     const interval = (this.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval;
-    const plain = http.createServer(interval === undefined ? {} : { connectionsCheckingInterval: interval });
+    // node:http through process.getBuiltinModule, not an ESM import: on Node 22 and later `import … from
+    // 'node:http'` builds a namespace from every export, and reading its WebSocket getter loads Node's
+    // bundled undici (~7 MB RSS) in every process that imports @meshless/http (test/release/footprint).
+    const plain = process.getBuiltinModule('node:http').createServer(interval === undefined ? {} : { connectionsCheckingInterval: interval });
     plain.emit('listening');
     this.server.once('close', () => plain.close());
     plain.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
