@@ -13,6 +13,8 @@ import type { Peer } from './peer.js';
 export interface TlsPolicy {
   /** Lowest TLS version; default `'TLSv1.3'`. `'TLSv1.2'` is allowed, with renegotiation off. */
   minVersion?: SecureVersion;
+  /** Highest TLS version; default: the highest Node supports (TLS 1.3). `'TLSv1.2'` needs `minVersion: 'TLSv1.2'`. */
+  maxVersion?: SecureVersion;
   /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults). */
   ciphers?: string;
   /** Key-exchange groups (`ecdhCurve`). */
@@ -41,6 +43,16 @@ function checkMinVersion(v: SecureVersion | undefined): SecureVersion {
   return minVersion;
 }
 
+function checkMaxVersion(v: SecureVersion, minVersion: SecureVersion): SecureVersion {
+  if (v !== 'TLSv1.3' && v !== 'TLSv1.2') {
+    throw new MeshlessError(codes.INVALID_OPTION, `maxVersion ${JSON.stringify(v)} is not allowed: use 'TLSv1.3' or 'TLSv1.2'`, { field: 'maxVersion' });
+  }
+  if (v === 'TLSv1.2' && minVersion === 'TLSv1.3') {
+    throw new MeshlessError(codes.INVALID_OPTION, `maxVersion 'TLSv1.2' is below minVersion 'TLSv1.3': set minVersion: 'TLSv1.2' too`, { field: 'maxVersion' });
+  }
+  return v;
+}
+
 /** Options for `tls.createSecureContext` common to both sides. */
 function baseOptions(credential: Credential, policy: TlsPolicy): SecureContextOptions {
   const out: SecureContextOptions = {
@@ -53,6 +65,7 @@ function baseOptions(credential: Credential, policy: TlsPolicy): SecureContextOp
     // Renegotiation would let a TLS 1.2 peer change its certificate under a cached Peer.
     secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
   };
+  if (policy.maxVersion !== undefined) out.maxVersion = checkMaxVersion(policy.maxVersion, out.minVersion!);
   if (policy.ciphers !== undefined) out.ciphers = policy.ciphers;
   if (policy.ecdhCurve !== undefined) out.ecdhCurve = policy.ecdhCurve;
   return out;

@@ -56,6 +56,10 @@ describe('serverTlsOptions / clientTlsOptions on real sockets', function () {
     assert.equal(typeof o.key, 'string');
     assert.equal(serverTlsOptions(serverCred, { minVersion: 'TLSv1.2' }).minVersion, 'TLSv1.2');
     assert.throws(() => serverTlsOptions(serverCred, { minVersion: 'TLSv1' }), (e: unknown) => e instanceof MeshlessError && e.code === codes.INVALID_OPTION);
+    assert.equal(serverTlsOptions(serverCred).maxVersion, undefined);
+    assert.equal(serverTlsOptions(serverCred, { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }).maxVersion, 'TLSv1.2');
+    assert.throws(() => serverTlsOptions(serverCred, { maxVersion: 'TLSv1.2' }), (e: unknown) => e instanceof MeshlessError && e.code === codes.INVALID_OPTION && e.field === 'maxVersion');
+    assert.throws(() => serverTlsOptions(serverCred, { maxVersion: 'TLSv1.1' }), (e: unknown) => e instanceof MeshlessError && e.code === codes.INVALID_OPTION && e.field === 'maxVersion');
     assert.throws(() => clientTlsOptions(clientCred, {} as never), (e: unknown) => e instanceof MeshlessError && e.code === codes.INVALID_OPTION);
   });
 
