@@ -2,7 +2,8 @@ import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { SecureVersion, TlsOptions } from 'node:tls';
 import { parseMode, type ServerMode } from './server-permissive.js';
 import { DEFAULT_RETIRE_GRACE_MS } from './server-connections.js';
-import { MeshlessError, codes, serverTlsOptions, type Credential, type CredentialProvider, type Logger, type Rules, type DenyRules } from '@meshless/core';
+import { serverTlsOptions, type Credential, type CredentialProvider, type Logger, type MeshlessError, type Rules, type DenyRules, type ServerTlsPolicy } from '@meshless/core';
+import { optionError, resolveOptions, type ResolvedOptions, type TlsPolicyField, type WrapperSpec } from '@meshless/core/internal';
 
 /**
  * https options meshless owns: own material comes from `source`, client certificates are always
@@ -30,7 +31,7 @@ const OWNED_OPTIONS = {
 type OwnedOption = keyof typeof OWNED_OPTIONS;
 
 /** Options of {@link createServer}: meshless options, plus any `https.createServer` option it does not own. */
-export interface ServerOptions extends Omit<HttpsServerOptions, OwnedOption | 'minVersion'> {
+export interface ServerOptions extends Omit<HttpsServerOptions, OwnedOption | 'minVersion' | 'maxVersion'> {
   /** Own certificate, key and trust bundle: a Source (rotates) or a Credential (static). */
   source: CredentialProvider;
   /** Which clients may connect: rule strings, functions, or a compiled Authorizer. Required. */
@@ -51,6 +52,8 @@ export interface ServerOptions extends Omit<HttpsServerOptions, OwnedOption | 'm
   mode?: ServerMode;
   /** Lowest TLS version: `'TLSv1.3'` (default) or `'TLSv1.2'` (renegotiation stays off). */
   minVersion?: SecureVersion;
+  /** Highest TLS version: `'TLSv1.3'` (default) or `'TLSv1.2'` (with `minVersion: 'TLSv1.2'`). */
+  maxVersion?: SecureVersion;
   /**
    * Retire a connection this long after it opened (jittered ±10 %), gracefully: an in-flight
    * response completes with `Connection: close`. Default: no limit besides the client
@@ -71,32 +74,47 @@ export interface ServerOptions extends Omit<HttpsServerOptions, OwnedOption | 'm
 }
 
 /** The split of {@link ServerOptions}: what meshless uses, and what goes to `https.createServer`. */
-export interface ParsedServerOptions {
-  provider: CredentialProvider;
-  allow: Rules;
-  deny: DenyRules | undefined;
-  dryRun: boolean;
+export interface ParsedServerOptions extends ResolvedOptions {
   mode: ServerMode;
   maxConnectionAgeMs: number | undefined;
   handshakeTimeoutMs: number;
   retireGraceMs: number;
-  logger: Logger | undefined;
   /** TLS policy for `serverTlsOptions`. */
-  policy: { minVersion?: SecureVersion; ciphers?: string; ecdhCurve?: string; sessionTimeout?: number };
+  policy: Omit<ServerTlsPolicy, 'ticketKeys'>;
   /** Every other option, passed to `https.createServer` and again to every `setSecureContext`. */
   passthrough: HttpsServerOptions;
 }
 
-function parseDryRun(value: unknown): boolean {
-  if (value === undefined) return false;
-  if (typeof value !== 'boolean') throw invalid('dryRun', `dryRun must be true or false, got ${JSON.stringify(value)}`);
-  return value;
-}
-
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
+/** createServer's own options, besides the common ones (docs/options.md). */
+const OWN_OPTIONS = ['mode', 'maxConnectionAgeMs', 'handshakeTimeoutMs', 'retireGraceMs'] as const;
+
+/**
+ * Every `https.createServer` option createServer passes through (type-checked against Node's
+ * types: a name missing or extra fails the build), then names later Node releases added.
+ */
+const HTTPS_OPTIONS = {
+  ALPNCallback: true, ALPNProtocols: true, IncomingMessage: true, ServerResponse: true, allowHalfOpen: true, allowPartialTrustChain: true,
+  connectionsCheckingInterval: true, crl: true, dhparam: true, enableTrace: true, handshakeTimeout: true, headersTimeout: true,
+  highWaterMark: true, honorCipherOrder: true, insecureHTTPParser: true, joinDuplicateHeaders: true, keepAlive: true,
+  keepAliveInitialDelay: true, keepAliveTimeout: true, maxHeaderSize: true, noDelay: true, pauseOnConnect: true,
+  rejectNonStandardBodyWrites: true, requestTimeout: true, requireHostHeader: true, secureOptions: true, sessionIdContext: true,
+  sigalgs: true, uniqueHeaders: true,
+} satisfies Record<Exclude<keyof HttpsServerOptions, OwnedOption | TlsPolicyField>, true>;
+const LATER_NODE_OPTIONS = ['blockList', 'shouldUpgradeCallback', 'optimizeEmptyRequests', 'keepAliveTimeoutBuffer'];
+
+const SERVER_SPEC: WrapperSpec = {
+  wrapper: 'createServer',
+  peers: 'clients',
+  scope: 'server',
+  tls: ['minVersion', 'maxVersion', 'ciphers', 'ecdhCurve', 'sessionTimeout'],
+  names: new Set([...OWN_OPTIONS, ...Object.keys(HTTPS_OPTIONS), ...LATER_NODE_OPTIONS]),
+  refused: OWNED_OPTIONS,
+};
+
 function invalid(field: string, message: string): MeshlessError {
-  return new MeshlessError(codes.INVALID_OPTION, `createServer: ${message}`, { field });
+  return optionError('createServer', field, message);
 }
 
 function positiveMs(value: unknown, field: string): number | undefined {
@@ -115,40 +133,21 @@ function nonNegativeMs(value: unknown, field: string): number | undefined {
   return value;
 }
 
-/** Validates createServer options and splits them; throws MESHLESS_ERR_INVALID_OPTION naming the option. */
+/**
+ * Validates createServer options and splits them (core's resolver reads the common ones: source,
+ * allow, deny, dryRun, TLS policy, logger); throws a MeshlessError naming the option.
+ */
 export function parseServerOptions(options: ServerOptions): ParsedServerOptions {
-  if (typeof options !== 'object' || options === null) {
-    throw invalid('options', 'needs an options object: createServer({ source, allow }, listener)');
-  }
-  const { source, allow, deny, minVersion, ciphers, ecdhCurve, sessionTimeout, maxConnectionAgeMs, handshakeTimeoutMs, retireGraceMs, logger, dryRun, mode, ...rest } = options;
-  if (source === undefined || source === null || typeof source !== 'object') {
-    throw invalid('source', 'needs `source`: a Source (fileSource, staticSource) or a Credential (loadCredential)');
-  }
-  if (allow === undefined || allow === null) {
-    throw invalid('allow', "needs `allow`: the rules that say which clients may connect, e.g. 'spiffe://prod.example/ns/*/sa/api' (use '*' for any verified client)");
-  }
-  for (const name of Object.keys(rest)) {
-    if (Object.hasOwn(OWNED_OPTIONS, name) && (rest as Record<string, unknown>)[name] !== undefined) {
-      throw invalid(name, `option \`${name}\` is not accepted: ${OWNED_OPTIONS[name as OwnedOption]}`);
-    }
-  }
+  const common = resolveOptions(options, SERVER_SPEC);
+  const { mode, maxConnectionAgeMs, handshakeTimeoutMs, retireGraceMs, ...rest } = common.rest as Partial<ServerOptions>;
   const passthrough = rest as HttpsServerOptions;
-  const policy: ParsedServerOptions['policy'] = {};
-  if (minVersion !== undefined) policy.minVersion = minVersion;
-  if (ciphers !== undefined) policy.ciphers = ciphers;
-  if (ecdhCurve !== undefined) policy.ecdhCurve = ecdhCurve;
-  if (sessionTimeout !== undefined) policy.sessionTimeout = sessionTimeout;
   return {
-    provider: source,
-    allow,
-    deny,
-    dryRun: parseDryRun(dryRun),
+    ...common,
     mode: parseMode(mode),
     maxConnectionAgeMs: positiveMs(maxConnectionAgeMs, 'maxConnectionAgeMs'),
     handshakeTimeoutMs: positiveMs(handshakeTimeoutMs, 'handshakeTimeoutMs') ?? positiveMs(passthrough.handshakeTimeout, 'handshakeTimeout') ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     retireGraceMs: nonNegativeMs(retireGraceMs, 'retireGraceMs') ?? DEFAULT_RETIRE_GRACE_MS,
-    logger,
-    policy,
+    policy: common.tlsPolicy,
     passthrough,
   };
 }

@@ -4,12 +4,9 @@ import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import {
   MeshlessError,
-  allowList,
   channels,
   checkConnection,
   verifyPeer,
-  loggerOf,
-  meshlessMetrics,
   type Authorizer,
   type Credential,
   type Peer,
@@ -22,7 +19,7 @@ import {
   hideSecretProperties,
   TLS_SERVER_SECRET_PROPERTIES,
   onPolicyChange,
-  toSource,
+  compilePolicy,
 } from '@meshless/core/internal';
 import { ConnectionRegistry, type LiveConnection, type PeerRetirement, type ReviewVerdict } from './server-connections.js';
 import { gateRequests } from './server-request-gate.js';
@@ -89,9 +86,8 @@ export interface MeshlessServer extends https.Server {
  */
 export function createServer(options: ServerOptions, requestListener?: RequestListener): MeshlessServer {
   const parsed = parseServerOptions(options);
-  const source = toSource(parsed.provider);
-  const logger = loggerOf(parsed.logger);
-  const policyOf = (allow: Rules, deny: DenyRules | undefined, dryRun: boolean): Authorizer => allowList(allow, { deny, ...(dryRun ? { dryRun: { scope: 'server', logger } } : {}) });
+  const { source, logger } = parsed;
+  const policyOf = (allow: Rules, deny: DenyRules | undefined, dryRun: boolean): Authorizer => compilePolicy('createServer', allow, deny, dryRun ? { scope: 'server', logger } : undefined);
   let dryRun = parsed.dryRun;
   let authorize: Authorizer = policyOf(parsed.allow, parsed.deny, dryRun);
   let ticketKeys = randomBytes(48);
@@ -101,7 +97,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   const server = https.createServer(secureOptionsFor(served, parsed, ticketKeys), requestListener) as MeshlessServer;
   // Node copies options.key (and the ticket keys) onto the server: keep them out of logs and inspect.
   hideSecretProperties(server, TLS_SERVER_SECRET_PROPERTIES);
-  const metrics = meshlessMetrics();
+  const metrics = parsed.metrics;
   const reporter = new RefusalReporter(logger, metrics, (refusal) => server.emit('peerRefused', refusal));
   const connections = new ConnectionRegistry(parsed.maxConnectionAgeMs, () => server.keepAliveTimeout || DEFAULT_DRAIN_WINDOW_MS, (_connection, retirement) => {
     logger.info(
@@ -236,7 +232,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   source.on('error', onError);
   // A live policy (policyFile) retires the connections of peers it no longer allows, as setAllow does.
   let stopPolicyChanges = onPolicyChange([parsed.allow, parsed.deny as Rules | undefined], () => review());
-  const permissive = new PermissiveListener(server, logger, meshlessMetrics(), parsed.handshakeTimeoutMs);
+  const permissive = new PermissiveListener(server, logger, metrics, parsed.handshakeTimeoutMs);
   permissive.setMode(parsed.mode);
   server.once('close', () => {
     connections.stopReview();
