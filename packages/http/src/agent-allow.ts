@@ -1,6 +1,6 @@
 import { BoundedMap } from '@meshless/core/internal';
-import { MeshlessError, type DryRunOptions, allowList, codes, isMeshlessError, type Authorizer, type Rules } from '@meshless/core';
-import { isAuthorizer } from '@meshless/core/internal';
+import { MeshlessError, type DryRunOptions, allowList, codes, isMeshlessError, type Authorizer, type DenyRules, type Rules } from '@meshless/core';
+import { compileRules, isAuthorizer, optionError } from '@meshless/core/internal';
 
 /**
  * Which servers a client accepts:
@@ -55,17 +55,14 @@ function isOriginMap(value: unknown): value is Readonly<Record<string, Rules>> {
   return proto === Object.prototype || proto === null;
 }
 
-function compileFor(origin: string, rules: Rules, dryRun?: DryRunOptions): Authorizer {
-  try {
-    return allowList(rules, dryRun === undefined ? {} : { dryRun });
-  } catch (err) {
-    if (isMeshlessError(err)) {
-      const details: { cause: unknown; field: string; rule?: string } = { cause: err, field: 'allow' };
-      if (err.rule !== undefined) details.rule = err.rule;
-      throw new MeshlessError(err.code, `allow rules for ${origin}: ${err.message}`, details);
-    }
-    throw err;
-  }
+/** The rules of one origin with the deny rules (the same for every origin) and the dry run. */
+interface Compile {
+  readonly deny: DenyRules | undefined;
+  readonly dryRun: DryRunOptions | undefined;
+}
+
+function compileFor(origin: string, rules: Rules, how: Compile): Authorizer {
+  return compileRules('createAgent', 'allow', () => allowList(rules, { ...(how.deny === undefined ? {} : { deny: how.deny }), ...(how.dryRun === undefined ? {} : { dryRun: how.dryRun }) }), ` for ${origin}`);
 }
 
 function noRules(origin: string, known: string): MeshlessError {
@@ -87,27 +84,30 @@ export function rulesIn(allow: AllowFor): Rules[] {
  * Compiles the `allow` option once. Rules and maps are checked at once (a bad rule throws here);
  * a resolver function is called on the first connection to each origin.
  */
-export function compileAllow(allow: AllowFor, version: number, dryRun?: DryRunOptions): ServerPolicy {
+export function compileAllow(allow: AllowFor, version: number, deny?: DenyRules, dryRun?: DryRunOptions): ServerPolicy {
   if (allow === undefined || allow === null) {
-    throw new MeshlessError(codes.INVALID_OPTION, 'createAgent needs { allow }: the rules that say which servers to accept (e.g. "spiffe://prod.example/ns/pay/sa/api")', { field: 'allow' });
+    throw optionError('createAgent', 'allow', "needs { allow }: the rules that say which servers to accept, e.g. 'spiffe://prod.example/ns/pay/sa/api'");
   }
+  // Deny rules apply to every origin: checked once here, whatever shape allow has.
+  if (deny !== undefined) compileRules('createAgent', 'deny', () => allowList('*', { deny }));
+  const how: Compile = { deny, dryRun };
   if (isRules(allow)) {
-    const authorizer = compileFor('every origin', allow, dryRun);
+    const authorizer = compileFor('every origin', allow, how);
     return { version, authorizerFor: () => authorizer };
   }
-  if (typeof allow === 'function') return resolverPolicy(allow as (origin: string) => Rules, version, dryRun);
-  if (isOriginMap(allow)) return mapPolicy(allow, version, dryRun);
+  if (typeof allow === 'function') return resolverPolicy(allow as (origin: string) => Rules, version, how);
+  if (isOriginMap(allow)) return mapPolicy(allow, version, how);
   throw new MeshlessError(codes.INVALID_OPTION, `allow must be rules, a map { 'https://host:port': rules } or a function (origin) => rules, not ${typeof allow}`, { field: 'allow' });
 }
 
-function mapPolicy(map: Readonly<Record<string, Rules>>, version: number, dryRun?: DryRunOptions): ServerPolicy {
+function mapPolicy(map: Readonly<Record<string, Rules>>, version: number, how: Compile): ServerPolicy {
   const byOrigin = new Map<string, Authorizer>();
   for (const [key, rules] of Object.entries(map)) {
     const origin = normalizeOrigin(key);
     if (byOrigin.has(origin)) {
       throw new MeshlessError(codes.INVALID_OPTION, `allow lists ${origin} twice (as ${JSON.stringify(key)}); keep one entry per origin`, { field: 'allow' });
     }
-    byOrigin.set(origin, compileFor(origin, rules, dryRun));
+    byOrigin.set(origin, compileFor(origin, rules, how));
   }
   if (byOrigin.size === 0) {
     throw new MeshlessError(codes.EMPTY_ALLOW_LIST, 'allow is an empty map: no server would be accepted; list origins and their rules', { field: 'allow' });
@@ -123,7 +123,7 @@ function mapPolicy(map: Readonly<Record<string, Rules>>, version: number, dryRun
   };
 }
 
-function resolverPolicy(resolve: (origin: string) => Rules, version: number, dryRun?: DryRunOptions): ServerPolicy {
+function resolverPolicy(resolve: (origin: string) => Rules, version: number, how: Compile): ServerPolicy {
   const byOrigin = new BoundedMap<string, Authorizer>(MAX_RESOLVED_ORIGINS);
   return {
     version,
@@ -146,7 +146,7 @@ function resolverPolicy(resolve: (origin: string) => Rules, version: number, dry
           { field: 'allow' },
         );
       }
-      const authorizer = compileFor(origin, rules as Rules, dryRun);
+      const authorizer = compileFor(origin, rules as Rules, how);
       byOrigin.set(origin, authorizer);
       return authorizer;
     },

@@ -4,21 +4,18 @@ import {
   MeshlessError,
   channels,
   codes,
-  loggerOf,
-  meshlessMetrics,
+  type DenyRules,
   type DryRunOptions,
   type Credential,
   type Logger,
   type MeshlessMetrics,
   type Peer,
   type RefusalClass,
+  type Rules,
   type Source,
   type TlsPolicy,
 } from '@meshless/core';
-import {
-  onPolicyChange,
-  toSource,
-} from '@meshless/core/internal';
+import { onPolicyChange } from '@meshless/core/internal';
 import type { Agent, Dispatcher, errors } from 'undici';
 import { compileAllow, rulesIn, type AllowFor, type ServerPolicy } from './agent-allow.js';
 import { PlaintextRoute } from './agent-plaintext.js';
@@ -90,6 +87,7 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
   readonly #events: GenerationEvents;
   #policy: ServerPolicy;
   #dryRun: DryRunOptions | undefined;
+  #deny: DenyRules | undefined;
   #plaintext: PlaintextRoute | undefined;
   #stopPolicy: () => void = () => undefined;
   #generation: Generation;
@@ -109,12 +107,12 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
   constructor(options: CreateAgentOptions) {
     super();
     becomeDispatcher();
-    const { settings, policy, undiciOptions } = splitAgentOptions(options);
+    const { common, settings, policy, undiciOptions, plaintextOrigins } = splitAgentOptions(options);
     this.#settings = settings;
     this.#tlsPolicy = policy;
     this.#undiciOptions = undiciOptions;
-    this.#logger = loggerOf(options.logger);
-    this.#metrics = meshlessMetrics();
+    this.#logger = common.logger;
+    this.#metrics = common.metrics;
     this.#events = {
       allowed: (generation, origin, peer, resumed) => this.#allowed(generation, origin, peer, resumed),
       refused: (generation, origin, failure, resumed, error, peer) => this.#refused(generation, origin, failure, resumed, error, peer),
@@ -122,13 +120,14 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
         if (generation === this.#generation && !this.#closed) this.#swap(generation.credential, generation.policy, generation.sessions, reason);
       },
     };
-    this.#dryRun = options.dryRun === true ? { scope: 'client', logger: this.#logger } : undefined;
-    this.#policy = compileAllow(options.allow, 1, this.#dryRun);
-    if (options.plaintextOrigins !== undefined && options.plaintextOrigins.length > 0) {
-      this.#plaintext = new PlaintextRoute(options.plaintextOrigins, undiciOptions, this.#logger, this.#metrics);
+    this.#dryRun = common.dryRunOptions;
+    this.#deny = common.deny;
+    this.#policy = compileAllow(common.allow, 1, this.#deny, this.#dryRun);
+    if (plaintextOrigins !== undefined && plaintextOrigins.length > 0) {
+      this.#plaintext = new PlaintextRoute(plaintextOrigins, undiciOptions, this.#logger, this.#metrics);
     }
-    this.#watchPolicy(options.allow);
-    this.#source = toSource(options.source);
+    this.#watchPolicy(common.allow);
+    this.#source = common.source;
     this.#generation = this.#build(1, this.#source.current(), this.#policy, new SessionCache(settings.maxCachedSessions));
     this.#source.on('update', this.#onUpdate);
     this.#source.on('error', this.#onSourceError);
@@ -175,14 +174,16 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
   }
 
   /**
-   * Replaces the allow rules. Invalid rules throw and change nothing. New requests use a new
+   * Replaces the allow rules and the deny rules (none unless `deny` is given), as
+   * `server.setAllow` does. Invalid rules throw and change nothing. New requests use a new
    * generation at once (new connections, empty session cache, so nothing verified under the old
    * rules resumes); connections of the previous generation finish their requests and close.
    */
-  setAllow(allow: AllowFor, options: { dryRun?: boolean } = {}): void {
+  setAllow(allow: AllowFor, options: { deny?: DenyRules; dryRun?: boolean } = {}): void {
     if (this.#closed) throw new MeshlessError(codes.INVALID_OPTION, 'setAllow on a closed agent: create a new agent', { field: 'allow' });
     const dryRun = options.dryRun === undefined ? this.#dryRun : options.dryRun ? { scope: 'client', logger: this.#logger } : undefined;
-    const policy = compileAllow(allow, this.#policy.version + 1, dryRun);
+    const policy = compileAllow(allow, this.#policy.version + 1, options.deny, dryRun);
+    this.#deny = options.deny;
     this.#dryRun = dryRun;
     this.#policy = policy;
     this.#watchPolicy(allow);
@@ -237,7 +238,7 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
   /** A live policy (policyFile) in `allow`: when it changes, new requests use a new generation, as with setAllow. */
   #watchPolicy(allow: AllowFor): void {
     this.#stopPolicy();
-    this.#stopPolicy = onPolicyChange(rulesIn(allow), () => {
+    this.#stopPolicy = onPolicyChange([...rulesIn(allow), this.#deny as Rules | undefined], () => {
       if (!this.#closed) this.#swap(this.#generation.credential, this.#policy, new SessionCache(this.#settings.maxCachedSessions), 'policy file changed');
     });
   }

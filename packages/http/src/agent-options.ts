@@ -1,4 +1,5 @@
-import { MeshlessError, codes, type CredentialProvider, type Logger, type TlsPolicy } from '@meshless/core';
+import type { CredentialProvider, DenyRules, Logger, TlsPolicy } from '@meshless/core';
+import { optionError, resolveOptions, type ResolvedOptions, type WrapperSpec } from '@meshless/core/internal';
 import type { Agent } from 'undici';
 import type { AllowFor } from './agent-allow.js';
 
@@ -11,6 +12,12 @@ export interface CreateAgentOptions extends Omit<Agent.Options, (typeof OWNED)[n
   source: CredentialProvider;
   /** Which servers to accept: rules, a map from origin to rules, or `(origin) => rules`. */
   allow: AllowFor;
+  /**
+   * Servers refused even when an allow rule matches, for every origin (whatever shape `allow`
+   * has): `deny: 'spiffe://prod.example/ns/batch/**'`. A denied server is refused before a
+   * request is sent (`MESHLESS_ERR_PEER_DENIED`).
+   */
+  deny?: DenyRules;
   /**
    * Longest life of a connection, in ms from its handshake. At that point the connection takes
    * no new request and closes once idle. Connections also end at their server certificate's
@@ -56,67 +63,63 @@ export interface ConnectorSettings {
   readonly peerContext: boolean;
 }
 
+const NOT_TAKEN = 'meshless makes every TLS socket itself from { source, allow, minVersion, maxVersion, ciphers, ecdhCurve }';
+const REFUSED: Record<(typeof OWNED)[number], string> = { connect: NOT_TAKEN, factory: NOT_TAKEN, socketPath: NOT_TAKEN, tls: NOT_TAKEN, clientTtl: NOT_TAKEN };
+
+/** createAgent's own options, besides the common ones (docs/options.md). */
+const OWN_OPTIONS = ['maxConnectionAgeMs', 'maxCachedSessions', 'connectTimeout', 'peerContext', 'plaintextOrigins'] as const;
+
+/** Every undici Agent option createAgent passes through (type-checked against undici's types: a name missing or extra fails the build). */
+const UNDICI_OPTIONS = {
+  allowH2: true, autoSelectFamily: true, autoSelectFamilyAttemptTimeout: true, bodyTimeout: true, connectionWindowSize: true, connections: true,
+  eventSource: true, headersTimeout: true, idleTimeout: true, initialWindowSize: true, interceptors: true, keepAlive: true, keepAliveMaxTimeout: true,
+  keepAliveTimeout: true, keepAliveTimeoutThreshold: true, localAddress: true, maxConcurrentStreams: true, maxHeaderSize: true, maxKeepAliveTimeout: true,
+  maxOrigins: true, maxRequestsPerClient: true, maxResponseSize: true, pingInterval: true, pipelining: true, requestTimeout: true, socketTimeout: true,
+  strictContentLength: true, webSocket: true,
+} satisfies Record<Exclude<keyof Agent.Options, (typeof OWNED)[number] | (typeof OWN_OPTIONS)[number]>, true>;
+
+const AGENT_SPEC: WrapperSpec = {
+  wrapper: 'createAgent',
+  peers: 'servers',
+  scope: 'client',
+  tls: ['minVersion', 'maxVersion', 'ciphers', 'ecdhCurve'],
+  tlsRefusal: 'a client keeps TLS sessions for resumption per `maxCachedSessions`; their lifetime is the server\'s `sessionTimeout`',
+  names: new Set([...OWN_OPTIONS, ...Object.keys(UNDICI_OPTIONS)]),
+  refused: REFUSED,
+};
+
 function nonNegativeInteger(value: unknown, field: string): void {
   if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < 0)) {
-    throw new MeshlessError(codes.INVALID_OPTION, `${field} must be a non-negative integer, not ${JSON.stringify(value)}`, { field });
+    throw optionError('createAgent', field, `${field} must be a non-negative integer, not ${JSON.stringify(value)}`);
   }
 }
 
 function positiveNumber(value: unknown, field: string): void {
   if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)) {
-    throw new MeshlessError(codes.INVALID_OPTION, `${field} must be a positive number of milliseconds, not ${JSON.stringify(value)}`, { field });
+    throw optionError('createAgent', field, `${field} must be a positive number of milliseconds, not ${JSON.stringify(value)}`);
   }
 }
 
 /**
- * Splits createAgent's options into ours, the TLS policy and the rest for undici's Agent,
+ * Splits createAgent's options into the common ones (core's resolver: source, allow, deny,
+ * dryRun, TLS policy, logger), the connector's settings and the rest for undici's Agent,
  * refusing options meshless owns (its connector makes every socket).
  */
 export function splitAgentOptions(options: CreateAgentOptions): {
+  common: ResolvedOptions<AllowFor>;
   settings: ConnectorSettings;
   policy: TlsPolicy;
   undiciOptions: Agent.Options;
+  plaintextOrigins: readonly string[] | undefined;
 } {
-  if (typeof options !== 'object' || options === null) {
-    throw new MeshlessError(codes.INVALID_OPTION, 'createAgent needs { source, allow }', { field: 'options' });
-  }
-  if (options.source === undefined || options.source === null) {
-    throw new MeshlessError(codes.INVALID_OPTION, 'createAgent needs { source }: a Source (fileSource, staticSource) or a Credential (loadCredential)', { field: 'source' });
-  }
-  for (const name of OWNED) {
-    if ((options as unknown as Record<string, unknown>)[name] !== undefined) {
-      throw new MeshlessError(
-        codes.INVALID_OPTION,
-        `createAgent does not take "${name}": meshless makes every TLS socket itself from { source, allow, minVersion, ciphers, ecdhCurve }`,
-        { field: name },
-      );
-    }
-  }
-  const {
-    source: _source,
-    allow: _allow,
-    logger: _logger,
-    dryRun: _dryRun,
-    plaintextOrigins: _plaintextOrigins,
-    maxConnectionAgeMs,
-    maxCachedSessions,
-    connectTimeout,
-    minVersion,
-    ciphers,
-    ecdhCurve,
-    peerContext,
-    ...undiciOptions
-  } = options;
+  const common = resolveOptions<AllowFor>(options, AGENT_SPEC);
+  const { maxConnectionAgeMs, maxCachedSessions, connectTimeout, peerContext, plaintextOrigins, ...undiciOptions } = common.rest as Partial<CreateAgentOptions>;
   if (peerContext !== undefined && typeof peerContext !== 'boolean') {
-    throw new MeshlessError(codes.INVALID_OPTION, `peerContext must be true or false, not ${JSON.stringify(peerContext)}`, { field: 'peerContext' });
+    throw optionError('createAgent', 'peerContext', `peerContext must be true or false, not ${JSON.stringify(peerContext)}`);
   }
   positiveNumber(maxConnectionAgeMs, 'maxConnectionAgeMs');
   positiveNumber(connectTimeout, 'connectTimeout');
   nonNegativeInteger(maxCachedSessions, 'maxCachedSessions');
-  const policy: TlsPolicy = {};
-  if (minVersion !== undefined) policy.minVersion = minVersion;
-  if (ciphers !== undefined) policy.ciphers = ciphers;
-  if (ecdhCurve !== undefined) policy.ecdhCurve = ecdhCurve;
   const settings: ConnectorSettings = {
     allowH2: undiciOptions.allowH2 === true,
     maxConnectionAgeMs,
@@ -126,5 +129,5 @@ export function splitAgentOptions(options: CreateAgentOptions): {
     autoSelectFamilyAttemptTimeout: undiciOptions.autoSelectFamilyAttemptTimeout,
     peerContext: peerContext === true,
   };
-  return { settings, policy, undiciOptions };
+  return { common, settings, policy: common.tlsPolicy, undiciOptions: undiciOptions as Agent.Options, plaintextOrigins };
 }
