@@ -1,6 +1,6 @@
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
-import { MeshlessError, allowList, codes, loggerOf, meshlessMetrics, verifyPeer, channels, type CredentialProvider, type Logger, type Rules, type DenyRules } from '@meshless/core';
-import { presentedChainOf, refusal, toSource } from '@meshless/core/internal';
+import { verifyPeer, channels, type CredentialProvider, type Logger, type Rules, type DenyRules } from '@meshless/core';
+import { compilePolicy, presentedChainOf, refusal, resolveOptions, type WrapperSpec } from '@meshless/core/internal';
 import { SourceCertificateProvider } from './certificate-provider.js';
 import { grpc } from './grpc-js.js';
 
@@ -22,6 +22,15 @@ export interface ChannelCredentialsOptions {
   logger?: Logger;
 }
 
+const CHANNEL_SPEC: WrapperSpec = {
+  wrapper: 'channelCredentials',
+  peers: 'servers',
+  scope: 'grpc-client',
+  tls: [],
+  tlsRefusal: "grpc-js builds the client's TLS context itself from the certificates (TLS 1.2 and 1.3, grpc-js's cipher list), so channelCredentials cannot apply a TLS policy; set it on the server (serverCredentials({ minVersion }), createServer({ minVersion }))",
+  names: new Set(),
+};
+
 /**
  * grpc-js channel credentials: our certificate from the source as the client certificate (new
  * connections use the newest generation), the source's bundle as the only trusted roots, and the
@@ -33,19 +42,8 @@ export interface ChannelCredentialsOptions {
  * const client = new Ledger('ledger.pay.svc:8443', channelCredentials({ source, allow: 'spiffe://prod.example/ns/pay/sa/ledger' }));
  */
 export function channelCredentials(options: ChannelCredentialsOptions): grpc.ChannelCredentials {
-  if (typeof options !== 'object' || options === null) {
-    throw new MeshlessError(codes.INVALID_OPTION, 'channelCredentials needs { source, allow }');
-  }
-  if (options.source === undefined || options.source === null) {
-    throw new MeshlessError(codes.INVALID_OPTION, 'channelCredentials needs { source }: a Source (fileSource, staticSource) or a Credential', { field: 'source' });
-  }
-  if (options.allow === undefined) {
-    throw new MeshlessError(codes.INVALID_OPTION, 'channelCredentials needs { allow }: the rules that say which servers to accept', { field: 'allow' });
-  }
-  const logger = loggerOf(options.logger);
-  const authorize = allowList(options.allow, { ...(options.deny === undefined ? {} : { deny: options.deny }), ...(options.dryRun === true ? { dryRun: { scope: 'grpc-client', logger } } : {}) });
-  const metrics = meshlessMetrics();
-  const source = toSource(options.source);
+  const { source, allow, deny, dryRunOptions, logger, metrics } = resolveOptions(options, CHANNEL_SPEC);
+  const authorize = compilePolicy('channelCredentials', allow, deny, dryRunOptions);
   const provider = new SourceCertificateProvider(source, logger);
 
   // Node calls this on every full handshake (grpc-js keeps no TLS sessions, so on every

@@ -2,10 +2,7 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import {
   MeshlessError,
-  allowList,
   codes,
-  loggerOf,
-  meshlessMetrics,
   serverTlsOptions,
   type Credential,
   type CredentialProvider,
@@ -16,9 +13,12 @@ import {
   type Source,
 } from '@meshless/core';
 import {
+  compilePolicy,
   hideSecretProperties,
   onPolicyChange,
-  toSource,
+  optionError,
+  resolveOptions,
+  type WrapperSpec,
 } from '@meshless/core/internal';
 import { CallGuard } from './call-guard.js';
 import { grpc, type SecureContextWatcher } from './grpc-js.js';
@@ -54,6 +54,14 @@ export interface ServerCredentialsOptions extends Omit<ServerTlsPolicy, 'ticketK
 
 const DEFAULT_RETIRE_GRACE_MS = 30_000;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+const SERVER_SPEC: WrapperSpec = {
+  wrapper: 'serverCredentials',
+  peers: 'clients',
+  scope: 'grpc-server',
+  tls: ['minVersion', 'maxVersion', 'ciphers', 'ecdhCurve', 'sessionTimeout'],
+  names: new Set(['retireGraceMs', 'handshakeTimeoutMs']),
+};
 
 /**
  * Complete TLS options for one generation, with fresh session-ticket keys (tickets issued under
@@ -186,31 +194,16 @@ class MeshlessServerCredentials extends grpc.ServerCredentials {
  * server.bindAsync('0.0.0.0:8443', serverCredentials({ source, allow: ['spiffe://prod.example/ns/web/**'] }), cb);
  */
 export function serverCredentials(options: ServerCredentialsOptions): grpc.ServerCredentials {
-  if (typeof options !== 'object' || options === null) {
-    throw new MeshlessError(codes.INVALID_OPTION, 'serverCredentials needs { source, allow }');
+  const { source, allow, deny, dryRunOptions, logger, metrics, tlsPolicy: policy, rest } = resolveOptions(options, SERVER_SPEC);
+  const retireGraceMs = rest.retireGraceMs ?? DEFAULT_RETIRE_GRACE_MS;
+  if (typeof retireGraceMs !== 'number' || !Number.isFinite(retireGraceMs) || !(retireGraceMs >= 0)) {
+    throw optionError('serverCredentials', 'retireGraceMs', `retireGraceMs must be a number of milliseconds ≥ 0, got ${JSON.stringify(retireGraceMs)}`);
   }
-  if (options.source === undefined || options.source === null) {
-    throw new MeshlessError(codes.INVALID_OPTION, 'serverCredentials needs { source }: a Source (fileSource, staticSource) or a Credential', { field: 'source' });
-  }
-  if (options.allow === undefined) {
-    throw new MeshlessError(codes.INVALID_OPTION, 'serverCredentials needs { allow }: the rules that say which clients may call (write "*" to allow any client whose certificate verifies)', { field: 'allow' });
-  }
-  const retireGraceMs = options.retireGraceMs ?? DEFAULT_RETIRE_GRACE_MS;
-  if (typeof retireGraceMs !== 'number' || !(retireGraceMs >= 0)) {
-    throw new MeshlessError(codes.INVALID_OPTION, `retireGraceMs must be a number of milliseconds ≥ 0 (got ${String(retireGraceMs)})`, { field: 'retireGraceMs' });
-  }
-  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const handshakeTimeoutMs = rest.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   if (typeof handshakeTimeoutMs !== 'number' || !Number.isFinite(handshakeTimeoutMs) || !(handshakeTimeoutMs > 0)) {
-    throw new MeshlessError(codes.INVALID_OPTION, `handshakeTimeoutMs must be a positive number of milliseconds (got ${String(handshakeTimeoutMs)})`, { field: 'handshakeTimeoutMs' });
+    throw optionError('serverCredentials', 'handshakeTimeoutMs', `handshakeTimeoutMs must be a positive number of milliseconds, got ${JSON.stringify(handshakeTimeoutMs)}`);
   }
-  const source = toSource(options.source);
-  const logger = loggerOf(options.logger);
-  const authorize = allowList(options.allow, { ...(options.deny === undefined ? {} : { deny: options.deny }), ...(options.dryRun === true ? { dryRun: { scope: 'grpc-server', logger } } : {}) });
-  const policy: Omit<ServerTlsPolicy, 'ticketKeys'> = {};
-  if (options.minVersion !== undefined) policy.minVersion = options.minVersion;
-  if (options.ciphers !== undefined) policy.ciphers = options.ciphers;
-  if (options.ecdhCurve !== undefined) policy.ecdhCurve = options.ecdhCurve;
-  if (options.sessionTimeout !== undefined) policy.sessionTimeout = options.sessionTimeout;
+  const authorize = compilePolicy('serverCredentials', allow, deny, dryRunOptions);
   const first = source.current();
   let initialOptions: SecureContextOptions;
   try {
@@ -219,6 +212,6 @@ export function serverCredentials(options: ServerCredentialsOptions): grpc.Serve
     if (cause instanceof MeshlessError) throw cause;
     throw tlsRefused(first, cause);
   }
-  const guard = new CallGuard({ authorize, credential: first, logger, metrics: meshlessMetrics(), retireGraceMs });
-  return new MeshlessServerCredentials({ source, policy, guard, logger, served: first, rules: [options.allow, options.deny as Rules | undefined] }, initialOptions, handshakeTimeoutMs);
+  const guard = new CallGuard({ authorize, credential: first, logger, metrics, retireGraceMs });
+  return new MeshlessServerCredentials({ source, policy, guard, logger, served: first, rules: [allow, deny as Rules | undefined] }, initialOptions, handshakeTimeoutMs);
 }
