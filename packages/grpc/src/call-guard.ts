@@ -4,7 +4,7 @@ import { channels, type Authorizer, type Credential, type Logger, type MeshlessM
 import { setLongTimeout, type LongTimeout } from '@meshless/core/internal';
 import { connectionVerdict, type Verdict } from './connection-verdict.js';
 import { grpc } from './grpc-js.js';
-import { AuthorizedCall, refusedCall, sessionOf } from './intercepting-call.js';
+import { authorizedCall, refusedCall, sessionOf } from './intercepting-call.js';
 import { retireSession } from './session-retire.js';
 
 export interface CallGuardOptions {
@@ -22,8 +22,9 @@ export interface CallGuardOptions {
  * so no server bound with these credentials can skip it.
  *
  * Per call: one WeakMap lookup (verdict cached on the HTTP/2 session, i.e. per TLS connection),
- * one comparison of the bundle hash and one of the peer's expiry. The certificate is read and
- * the allow-list consulted once per connection.
+ * one comparison of the bundle hash and one of the peer's expiry, and two property stores on the
+ * call (its cached AuthContext); nothing is allocated. The certificate is read and the
+ * allow-list consulted once per connection.
  */
 export class CallGuard {
   readonly #authorize: Authorizer;
@@ -48,7 +49,7 @@ export class CallGuard {
   readonly interceptor: grpc.ServerInterceptor = (method, call) => {
     const session = sessionOf(call);
     const verdict = session === undefined ? this.#noConnection() : this.#verdictOf(session);
-    if (verdict.ok) return new AuthorizedCall(call, verdict.authContext!);
+    if (verdict.ok) return authorizedCall(call, verdict.authContext!);
     return this.#refuse(call, verdict, method.path);
   };
 

@@ -12,16 +12,28 @@ export function sessionOf(call: grpc.ServerInterceptingCallInterface): Http2Sess
   return stream?.session;
 }
 
-/** An allowed call: passes everything through; answers `getAuthContext()` from the connection's cache. */
-export class AuthorizedCall extends grpc.ServerInterceptingCall {
-  readonly #authContext: AuthContext;
-  constructor(next: grpc.ServerInterceptingCallInterface, authContext: AuthContext) {
-    super(next);
-    this.#authContext = authContext;
-  }
-  override getAuthContext(): AuthContext {
-    return this.#authContext;
-  }
+const AUTH_CONTEXT = Symbol('meshless.grpc.authContext');
+
+/** The base call of an allowed call, answering `getAuthContext()` from its connection's verdict. */
+type AuthorizedBaseCall = grpc.ServerInterceptingCallInterface & { [AUTH_CONTEXT]: AuthContext };
+
+/** Shared by every allowed call (no closure per call): the AuthContext cached on the connection's verdict. */
+function cachedAuthContext(this: AuthorizedBaseCall): AuthContext {
+  return this[AUTH_CONTEXT];
+}
+
+/**
+ * An allowed call: the call itself (grpc-js's base call, which the credentials' interceptor
+ * receives first), passed on unwrapped, with `getAuthContext()` answered from the connection's
+ * cache (an own property shadowing grpc-js's, which would read the certificate again on every
+ * call). No wrapper per call: a `ServerInterceptingCall` would add a responder, a listener and
+ * closures to every call and every message.
+ */
+export function authorizedCall(call: grpc.ServerInterceptingCallInterface, authContext: AuthContext): grpc.ServerInterceptingCall {
+  const base = call as AuthorizedBaseCall;
+  base[AUTH_CONTEXT] = authContext;
+  base.getAuthContext = cachedAuthContext;
+  return call as grpc.ServerInterceptingCall;
 }
 
 /**
