@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { loadCredential, type Logger } from '@meshless/core';
+import { loadCredential } from '@meshless/core';
 import { createServer, type MeshlessServer, type PeerRefusal } from '@meshless/http';
-import { createTestCA, type TestCA, waitFor } from '@meshless/testing';
+import { createTestCA, recordingLogger, type TestCA, waitFor } from '@meshless/testing';
 
 // Hostile peers against the HTTP server: each is refused with a coded, logged reason, and the
 // request handler never runs for it.
@@ -23,13 +23,7 @@ describe('security: hostile peers against createServer', function () {
   let port: number;
   let handled = 0;
   const refusals: PeerRefusal[] = [];
-  const logs: { level: string; obj: Record<string, unknown>; msg?: string }[] = [];
-  const logger: Logger = {
-    error: (obj, msg) => logs.push({ level: 'error', obj: obj as Record<string, unknown>, msg }),
-    warn: (obj, msg) => logs.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }),
-    info: (obj, msg) => logs.push({ level: 'info', obj: obj as Record<string, unknown>, msg }),
-    debug: () => {},
-  };
+  const logger = recordingLogger();
 
   before(async () => {
     ca = await createTestCA({ trustDomain: TD });
@@ -76,7 +70,7 @@ describe('security: hostile peers against createServer', function () {
     assert.match(refusal.failure, failure, refusal.reason);
     assert.match(refusal.error.code, /^MESHLESS_ERR_/);
     if (expectPeer !== undefined) assert.equal(String(refusal.peer), expectPeer);
-    assert.ok(logs.some((l) => l.obj.reason === refusal.reason), 'the refusal is logged with its reason');
+    assert.ok(logger.entries.some((l) => l.level !== 'debug' && l.obj.reason === refusal.reason), 'the refusal is logged with its reason');
     assert.equal(handled, handledBefore, 'the handler never ran');
     return refusal;
   }

@@ -154,4 +154,74 @@ describe('createAgent: which servers are accepted (allow)', function () {
       await impostor.close();
     }
   });
+
+  // createAgent's `deny` option: the same rules as createServer's, for every origin whatever shape
+  // `allow` has (rules, a map per origin, a resolver function). A denied server is refused on the
+  // connection, before any request byte is written.
+  describe('the deny option', function () {
+    const served = async (agent: MeshlessAgent, server: TestServer): Promise<void> => {
+      const res = await request(`${server.origin}/`, { dispatcher: agent });
+      await res.body.dump();
+      assert.equal(res.statusCode, 200);
+    };
+    const denied = async (agent: MeshlessAgent, server: TestServer): Promise<Error & { code?: string }> => {
+      const before = server.requests.length;
+      const err = await rejectionOf(request(`${server.origin}/charge`, { dispatcher: agent, method: 'POST', body: 'secret body' }));
+      assert.ok(isMeshlessError(err, codes.PEER_DENIED), `expected PEER_DENIED, got ${String(err)}`);
+      assert.ok(err.message.includes(OTHER_SERVER_ID), err.message);
+      assert.equal(server.requests.length, before, 'the denied server must not have received the request');
+      return err;
+    };
+    const anyInTd = `spiffe://${TD}/**`;
+
+    it('refuses a server whose identity is denied although allow matches it, before a request is sent; others are served', async function () {
+      const log = recordingLogger();
+      const agent = agentWith(anyInTd, { deny: OTHER_SERVER_ID, logger: log });
+      const refused: ServerRefused[] = [];
+      agent.on('peerRefused', (e) => refused.push(e));
+      const err = await denied(agent, ledger);
+      assert.ok(err.message.includes(`denied by rule ${JSON.stringify(OTHER_SERVER_ID)}`), err.message);
+      assert.equal(refused.length, 1);
+      assert.equal(refused[0]!.failure, 'denied');
+      assert.equal(refused[0]!.peer?.spiffeId, OTHER_SERVER_ID);
+      assert.equal(log.at('warn')[0]?.obj.code, codes.PEER_DENIED);
+      await served(agent, pay);
+    });
+
+    it('applies to every origin of a per-origin map and of a resolver function', async function () {
+      const rules = `spiffe://${TD}/ns/*/sa/api`;
+      const byMap = agentWith({ [pay.origin]: rules, [ledger.origin]: rules }, { deny: [`spiffe://${TD}/ns/ledger/**`] });
+      await denied(byMap, ledger);
+      await served(byMap, pay);
+      const asked: string[] = [];
+      const byFunction = agentWith((origin: string) => (asked.push(origin), rules), { deny: (peer) => peer.spiffeId === OTHER_SERVER_ID });
+      await denied(byFunction, ledger);
+      await served(byFunction, pay);
+      assert.deepEqual(asked.sort(), [ledger.origin, pay.origin].sort());
+    });
+
+    it('in a dry run, a denied server is served and the would-be denial logged', async function () {
+      const log = recordingLogger();
+      await served(agentWith(anyInTd, { deny: OTHER_SERVER_ID, dryRun: true, logger: log }), ledger);
+      const line = log.entries.find((e) => /would deny/.test(e.msg));
+      assert.ok(line, JSON.stringify(log.entries));
+      assert.equal(line.obj.rule, OTHER_SERVER_ID);
+    });
+
+    it('setAllow replaces allow and deny together, as server.setAllow does', async function () {
+      const agent = agentWith(SERVER_ID);
+      await served(agent, pay);
+      agent.setAllow(anyInTd, { deny: SERVER_ID });
+      assert.ok(isMeshlessError(await rejectionOf(request(`${pay.origin}/`, { dispatcher: agent })), codes.PEER_DENIED));
+      await served(agent, ledger);
+      agent.setAllow(anyInTd);
+      await served(agent, pay);
+    });
+
+    it('a deny rule that does not compile is refused at construction and by setAllow, naming createAgent and deny', function () {
+      assert.throws(() => agentWith(anyInTd, { deny: 'spiffe://Bad/x' }), (e: unknown) => isMeshlessError(e, codes.INVALID_RULE) && e.field === 'deny' && e.message.startsWith('createAgent: deny'));
+      const agent = agentWith(anyInTd);
+      assert.throws(() => agent.setAllow(SERVER_ID, { deny: 'nonsense' }), (e: unknown) => isMeshlessError(e, codes.INVALID_RULE) && e.field === 'deny' && e.rule === 'nonsense');
+    });
+  });
 });
