@@ -4,17 +4,15 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
-import { Budget } from './lib/budget.js';
 import { mintCertificates } from './lib/certs.js';
-import { benchDir, killAllNow, setChildMaxLifetime, setChildNodeFlags, stopAll } from './lib/children.js';
-import type { BenchContext } from './lib/context.js';
+import { benchDir, childDefaults, killAllNow, stopAll } from './lib/children.js';
+import { Budget, type BenchContext } from './lib/context.js';
 import { procAvailable } from './lib/cpu.js';
-import { describeMachine } from './lib/machine.js';
+import { describeMachine, findSystemTools } from './lib/machine.js';
 import { parseOptions } from './lib/options.js';
 import { renderMarkdown } from './lib/report.js';
 import type { Results, Row } from './lib/results.js';
 import type { Scenario } from './lib/scenario.js';
-import { findSystemTools } from './lib/system-tools.js';
 import { addRatios } from './lib/rounds.js';
 import { checkTargets } from './lib/targets.js';
 import { runHttp, runNewConnections } from './scenarios/http.js';
@@ -45,10 +43,10 @@ const scenarios: Scenario[] = [
 const options = parseOptions(process.argv.slice(2));
 const budget = new Budget(options.budgetMs);
 // Children end themselves a little after the budget, whatever happens to this process.
-setChildMaxLifetime(options.budgetMs + 120_000);
+childDefaults.maxLifetimeMs = options.budgetMs + 120_000;
 if (options.cpuProfDir) {
   mkdirSync(options.cpuProfDir, { recursive: true });
-  setChildNodeFlags(['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`]);
+  childDefaults.nodeFlags = ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`];
 }
 removeStaleWorkDirs();
 const workDir = mkdtempSync(join(os.tmpdir(), 'meshless-bench-'));
@@ -125,15 +123,7 @@ async function main(): Promise<number> {
     command,
     mode: options.mode,
     settings: {
-      rounds: options.rounds,
-      warmupMs: options.warmupMs,
-      measureMs: options.measureMs,
-      newConnectionMs: options.newConnectionMs,
-      memoryRequests: options.memoryRequests,
-      memoryRotations: options.memoryRotations,
-      scaleConnections: options.scaleConnections,
-      scaleOrigins: options.scaleOrigins,
-      rotations: options.rotations,
+      ...Object.fromEntries((['rounds', 'warmupMs', 'measureMs', 'newConnectionMs', 'memoryRequests', 'memoryRotations', 'scaleConnections', 'scaleOrigins', 'rotations'] as const).map((k) => [k, options[k]])),
       groups: [...options.only],
     },
     machine,

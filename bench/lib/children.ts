@@ -14,17 +14,8 @@ export interface ChildMessage {
 
 const live = new Set<BenchChild>();
 
-/** Lifetime every child is given; a child kills itself when it is reached, whatever happens here. */
-export let childMaxLifetimeMs = 15 * 60_000;
-export function setChildMaxLifetime(ms: number): void {
-  childMaxLifetimeMs = ms;
-}
-
-/** Node flags given to every TypeScript child (e.g. `--cpu-prof`). */
-let extraNodeFlags: string[] = [];
-export function setChildNodeFlags(flags: string[]): void {
-  extraNodeFlags = flags;
-}
+/** What every child is given: a lifetime (it kills itself when it is reached, whatever happens here) and Node flags (e.g. `--cpu-prof`). */
+export const childDefaults = { maxLifetimeMs: 15 * 60_000, nodeFlags: [] as string[] };
 
 /**
  * A child process of the bench, in its own process group (so one signal stops it and everything
@@ -165,24 +156,21 @@ export interface SpawnOptions {
   /** Extra node flags (e.g. `--expose-gc`). */
   nodeFlags?: string[];
   verbose?: boolean;
-  env?: NodeJS.ProcessEnv;
+  /** How long to wait for `ready` (startTs). Default 60 s. */
+  readyMs?: number;
 }
 
-/** Starts a TypeScript file of bench/ in a child node (through tsx, workspace sources). */
-export function spawnTs(name: string, file: string, args: string[] = [], options: SpawnOptions = {}): BenchChild {
-  const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', ...extraNodeFlags, ...(options.nodeFlags ?? []), join(benchDir, file), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    detached: true,
-    env: { ...process.env, ...options.env, BENCH_MAX_LIFETIME_MS: String(childMaxLifetimeMs) },
-  });
-  const child = new BenchChild(name, proc, options.verbose ?? false);
-  if (extraNodeFlags.includes('--cpu-prof')) console.log(`  cpu profile: ${name} is pid ${child.pid} (CPU.<date>.<time>.${child.pid}.0.*.cpuprofile)`);
-  return child;
+/** A node child in its own process group, with an IPC channel and the children's lifetime. */
+function spawnNode(name: string, args: string[], options: SpawnOptions): BenchChild {
+  const env = { ...process.env, BENCH_MAX_LIFETIME_MS: String(childDefaults.maxLifetimeMs) };
+  return new BenchChild(name, spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true, env }), options.verbose ?? false);
 }
 
-/** Starts a TypeScript child and waits for its `ready` message (stopping it if none comes in `readyMs`). */
-export async function startTs(name: string, file: string, args: string[], options: SpawnOptions & { readyMs?: number } = {}): Promise<{ child: BenchChild; ready: ChildMessage }> {
-  const child = spawnTs(name, file, args, options);
+/** Starts a TypeScript file of bench/ in a child node (through tsx, workspace sources) and waits for its `ready` message. */
+export async function startTs(name: string, file: string, args: string[], options: SpawnOptions = {}): Promise<{ child: BenchChild; ready: ChildMessage }> {
+  const flags = [...childDefaults.nodeFlags, ...(options.nodeFlags ?? [])];
+  const child = spawnNode(name, ['--conditions=source', '--import', 'tsx', ...flags, join(benchDir, file), ...args], options);
+  if (flags.includes('--cpu-prof')) console.log(`  cpu profile: ${name} is pid ${child.pid} (CPU.<date>.<time>.${child.pid}.0.*.cpuprofile)`);
   try {
     return { child, ready: await child.waitFor('ready', options.readyMs ?? 60_000) };
   } catch (err) {
@@ -196,12 +184,7 @@ export async function startTs(name: string, file: string, args: string[], option
  * this process goes away or its lifetime is over.
  */
 export function spawnKept(name: string, command: string, args: string[], options: SpawnOptions = {}): BenchChild {
-  const proc = spawn(process.execPath, [join(benchDir, 'proc', 'keeper.mjs'), command, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    detached: true,
-    env: { ...process.env, ...options.env, BENCH_MAX_LIFETIME_MS: String(childMaxLifetimeMs) },
-  });
-  return new BenchChild(name, proc, options.verbose ?? false);
+  return spawnNode(name, [join(benchDir, 'proc', 'keeper.mjs'), command, ...args], options);
 }
 
 /** Stops every child still running (used on every exit path). */

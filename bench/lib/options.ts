@@ -5,35 +5,8 @@ import { benchDir } from './children.js';
 export const groups = ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'http-client', 'profile', 'footprint', 'scale'] as const;
 export type Group = (typeof groups)[number];
 
-/** Everything that sizes a run. Full defaults fit in < 10 minutes on 2 cores. */
-export interface BenchOptions {
-  mode: 'full' | 'quick';
-  rounds: number;
-  warmupMs: number;
-  measureMs: number;
-  newConnectionMs: number;
-  memoryRequests: number;
-  memoryRotations: number;
-  memoryCapMs: number;
-  rotations: number;
-  microBatches: number;
-  /** Idle keep-alive connections held open in the scale rows (full 10,000). */
-  scaleConnections: number;
-  /** Origins one client talks to in the scale rows (full 1,000). */
-  scaleOrigins: number;
-  /** The whole run stops starting new work after this (rows left are skipped, saying so). */
-  budgetMs: number;
-  only: Set<Group>;
-  /** HTTP and new-connection scenario ids to run (all when undefined). */
-  scenarios: Set<string> | undefined;
-  out: string;
-  docs: string | undefined;
-  verbose: boolean;
-  /** Only rewrite the report from bench/results/latest.json (`--render`). */
-  renderOnly: boolean;
-  /** Directory for V8 CPU profiles of every child (`--cpu-prof`), or undefined. */
-  cpuProfDir: string | undefined;
-}
+/** Everything that sizes a run (parsed by parseOptions). Full defaults fit in < 10 minutes on 2 cores. */
+export type BenchOptions = ReturnType<typeof parseOptions>;
 
 const usage = `usage: npm run bench [-- options]
   --quick                 ~1-minute smoke run (1 round, short windows, small memory run)
@@ -79,7 +52,7 @@ function defaultOutName(quick: boolean, only: Set<Group>, filtered: boolean): st
 }
 
 /** Parses `npm run bench -- …` arguments. */
-export function parseOptions(argv: string[]): BenchOptions {
+export function parseOptions(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -117,7 +90,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   }
   const root = join(benchDir, '..');
   return {
-    mode: quick ? 'quick' : 'full',
+    mode: quick ? ('quick' as const) : ('full' as const),
     rounds: Math.max(1, int(values.rounds, quick ? 1 : 5, 'rounds')),
     warmupMs: int(values['warmup-ms'], quick ? 200 : 300, 'warmup-ms'),
     measureMs,
@@ -128,16 +101,20 @@ export function parseOptions(argv: string[]): BenchOptions {
     memoryCapMs: quick ? 20_000 : only.size === 1 && only.has('memory') ? 8 * 60_000 : 170_000,
     rotations: Math.max(1, int(values.rotations, quick ? 10 : 100, 'rotations')),
     microBatches: quick ? 5 : 15,
+    // Idle keep-alive connections held open, and origins one client talks to, in the scale rows.
     scaleConnections: Math.max(10, int(values['scale-connections'], quick ? 100 : 10_000, 'scale-connections')),
     scaleOrigins: Math.max(2, int(values['scale-origins'], quick ? 20 : 1_000, 'scale-origins')),
+    // The whole run stops starting new work after this (rows left are skipped, saying so).
     budgetMs: quick ? 4 * 60_000 : 9 * 60_000 + 30_000,
     only,
+    // HTTP and new-connection scenario ids to run (all when undefined).
     scenarios: values.scenarios ? new Set(values.scenarios.split(',').map((x) => x.trim())) : undefined,
     out: values.out ?? join(benchDir, 'results', defaultOutName(quick, only, values.scenarios !== undefined)),
     // Only a complete full run rewrites docs/benchmarks.md (unless --docs says where).
     docs: values['no-docs'] ? undefined : (values.docs ?? (quick || partial(only, values.scenarios !== undefined) ? undefined : join(root, 'docs', 'benchmarks.md'))),
     verbose: values.verbose === true,
     renderOnly: values.render === true,
+    // Directory for V8 CPU profiles of every child (`--cpu-prof`), or undefined.
     cpuProfDir: values['cpu-prof'] || values['cpu-prof-dir'] ? (values['cpu-prof-dir'] ?? join(benchDir, 'results', 'profiles')) : undefined,
   };
 }

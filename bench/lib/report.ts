@@ -1,7 +1,7 @@
 import { findRow, type Results, type Row } from './results.js';
 import { median } from './stats.js';
 import { explainMisses } from './explanations.js';
-import { ROTATION_SERVED, ROTATION_UPDATE } from '../scenarios/rotation.js';
+import { ROTATION_SERVED } from '../scenarios/rotation.js';
 
 type Cell = string | number | undefined;
 
@@ -105,11 +105,6 @@ const ROTATION_TEXT =
   '(no session reuse) from the rename on, so the server keeps handshaking while it reloads. The `workload-api` rows time the ' +
   'same from the moment a SPIFFE Workload API server (grpc-js on a Unix socket) pushes a new SVID to a `workloadApiSource`.';
 
-/** Results from before the served measurement have one rotation row, timed up to the `update` event: say so. */
-function rotationRow(row: Row): Row {
-  return row.variant.includes('→') ? row : { ...row, variant: `${row.variant}: ${ROTATION_UPDATE} (results from before the served measurement)` };
-}
-
 const get = (results: Results, group: Row['group'], scenario: string, variant?: string) => findRow(results.rows, group, scenario, variant);
 
 /** The "what it means" section, written from this run's figures. */
@@ -205,10 +200,6 @@ function meaning(results: Results): string {
 
 function otherLoadSamples(results: Results): number[] {
   return results.rows.flatMap((r) => (r.rounds ?? []).map((x) => x.otherCoresBusy as number | undefined)).filter((x): x is number => typeof x === 'number');
-}
-
-function otherLoadMedian(results: Results): number {
-  return median(otherLoadSamples(results)) ?? 0;
 }
 
 /** How busy the machine was with other work during the measured windows. */
@@ -373,7 +364,7 @@ export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?:
     ['http-client', 'meshless HTTP client (bench/scenarios/http-client.ts)'],
     ['footprint', 'Footprint: import cost and an idle server (fresh plain Node processes, built packages; medians of interleaved samples)'],
   ] as const) {
-    const rows = results.rows.filter((r) => r.group === group).map(group === 'rotation' ? rotationRow : (r: Row) => r);
+    const rows = results.rows.filter((r) => r.group === group);
     if (rows.length) parts.push(`## ${title}`, '', ...(rows.some((r) => r.variant.includes(ROTATION_SERVED)) ? [ROTATION_TEXT, ''] : []), genericTable(rows), '');
     if (group === 'memory') {
       const grown = rows.filter((r) => (r.median?.rssGrowthMB ?? 0) > 20 && (r.median?.rssGrowthMB ?? 0) > 5 * Math.abs(r.median?.heapGrowthMB ?? 0));
@@ -411,13 +402,12 @@ export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?:
     '',
   );
   const misses = explainMisses(results);
+  const busy = median(otherLoadSamples(results)) ?? 0;
   if (misses.length) {
     parts.push(
       '### Why targets were missed in this run',
       '',
-      ...(otherLoadMedian(results) >= 0.6
-        ? [`Other processes kept ${otherLoadMedian(results).toFixed(1)} cores busy (median) while this ran: ratios near a target can fall either side on a rerun.`, '']
-        : []),
+      ...(busy >= 0.6 ? [`Other processes kept ${busy.toFixed(1)} cores busy (median) while this ran: ratios near a target can fall either side on a rerun.`, ''] : []),
       ...misses,
       '',
     );

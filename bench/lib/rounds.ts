@@ -1,5 +1,6 @@
 import type { BenchContext } from './context.js';
-import { measureOnce, type HttpTarget, type LoadShape, type RunResult, type Unavailable } from './http-targets.js';
+import { machineBusySeconds, treeCpuSeconds } from './cpu.js';
+import type { Pair, Unavailable } from './pairs.js';
 import { skippedRow, type Row } from './results.js';
 import { median, pairedRange, pairedRatio, round } from './stats.js';
 
@@ -17,7 +18,7 @@ const metrics = ['rps', 'p50Ms', 'p99Ms', 'cpuSecPer10k', 'serverCpuSecPer10k', 
 export async function runInterleaved(
   ctx: BenchContext,
   group: Row['group'],
-  targets: (HttpTarget | Unavailable)[],
+  targets: (Pair | Unavailable)[],
   variants: Variant[],
   measureMs: number,
   baselines: (scenario: string) => string[] = httpBaselines,
@@ -26,7 +27,7 @@ export async function runInterleaved(
   const results = new Map<string, RunResult[]>();
   const broken = new Map<string, string>();
   let skippedForTime = false;
-  const live = targets.filter((t): t is HttpTarget => 'load' in t);
+  const live = targets.filter((t): t is Pair => 'load' in t);
   const windowMs = warmupMs + measureMs + 500;
   for (let r = 1; r <= rounds; r++) {
     for (const variant of variants) {
@@ -121,4 +122,72 @@ export function addRatios(rows: Row[], baselinesOf = httpBaselines): void {
 /** A number for console lines. */
 export function fmt(value: number | undefined, digits: number): string {
   return value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
+}
+
+export interface LoadShape {
+  concurrency: number;
+  path: string;
+  newConnection: boolean;
+}
+
+/** One measured window of one scenario. */
+export interface RunResult {
+  round: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuSecPer10k: number;
+  serverCpuSecPer10k: number;
+  clientCpuSecPer10k: number;
+  requests: number;
+  errors: number;
+  firstError?: string;
+  elapsedMs: number;
+  tlsConnections: number;
+  resumed: number;
+  /** Cores kept busy by other processes during the window (machine busy − this scenario): noise. */
+  otherCoresBusy: number;
+}
+
+/**
+ * Measures one window: fresh client pool, warm-up, then CPU of the serving processes (from
+ * /proc) and of the load generator (its own process.cpuUsage) around the measured window.
+ */
+export async function measureOnce(target: Pair, shape: LoadShape, warmupMs: number, measureMs: number, round: number): Promise<RunResult> {
+  const timeout = measureMs + warmupMs + 30_000;
+  const load = { concurrency: shape.concurrency, path: shape.path, newConnection: shape.newConnection };
+  await target.load.request({ type: 'open' }, 10_000);
+  try {
+    await target.load.request({ type: 'warm', ...load, durationMs: warmupMs }, timeout);
+    const pids = target.serving.map((c) => c.pid);
+    const stats0 = await target.server.request({ type: 'stats' }, 10_000);
+    const cpu0 = treeCpuSeconds(pids);
+    const busy0 = machineBusySeconds();
+    const m = await target.load.request({ type: 'measure', ...load, durationMs: measureMs }, timeout);
+    const busy1 = machineBusySeconds();
+    const cpu1 = treeCpuSeconds(pids);
+    const stats1 = await target.server.request({ type: 'stats' }, 10_000);
+    const requests = Number(m.requests);
+    const serverCpu = cpu1 - cpu0;
+    const clientCpu = Number(m.cpuSeconds);
+    const per10k = (s: number) => (requests > 0 ? (s / requests) * 10_000 : NaN);
+    return {
+      round,
+      rps: requests / (Number(m.elapsedMs) / 1000),
+      p50Ms: Number(m.p50Ms),
+      p99Ms: Number(m.p99Ms),
+      cpuSecPer10k: per10k(serverCpu + clientCpu),
+      serverCpuSecPer10k: per10k(serverCpu),
+      clientCpuSecPer10k: per10k(clientCpu),
+      requests,
+      errors: Number(m.errors),
+      ...(m.firstError ? { firstError: String(m.firstError) } : {}),
+      elapsedMs: Number(m.elapsedMs),
+      tlsConnections: Number(stats1.tlsConnections) - Number(stats0.tlsConnections),
+      resumed: Number(stats1.resumed) - Number(stats0.resumed),
+      otherCoresBusy: Math.max(0, (busy1 - busy0 - serverCpu - clientCpu) / (Number(m.elapsedMs) / 1000)),
+    };
+  } finally {
+    if (target.load.running) await target.load.request({ type: 'close' }, 10_000).catch(() => undefined);
+  }
 }

@@ -27,14 +27,7 @@ export function round(value: number | undefined, digits = 3): number | undefined
  * the rounds cannot be paired.
  */
 export function pairedRatio(values: readonly (number | undefined)[], baseline: readonly (number | undefined)[]): number | undefined {
-  const ratios: number[] = [];
-  if (values.length === baseline.length) {
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i];
-      const b = baseline[i];
-      if (v !== undefined && b !== undefined && Number.isFinite(v) && Number.isFinite(b) && b > 0) ratios.push(v / b);
-    }
-  }
+  const ratios = perRoundRatios(values, baseline);
   if (ratios.length > 0) return median(ratios);
   const mv = median(values.filter((v): v is number => v !== undefined));
   const mb = median(baseline.filter((v): v is number => v !== undefined));
@@ -43,12 +36,15 @@ export function pairedRatio(values: readonly (number | undefined)[], baseline: r
 
 /** Lowest and highest per-round ratio (paired rounds only), or undefined. */
 export function pairedRange(values: readonly (number | undefined)[], baseline: readonly (number | undefined)[]): [number, number] | undefined {
-  if (values.length !== baseline.length) return undefined;
-  const ratios: number[] = [];
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    const b = baseline[i];
-    if (v !== undefined && b !== undefined && Number.isFinite(v) && Number.isFinite(b) && b > 0) ratios.push(v / b);
-  }
+  const ratios = perRoundRatios(values, baseline);
   return ratios.length > 1 ? [Math.min(...ratios), Math.max(...ratios)] : undefined;
+}
+
+/** value ÷ baseline of every round where both are measured (none when the rounds cannot be paired). */
+function perRoundRatios(values: readonly (number | undefined)[], baseline: readonly (number | undefined)[]): number[] {
+  if (values.length !== baseline.length) return [];
+  return values.flatMap((v, i) => {
+    const b = baseline[i];
+    return v !== undefined && b !== undefined && Number.isFinite(v) && Number.isFinite(b) && b > 0 ? [v / b] : [];
+  });
 }

@@ -11,8 +11,8 @@ export function checkTargets(rows: Row[]): TargetCheck[] {
   const out: TargetCheck[] = [];
   const ratio = (variant: string, key: string) => find(rows, 'http', 'meshless', variant)?.ratios?.[key];
   /** "rounds a–b": the spread of the per-round ratios behind a median ratio. */
-  const spread = (variant: string, key: string, group: Row['group'] = 'http') => {
-    const r = find(rows, group, 'meshless', variant)?.ratioRanges?.[key];
+  const spread = (variant: string | undefined, key: string, group: Row['group'] = 'http', scenario = 'meshless') => {
+    const r = find(rows, group, scenario, variant)?.ratioRanges?.[key];
     return r ? `rounds ${r[0]}–${r[1]}` : undefined;
   };
   for (const v of ['c1', 'c32', 'c32-64k']) {
@@ -30,8 +30,7 @@ export function checkTargets(rows: Row[]): TargetCheck[] {
   // Issue 15: a permissive listener costs its first-byte check once per connection, nothing per request.
   for (const v of ['c1', 'c32']) {
     const r = find(rows, 'http', 'meshless-permissive', v);
-    const range = r?.ratioRanges?.['rps/meshless'];
-    out.push(check(`meshless permissive HTTP ${v}: mTLS req/s ≥ 0.97× strict meshless`, r?.ratios?.['rps/meshless'], (x) => x >= 0.97, range ? `rounds ${range[0]}–${range[1]}` : undefined));
+    out.push(check(`meshless permissive HTTP ${v}: mTLS req/s ≥ 0.97× strict meshless`, r?.ratios?.['rps/meshless'], (x) => x >= 0.97, spread(v, 'rps/meshless', 'http', 'meshless-permissive')));
   }
   // Issue 18: the leanest hand-written pair (node:https ← bare undici Pool) is the baseline.
   for (const v of ['c1', 'c32', 'c32-64k']) {
@@ -75,11 +74,9 @@ export function checkTargets(rows: Row[]): TargetCheck[] {
       rotationRow?.median?.swapP99Ms === undefined ? undefined : `the server's own synchronous swap: p99 ${rotationRow.median.swapP99Ms} ms`,
     ),
   );
-  const grpc = find(rows, 'grpc', 'meshless');
-  const grpcRange = grpc?.ratioRanges?.['rps/createSsl'];
-  const grpcSpread = grpcRange ? `rounds ${grpcRange[0]}–${grpcRange[1]}` : undefined;
-  out.push(check('meshless gRPC ≥ 0.95× grpc-js createSsl', grpc?.median?.ratioToCreateSsl, (x) => x >= 0.95, grpcSpread));
-  out.push(check('meshless gRPC unary ≥ 1.0× grpc-js createSsl (issue 18)', grpc?.median?.ratioToCreateSsl, (x) => x >= 1, grpcSpread));
+  const grpc = find(rows, 'grpc', 'meshless')?.median?.ratioToCreateSsl;
+  out.push(check('meshless gRPC ≥ 0.95× grpc-js createSsl', grpc, (x) => x >= 0.95, spread(undefined, 'rps/createSsl', 'grpc')));
+  out.push(check('meshless gRPC unary ≥ 1.0× grpc-js createSsl (issue 18)', grpc, (x) => x >= 1, spread(undefined, 'rps/createSsl', 'grpc')));
   out.push(
     check('new connections: meshless ≥ 2× hand-written full-handshake rate', find(rows, 'new-connections', 'meshless')?.ratios?.['rps/mtls-full'], (x) => x >= 2, spread('c8-new', 'rps/mtls-full', 'new-connections')),
   );

@@ -11,7 +11,6 @@ import { CLIENT_ID, certFiles } from '../lib/certs.js';
 import { createServer, peerOf as meshlessPeerOf } from '@meshless/http';
 import { BenchSource } from '../lib/meshless.js';
 import { handle, onExit, ready } from './ipc.js';
-import { memoryReport } from './memory.js';
 import './profiler.js';
 
 const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' }, 'keep-alive-ms': { type: 'string' } } });
@@ -118,6 +117,5 @@ handle('loopDelay', (m) => {
   if (m.reset === true) loopDelay.reset();
   return reply;
 });
-handle('memory', () => memoryReport());
 
 ready({ port: (server.address() as AddressInfo).port, kind });

@@ -58,6 +58,14 @@ process.on('message', (m: Record<string, unknown>) => {
     );
 });
 
+// Heap and RSS after full garbage collections (children started with `--expose-gc`).
+handle('memory', () => {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  gc?.();
+  const m = process.memoryUsage();
+  return { heapUsed: m.heapUsed, rss: m.rss, external: m.external, gc: gc !== undefined };
+});
 handle('exit', () => {
   setImmediate(() => void exit(0));
   return {};

@@ -21,7 +21,6 @@ import { echoService } from '../lib/grpc-echo.js';
 import { BenchSource } from '../lib/meshless.js';
 import { quantileSorted } from '../lib/stats.js';
 import { handle, onExit, ready } from './ipc.js';
-import { memoryReport } from './memory.js';
 import './profiler.js';
 
 const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' }, port: { type: 'string' } } });
@@ -209,6 +208,5 @@ handle('rotate', (m) => {
   for (let i = 0; i < count; i++) source.rotate();
   return { generation: source.current().generation };
 });
-handle('memory', () => memoryReport());
 
 ready({ kind, origin });

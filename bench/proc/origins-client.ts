@@ -12,7 +12,6 @@ import { SERVER_ID, SERVER_NAME, certFiles, checkSpiffeServer } from '../lib/cer
 import { createAgent } from '@meshless/http';
 import { BenchSource } from '../lib/meshless.js';
 import { handle, onExit, ready } from './ipc.js';
-import { memoryReport } from './memory.js';
 
 const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' } } });
 const kind = values.kind ?? 'meshless';
@@ -55,5 +54,4 @@ handle('pass', async (m) => {
   return { requests: origins.length - failed, failed, firstError, elapsedMs: performance.now() - t0 };
 });
 handle('pools', () => ({ pools: Object.keys(agent.stats).length }));
-handle('memory', () => memoryReport());
 ready({ kind });

@@ -4,12 +4,12 @@
 // separate processes (proc/grpc-server.ts, proc/load.ts), measured in the shared interleaved
 // rounds; besides calls/s, the CPU per call of each side (throughput is bounded by the busier one).
 import type { BenchContext } from '../lib/context.js';
-import { startTargets, type TargetSpec } from '../lib/http-targets.js';
+import { startPairs, type PairSpec } from '../lib/pairs.js';
 import type { Row } from '../lib/results.js';
 import { runInterleaved } from '../lib/rounds.js';
 import { round } from '../lib/stats.js';
 
-const specs: TargetSpec[] = [
+const specs: PairSpec[] = [
   { id: 'insecure', label: 'grpc-js insecure', server: 'grpc-insecure', load: 'grpc-insecure' },
   { id: 'createSsl', label: 'grpc-js createSsl, client certificates required', server: 'grpc-createSsl', load: 'grpc-createSsl' },
   { id: 'meshless', label: 'meshless serverCredentials ← channelCredentials', server: 'grpc-meshless', load: 'grpc-meshless' },
@@ -18,7 +18,7 @@ const IN_FLIGHT = 32;
 
 export async function runGrpc(ctx: BenchContext): Promise<Row[]> {
   console.log('\n== gRPC ==');
-  const targets = await startTargets(ctx, specs, false);
+  const targets = await startPairs(ctx, specs, false);
   const variant = { id: `unary, ${IN_FLIGHT} in flight`, concurrency: IN_FLIGHT, path: '', newConnection: false };
   const rows = await runInterleaved(ctx, 'grpc', targets, [variant], ctx.options.measureMs, () => ['createSsl', 'insecure']);
   return rows.map((r) => {

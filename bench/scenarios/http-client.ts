@@ -4,12 +4,12 @@
 // connection per request at 8 in flight, with full handshakes (session caches off on both sides)
 // and resumed ones. Ratios are medians of per-round ratios, with their spread.
 import type { BenchContext } from '../lib/context.js';
-import { startTargets, type TargetSpec } from '../lib/http-targets.js';
+import { startPairs, type PairSpec } from '../lib/pairs.js';
 import { skippedRow, type Row } from '../lib/results.js';
 import { runInterleaved } from '../lib/rounds.js';
 import { pairedRange, pairedRatio, round } from '../lib/stats.js';
 
-const specs: TargetSpec[] = [
+const specs: PairSpec[] = [
   { id: 'agent', label: 'undici Agent with connect options', server: 'mtls', load: 'mtls' },
   { id: 'meshless', label: 'meshless createAgent', server: 'mtls', load: 'meshless' },
   { id: 'agent-full', label: 'undici Agent, session cache off', server: 'mtls', load: 'mtls-full' },
@@ -18,7 +18,7 @@ const specs: TargetSpec[] = [
 
 export async function runHttpClient(ctx: BenchContext): Promise<Row[]> {
   console.log('\n== meshless HTTP client: createAgent vs undici Agent ==');
-  const targets = await startTargets(ctx, specs, false);
+  const targets = await startPairs(ctx, specs, false);
   const measureMs = Math.max(100, Math.round(ctx.options.measureMs / 2));
   const none = () => [];
   const rows = [

@@ -1,11 +1,11 @@
 import { stopAll } from '../lib/children.js';
 import type { BenchContext } from '../lib/context.js';
-import { startTargets, type TargetSpec } from '../lib/http-targets.js';
+import { startPairs, type PairSpec } from '../lib/pairs.js';
 import type { Row } from '../lib/results.js';
 import { runInterleaved, type Variant } from '../lib/rounds.js';
 
 /** The keep-alive scenarios: what a user would run instead of meshless, and meshless. */
-export const httpScenarios: TargetSpec[] = [
+export const httpScenarios: PairSpec[] = [
   { id: 'plaintext', label: 'plaintext: node:http ← undici Pool', server: 'plaintext', load: 'plaintext' },
   { id: 'pool', label: 'hand-written mTLS, leanest: node:https requestCert ← bare undici Pool connect + checkServerIdentity', server: 'mtls', load: 'pool' },
   { id: 'mtls', label: 'hand-written mTLS: node:https requestCert ← undici Agent connect', server: 'mtls', load: 'mtls' },
@@ -25,7 +25,7 @@ export const httpVariants: Variant[] = [
 /** HTTP/1.1 keep-alive: small responses at concurrency 1 and 32, and 64 KiB responses at 32. */
 export async function runHttp(ctx: BenchContext): Promise<Row[]> {
   console.log('\n== HTTP/1.1 keep-alive ==');
-  const targets = await startTargets(ctx, httpScenarios);
+  const targets = await startPairs(ctx, httpScenarios);
   try {
     return await runInterleaved(ctx, 'http', targets, httpVariants, ctx.options.measureMs);
   } finally {
@@ -34,7 +34,7 @@ export async function runHttp(ctx: BenchContext): Promise<Row[]> {
 }
 
 /** One new connection per request (undici `reset: true`): the cost of handshakes. */
-export const newConnectionScenarios: TargetSpec[] = [
+export const newConnectionScenarios: PairSpec[] = [
   { id: 'plaintext', label: 'plaintext TCP connection per request', server: 'plaintext', load: 'plaintext' },
   { id: 'pool-full', label: 'hand-written: bare undici Pool connect {ca,cert,key,checkServerIdentity}, session cache off: full mTLS handshake', server: 'mtls', load: 'pool-full' },
   { id: 'pool', label: "hand-written: bare undici Pool connect {ca,cert,key,checkServerIdentity}, undici's default session cache", server: 'mtls', load: 'pool' },
@@ -47,7 +47,7 @@ export const newConnectionVariants: Variant[] = [{ id: 'c8-new', concurrency: 8,
 
 export async function runNewConnections(ctx: BenchContext): Promise<Row[]> {
   console.log('\n== new connection per request ==');
-  const targets = await startTargets(ctx, newConnectionScenarios);
+  const targets = await startPairs(ctx, newConnectionScenarios);
   try {
     return await runInterleaved(ctx, 'new-connections', targets, newConnectionVariants, ctx.options.newConnectionMs);
   } finally {

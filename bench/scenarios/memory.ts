@@ -1,6 +1,6 @@
 import { stopAll } from '../lib/children.js';
 import type { BenchContext } from '../lib/context.js';
-import { startLoad, startServer } from '../lib/http-targets.js';
+import { startLoad, startServer } from '../lib/pairs.js';
 import { skippedRow, type Row } from '../lib/results.js';
 import { round } from '../lib/stats.js';
 

@@ -13,20 +13,6 @@ import type { BenchContext } from '../lib/context.js';
 import type { Row } from '../lib/results.js';
 import { median, round } from '../lib/stats.js';
 
-export interface PerRequestRow {
-  id: string;
-  label: string;
-  nsPerOp: number;
-  /** Fastest batch, for reference (the median is the figure). */
-  minNsPerOp: number;
-}
-
-export interface PerRequestResult {
-  rows: PerRequestRow[];
-  /** allowList at 10,000 rules ÷ at 10 rules, median of per-round ratios (issue 2: within 2×). */
-  ratio10kTo10: number;
-}
-
 let sink: unknown;
 
 /** How many calls of `fn` take about `batchMs` (after a first warm-up). */
@@ -94,7 +80,7 @@ async function tlsPair(): Promise<{ socket: tls.TLSSocket; close: () => void }> 
 }
 
 /** Runs the per-request microbenchmarks. */
-export async function runPerRequestBench(options: { quick?: boolean; batches?: number } = {}): Promise<PerRequestResult> {
+export async function runPerRequestBench(options: { quick?: boolean; batches?: number } = {}) {
   const batches = options.batches ?? (options.quick ? 5 : 15);
   const batchMs = options.quick ? 10 : 20;
   const ca = await createTestCA({ trustDomain: TRUST_DOMAIN });
@@ -164,9 +150,9 @@ export async function runPerRequestBench(options: { quick?: boolean; batches?: n
       batches,
       batchMs,
     );
-    const rows: PerRequestRow[] = cases.map(([id, label], i) => ({ id, label, nsPerOp: median(samples[i]!)!, minNsPerOp: Math.min(...samples[i]!) }));
+    const rows = cases.map(([id, label], i) => ({ id, label, nsPerOp: median(samples[i]!)!, minNsPerOp: Math.min(...samples[i]!) }));
     const at = (id: string) => samples[cases.findIndex(([cid]) => cid === id)]!;
-    // Paired by round: each 10,000-rule batch ran right after its 10-rule batch.
+    // allowList at 10,000 rules ÷ at 10 rules (issue 2: within 2×), paired by round: each 10,000-rule batch ran right after its 10-rule batch.
     const ratio10kTo10 = median(at('match-10k').map((x, i) => x / at('match-10')[i]!))!;
     if (sink === Symbol.for('never')) console.log(sink);
     return { rows, ratio10kTo10 };
@@ -176,7 +162,7 @@ export async function runPerRequestBench(options: { quick?: boolean; batches?: n
 }
 
 /** Prints the rows as a small table. */
-function printPerRequest(result: PerRequestResult): void {
+function printPerRequest(result: Awaited<ReturnType<typeof runPerRequestBench>>): void {
   for (const r of result.rows) console.log(`  ${r.nsPerOp.toFixed(0).padStart(8)} ns/op  ${r.label}`);
   console.log(`  10,000 rules ÷ 10 rules = ${result.ratio10kTo10.toFixed(2)}× (${result.ratio10kTo10 <= 2 ? 'within' : 'NOT within'} 2×)`);
 }

@@ -5,7 +5,7 @@
 // the keep-alive and new-connection rows say how fast it is.
 import { stopAll } from '../lib/children.js';
 import type { BenchContext } from '../lib/context.js';
-import { startLoad, startServer, type LoadKind, type ServerKind } from '../lib/http-targets.js';
+import { startLoad, startServer, type LoadKind, type ServerKind } from '../lib/pairs.js';
 import { skippedRow, type Row } from '../lib/results.js';
 import { round } from '../lib/stats.js';
 

@@ -10,6 +10,7 @@
 // opens new mTLS connections one after another (no session reuse; each socket destroyed at
 // `secureConnect`) until the server presents the new serial, so the source shares its event loop
 // with a busy server. Swaps are paced 150 ms apart (after the previous one is served).
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
@@ -161,14 +162,10 @@ async function measure(ctx: BenchContext, trigger: Trigger, rotations: number): 
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
     worker = new Worker(CLIENT_WORKER, { eval: true, workerData: { port: (server.address() as AddressInfo).port, servername: SERVER_NAME, ...client } });
     const w = worker;
-    const servedAt = (want: string, deadline: number) =>
-      new Promise<{ at?: number; error?: string }>((resolve, reject) => {
-        w.once('error', reject).once('message', (reply: { at?: number; error?: string }) => {
-          w.off('error', reject);
-          resolve(reply);
-        });
-        w.postMessage({ serial: want, deadline });
-      });
+    const servedAt = (want: string, deadline: number) => {
+      w.postMessage({ serial: want, deadline });
+      return once(w, 'message').then(([reply]) => reply as { at?: number; error?: string });
+    };
     const first = await servedAt(serial(0), now() + TIMEOUT_MS);
     if (first.at === undefined) throw new Error(`the meshless server did not serve the first certificate: ${first.error ?? ''}`);
     for (let i = 1; i <= rotations; i++) {
@@ -191,8 +188,8 @@ async function measure(ctx: BenchContext, trigger: Trigger, rotations: number): 
       const reply = servedAt(want, t0 + TIMEOUT_MS);
       await publish();
       const [t1, r] = await Promise.all([updated, reply]);
-      if (t1 !== undefined) update.push(t1 - t0);
-      if (r.at !== undefined) served.push(r.at - t0);
+      if (t1 !== undefined) update.push(round(t1 - t0, 4)!);
+      if (r.at !== undefined) served.push(round(r.at - t0, 4)!);
       if (ctx.options.verbose) console.log(`  ${trigger.id} ${i}: → update ${t1 === undefined ? 'missed' : `${(t1 - t0).toFixed(1)} ms`}, → served ${r.at === undefined ? `missed (${r.error ?? ''})` : `${(r.at - t0).toFixed(1)} ms`}`);
       await sleep(INTERVAL_MS);
     }

@@ -15,7 +15,7 @@ import { waitFor } from '@meshless/testing';
 import { startTs, stopAll, type BenchChild } from '../lib/children.js';
 import type { BenchContext } from '../lib/context.js';
 import { treeCpuSeconds } from '../lib/cpu.js';
-import { startServer } from '../lib/http-targets.js';
+import { startServer } from '../lib/pairs.js';
 import { skippedRow, type Row } from '../lib/results.js';
 import { quantileSorted, round } from '../lib/stats.js';
 
