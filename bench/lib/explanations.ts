@@ -14,9 +14,8 @@ type Explainer = (results: Results, missed: TargetCheck[]) => string | undefined
 const variantOf = (t: TargetCheck) => /HTTP (c\w+(?:-64k)?):/.exec(t.target)?.[1];
 
 /** Explanations by kind of target; each gets every missed target of its kind at once. */
-const explainers: [string, RegExp, Explainer][] = [
+const explainers: [RegExp, Explainer][] = [
   [
-    'sidecar',
     /(stunnel|nginx) pair/,
     (results, missed) => {
       const variants = [...new Set(missed.map(variantOf))].filter((v): v is string => v !== undefined);
@@ -48,7 +47,6 @@ const explainers: [string, RegExp, Explainer][] = [
     },
   ],
   [
-    'plaintext',
     /≥ 0\.92× plaintext/,
     (results, missed) => {
       const parts = missed
@@ -62,7 +60,6 @@ const explainers: [string, RegExp, Explainer][] = [
     },
   ],
   [
-    'mtls',
     /0\.97× hand-written mTLS/,
     (results, missed) => {
       const parts = missed
@@ -85,7 +82,6 @@ const explainers: [string, RegExp, Explainer][] = [
     },
   ],
   [
-    'pool',
     /bare Pool pair/,
     (results, missed) => {
       const variants = [...new Set(missed.map(variantOf))].filter((v): v is string => v !== undefined);
@@ -106,7 +102,6 @@ const explainers: [string, RegExp, Explainer][] = [
     },
   ],
   [
-    'new-connections',
     /new connections/,
     (results) => {
       const share = row(results, 'new-connections', 'meshless')?.median?.resumedShare;
@@ -118,16 +113,15 @@ const explainers: [string, RegExp, Explainer][] = [
     },
   ],
   [
-    'decision',
     /per-request decision/,
     () =>
       "The decision is dominated by the Decision object's `reason` string, built on every call (String(peer) and the JSON-quoted rule); " +
       'the rule lookup itself is a Map hit. Building the reason lazily, or caching the Decision per peer, would make it tens of ns (core: allow-list.ts).',
   ],
-  ['ratio', /within 2× of 10 rules/, () => 'Both figures are a few hundred ns (the reason string dominates both); at that scale a busy neighbour moves the ratio. Run the microbench alone to confirm.'],
-  ['grpc', /gRPC/, () => 'Measured in interleaved rounds of its own (bench/scenarios/grpc.ts); the gRPC table shows the CPU per call on each side.'],
-  ['rotation', /rotation/, () => 'Measured by bench/scenarios/rotation.ts; every sample is in bench/results/latest.json.'],
-  ['heap', /heap growth/, () => 'Heap after forced GCs: growth that keeps rising with more requests or rotations is a leak; growth that levels off is a cache filling.'],
+  [/within 2× of 10 rules/, () => 'Both figures are a few hundred ns (the reason string dominates both); at that scale a busy neighbour moves the ratio. Run the microbench alone to confirm.'],
+  [/gRPC/, () => 'Measured in interleaved rounds of its own (bench/scenarios/grpc.ts); the gRPC table shows the CPU per call on each side.'],
+  [/rotation/, () => 'Measured by bench/scenarios/rotation.ts; every sample is in bench/results/latest.json.'],
+  [/heap growth/, () => 'Heap after forced GCs: growth that keeps rising with more requests or rotations is a leak; growth that levels off is a cache filling.'],
 ];
 
 /** Notes on missed targets, from this run's figures (markdown list items, one per kind). */
@@ -135,7 +129,7 @@ export function explainMisses(results: Results): string[] {
   const missed = results.targets.filter((t) => t.met === false);
   const out: string[] = [];
   const done = new Set<TargetCheck>();
-  for (const [, re, explain] of explainers) {
+  for (const [re, explain] of explainers) {
     const mine = missed.filter((t) => !done.has(t) && re.test(t.target));
     if (mine.length === 0) continue;
     mine.forEach((t) => done.add(t));

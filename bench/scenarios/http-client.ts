@@ -7,7 +7,7 @@ import type { BenchContext } from '../lib/context.js';
 import { startPairs, type PairSpec } from '../lib/pairs.js';
 import { skippedRow, type Row } from '../lib/results.js';
 import { runInterleaved } from '../lib/rounds.js';
-import { pairedRange, pairedRatio, round } from '../lib/stats.js';
+import { round } from '../lib/stats.js';
 
 const specs: PairSpec[] = [
   { id: 'agent', label: 'undici Agent with connect options', server: 'mtls', load: 'mtls' },
@@ -18,20 +18,19 @@ const specs: PairSpec[] = [
 
 export async function runHttpClient(ctx: BenchContext): Promise<Row[]> {
   console.log('\n== meshless HTTP client: createAgent vs undici Agent ==');
-  const targets = await startPairs(ctx, specs, false);
+  const pairs = await startPairs(ctx, specs, false);
   const measureMs = Math.max(100, Math.round(ctx.options.measureMs / 2));
-  const none = () => [];
+  // meshless against the Agent of the same session-cache setting, paired by round.
+  const baselines = (id: string) => (id.startsWith('meshless') ? [id.replace('meshless', 'agent')] : []);
   const rows = [
-    ...(await runInterleaved(ctx, 'http-client', targets.slice(0, 2), [{ id: 'c32', concurrency: 32, path: '/', newConnection: false }], measureMs, none)),
-    ...(await runInterleaved(ctx, 'http-client', targets, [{ id: 'c8-new', concurrency: 8, path: '/', newConnection: true }], measureMs, none)),
+    ...(await runInterleaved(ctx, 'http-client', pairs.slice(0, 2), [{ id: 'c32', concurrency: 32, path: '/', newConnection: false }], measureMs, baselines)),
+    ...(await runInterleaved(ctx, 'http-client', pairs, [{ id: 'c8-new', concurrency: 8, path: '/', newConnection: true }], measureMs, baselines)),
   ];
-  const pair = (scenario: string, variant: string, meshless: string, agent: string, shape: string): Row => {
-    const m = rows.find((r) => r.scenario === meshless && r.variant === shape);
-    const a = rows.find((r) => r.scenario === agent && r.variant === shape);
-    if (!m?.rounds || !a?.rounds) return skippedRow('http-client', scenario, variant, (m?.rounds ? a : m)?.reason ?? 'no run completed', 'failed');
-    const rps = (r: Row) => r.rounds!.map((x) => x.rps as number);
-    const errors = [...m.rounds, ...a.rounds].reduce((s, x) => s + Number(x.errors), 0);
-    const range = pairedRange(rps(m), rps(a));
+  const pair = (scenario: string, variant: string, id: string, shape: string): Row => {
+    const base = id.replace('meshless', 'agent');
+    const [m, a] = [id, base].map((s) => rows.find((r) => r.scenario === s && r.variant === shape && r.median));
+    if (!m || !a) return skippedRow('http-client', scenario, variant, rows.find((r) => (r.scenario === id || r.scenario === base) && r.variant === shape && r.reason)?.reason ?? 'no run completed', 'failed');
+    const range = m.ratioRanges?.[`rps/${base}`];
     const row: Row = {
       group: 'http-client',
       scenario,
@@ -40,18 +39,18 @@ export async function runHttpClient(ctx: BenchContext): Promise<Row[]> {
       median: {
         meshlessPerSec: round(m.median?.rps, 4),
         baselinePerSec: round(a.median?.rps, 4),
-        ratio: round(pairedRatio(rps(m), rps(a)), 3),
-        ratioMin: round(range?.[0], 3),
-        ratioMax: round(range?.[1], 3),
+        ratio: m.ratios?.[`rps/${base}`],
+        ratioMin: range?.[0],
+        ratioMax: range?.[1],
         meshlessCpuUsPerRequest: round((m.median?.clientCpuSecPer10k ?? NaN) * 100, 3),
         baselineCpuUsPerRequest: round((a.median?.clientCpuSecPer10k ?? NaN) * 100, 3),
-        errors,
+        errors: [...m.rounds!, ...a.rounds!].reduce((sum, x) => sum + Number(x.errors), 0),
       },
-      rounds: m.rounds.map((x, i) => ({ round: x.round, meshlessRps: x.rps, baselineRps: a.rounds![i]?.rps })),
+      rounds: m.rounds!.map((x, i) => ({ round: x.round, meshlessRps: x.rps, baselineRps: a.rounds![i]?.rps })),
       ...(m.reason || a.reason ? { reason: m.reason ?? a.reason } : {}),
     };
     console.log(`  ${scenario} ${variant}: ${JSON.stringify(row.median)}`);
     return row;
   };
-  return [pair('keep-alive', 'c32', 'meshless', 'agent', 'c32'), pair('new-connections', 'full', 'meshless-full', 'agent-full', 'c8-new'), pair('new-connections', 'resumed', 'meshless', 'agent', 'c8-new')];
+  return [pair('keep-alive', 'c32', 'meshless', 'c32'), pair('new-connections', 'full', 'meshless-full', 'c8-new'), pair('new-connections', 'resumed', 'meshless', 'c8-new')];
 }
