@@ -72,6 +72,41 @@ function javascriptFiles(dir) {
     .map((e) => join(e.parentPath ?? e.path, e.name));
 }
 
+/**
+ * Node built-ins through `process.getBuiltinModule`, not ESM imports. Node builds the ESM facade
+ * of a built-in by reading every one of its exports, getters included: `node:tls` parses the
+ * bundled root certificates (`rootCertificates`, +0.6 MB RSS), and on Node 22/24 `node:http` loads
+ * Node's own undici (its WebSocket getter, +7 MB), `node:util` and `node:fs` about +1.5 MB more.
+ * Each import becomes one read of the property it names, when the bundle loads; esbuild drops the
+ * names nothing imports (they are marked pure). `export default` is the CommonJS object itself.
+ */
+/**
+ * Built-ins loaded on first use: on Node 22/24 loading `node:fs/promises` loads readline and the
+ * REPL history with it (+1.3 MB RSS), and the server path calls none of its functions unless a
+ * file source or policy file is in use.
+ */
+const DEFERRED_BUILTINS = new Set(['node:fs/promises']);
+
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(build) {
+    build.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'lazy-builtin' }));
+    build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => {
+      const mod = process.getBuiltinModule(args.path);
+      if (!mod) return { errors: [{ text: `${args.path} is not a Node.js built-in module` }] };
+      const id = JSON.stringify(args.path);
+      const names = Object.keys(mod).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default');
+      const lines = ['let $$builtin;', `const $$load = () => ($$builtin ??= process.getBuiltinModule(${id}));`, 'const $$get = (name) => $$load()[name];', 'export default /* @__PURE__ */ $$load();'];
+      for (const name of names) {
+        // A function of a deferred built-in loads the module on its first call.
+        if (DEFERRED_BUILTINS.has(args.path) && typeof mod[name] === 'function') lines.push(`export function ${name}(...args) { return $$load().${name}(...args); }`);
+        else lines.push(`export const ${name} = /* @__PURE__ */ $$get(${JSON.stringify(name)});`);
+      }
+      return { contents: lines.join('\n'), loader: 'js' };
+    });
+  },
+};
+
 export async function bundle(pkg) {
   const { build } = await import('esbuild');
   const dist = join(pkg, 'dist');
@@ -92,6 +127,7 @@ export async function bundle(pkg) {
     sourcemap: 'linked',
     sourcesContent: false,
     legalComments: 'inline',
+    plugins: [lazyBuiltins],
     write: false,
     logLevel: 'warning',
   });
