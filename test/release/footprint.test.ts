@@ -3,7 +3,7 @@
 // share one copy of its module state (scripts/build.mjs bundles them with shared chunks).
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -42,16 +42,25 @@ else if (which === 'https-server') {
 } else throw new Error('unknown case ' + which);
 if (server) await new Promise((r) => server.listen(0, '127.0.0.1', r));
 for (let i = 0; i < 3; i++) globalThis.gc();
-const undici = Object.keys(createRequire(import.meta.url).cache).some((k) => /[\\\\/]undici[\\\\/]/.test(k));
-console.log(JSON.stringify({ rssMB: process.memoryUsage().rss / 1048576, undici }));
+const loaded = Object.keys(createRequire(import.meta.url).cache);
+const undici = loaded.some((k) => /[\\\\/]undici[\\\\/]/.test(k));
+const lazy = loaded.filter((k) => /[\\\\/]node_modules[\\\\/](yaml|pino|@opentelemetry|chokidar)[\\\\/]/.test(k));
+console.log(JSON.stringify({ rssMB: process.memoryUsage().rss / 1048576, undici, lazy }));
 server?.close();
 process.exit(0);
 `;
 
-async function sample(which: string, certs: string): Promise<{ rssMB: number; undici: boolean }> {
+interface Sample {
+  rssMB: number;
+  undici: boolean;
+  /** CommonJS files of yaml, pino, @opentelemetry/*, chokidar that were loaded (none should be). */
+  lazy: string[];
+}
+
+async function sample(which: string, certs: string): Promise<Sample> {
   // cwd is the repository root: `@meshless/*` resolve to the workspace packages' built dist/
   const { stdout } = await execFileP(process.execPath, ['--expose-gc', '--input-type=module', '-e', PROBE, which, certs], { cwd: root, timeout: 30_000, env: { ...process.env, NODE_OPTIONS: '' } });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as { rssMB: number; undici: boolean };
+  return JSON.parse(stdout.trim().split('\n').pop()!) as Sample;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -79,17 +88,35 @@ describe('built packages: footprint and one module state per package (plain node
     writeFileSync(join(certs, 'server.key'), server.key, { mode: 0o600 });
   });
 
-  it(`import '@meshless/http' and a listening createServer: undici not loaded, RSS ≤ ${GUARD_MB} MB over node:https (median of ${SAMPLES} fresh processes, interleaved)`, async () => {
+  it(`import '@meshless/http' and a listening createServer: neither undici nor yaml, pino, @opentelemetry/api, chokidar loaded; RSS ≤ ${GUARD_MB} MB over node:https (median of ${SAMPLES} fresh processes, interleaved)`, async () => {
     const cases = ['https', 'http', 'https-server', 'http-server'] as const;
-    const got = new Map<string, { rssMB: number; undici: boolean }[]>(cases.map((c) => [c, []]));
+    const got = new Map<string, Sample[]>(cases.map((c) => [c, []]));
     for (let i = 0; i < SAMPLES; i++) for (const c of cases) got.get(c)!.push(await sample(c, certs));
     for (const c of cases) assert.equal(got.get(c)!.some((s) => s.undici), false, `${c}: undici was loaded, but only a client needs it`);
+    for (const c of cases) assert.deepEqual(got.get(c)![0]!.lazy, [], `${c}: loaded at import or createServer, but only needed by what uses them (policy files, logging, metrics, watching)`);
     const rss = (c: string) => median(got.get(c)!.map((s) => s.rssMB));
     const importOver = rss('http') - rss('https');
     const serverOver = rss('http-server') - rss('https-server');
     console.log(`      import '@meshless/http': +${importOver.toFixed(2)} MB RSS over node:https; createServer listening: +${serverOver.toFixed(2)} MB over https.createServer`);
     assert.ok(importOver <= GUARD_MB, `import '@meshless/http' costs ${importOver.toFixed(2)} MB RSS over node:https (guard ${GUARD_MB} MB; samples ${got.get('http')!.map((s) => s.rssMB.toFixed(1))} vs ${got.get('https')!.map((s) => s.rssMB.toFixed(1))})`);
     assert.ok(serverOver <= GUARD_MB, `createServer listening costs ${serverOver.toFixed(2)} MB RSS over https.createServer (guard ${GUARD_MB} MB)`);
+  });
+
+  it('the bundles of core and http import yaml, pino, @opentelemetry/api, chokidar and undici only where they are used (no static import)', () => {
+    const heavy = /^(yaml|pino|@opentelemetry\/api|chokidar|undici)$/;
+    let coreImports = 0; // the parse finds static imports: http's bundles import @meshless/core
+    for (const pkg of ['core', 'http']) {
+      const dist = join(root, 'packages', pkg, 'dist');
+      const files = readdirSync(dist, { recursive: true }).map(String).filter((f) => f.endsWith('.js'));
+      assert.ok(files.length > 0, `no JavaScript in packages/${pkg}/dist`);
+      for (const f of files) {
+        const text = readFileSync(join(dist, f), 'utf8');
+        const statics = [...text.matchAll(/(?:^|\n)(?:import|export)\s[^;]*?\sfrom\s*"([^"]+)"|(?:^|\n)import\s*"([^"]+)"/g)].map((m) => m[1] ?? m[2]!);
+        coreImports += statics.filter((s) => s.startsWith('@meshless/core')).length;
+        assert.deepEqual(statics.filter((s) => heavy.test(s)), [], `packages/${pkg}/dist/${f} imports these statically: load them where they are used (createRequire or import())`);
+      }
+    }
+    assert.ok(coreImports > 0, "found no static import of @meshless/core in http's bundles: the import parser is broken");
   });
 
   it("@meshless/core and @meshless/core/internal share one module state: an error thrown through internal is instanceof core's MeshlessError", () => {
