@@ -1,7 +1,7 @@
 import type { Http2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { channels, type Authorizer, type Credential, type Logger, type MeshlessMetrics } from '@meshless/core';
-import { setLongTimeout, type LongTimeout } from '@meshless/core/internal';
+import { SlicedSweep, setLongTimeout, type LongTimeout, type SweepStats } from '@meshless/core/internal';
 import { connectionVerdict, type Verdict } from './connection-verdict.js';
 import { grpc } from './grpc-js.js';
 import { authorizedCall, refusedCall, sessionOf } from './intercepting-call.js';
@@ -32,8 +32,17 @@ export class CallGuard {
   readonly #metrics: MeshlessMetrics;
   readonly #retireGraceMs: number;
   #credential: Credential;
-  readonly #verdicts = new WeakMap<Http2Session, Verdict>();
+  #verdicts = new WeakMap<Http2Session, Verdict>();
   readonly #sessions = new Set<Http2Session>();
+  /** After a trust or policy change: every open connection checked again, in slices across event-loop turns. */
+  readonly #review = new SlicedSweep<Http2Session>(
+    () => this.#sessions.values(),
+    (session) => this.#reviewSession(session),
+    (stats) => this.#reviewed(stats),
+  );
+  #retired = 0;
+  /** What started the review in progress (for its log line); a trust change wins over a policy change. */
+  #reviewCause: 'trust' | 'policy' = 'trust';
   #warnedNoConnection = false;
   readonly #expiryTimers = new WeakMap<Http2Session, LongTimeout>();
 
@@ -61,38 +70,47 @@ export class CallGuard {
   /**
    * Switches to a new generation. On a trust change (new bundle), every open connection is
    * checked again against the new bundle; those that no longer pass are retired (GOAWAY, open
-   * streams may finish within the grace period) and their new calls refused meanwhile.
+   * streams may finish within the grace period). The check runs in slices across event-loop
+   * turns; a call on a connection not reached yet is checked on the spot (its cached verdict is
+   * of the old bundle), so no call is admitted under the old trust. A newer change restarts it.
    */
   update(credential: Credential): void {
     const trustChanged = credential.bundleHash !== this.#credential.bundleHash;
     this.#credential = credential;
     if (!trustChanged) return;
-    let retired = 0;
-    for (const session of this.#sessions) {
-      const verdict = this.#verdictOf(session);
-      if (!verdict.ok) {
-        retired++;
-        retireSession(session, this.#retireGraceMs);
-      }
-    }
-    this.#logger.info({ generation: credential.generation, connections: this.#sessions.size, retired }, 'meshless grpc server: trust bundle changed; open connections checked again');
+    this.#startReview('trust');
   }
 
   /**
    * The allow-list changed (a live policyFile): every open connection is authorized again; those
-   * now denied are retired (GOAWAY, open streams may finish within the grace period) and their
-   * new calls refused meanwhile.
+   * now denied are retired (GOAWAY, open streams may finish within the grace period). Every
+   * cached verdict is dropped at once, so a call is never admitted under the old policy; the
+   * retirements follow in slices across event-loop turns.
    */
   policyChanged(): void {
-    let retired = 0;
-    for (const session of this.#sessions) {
-      this.#verdicts.delete(session);
-      if (!this.#verdictOf(session).ok) {
-        retired++;
-        retireSession(session, this.#retireGraceMs);
-      }
+    this.#verdicts = new WeakMap();
+    this.#startReview('policy');
+  }
+
+  #startReview(cause: 'trust' | 'policy'): void {
+    this.#reviewCause = this.#review.running && this.#reviewCause === 'trust' ? 'trust' : cause;
+    this.#retired = 0;
+    this.#review.restart();
+  }
+
+  #reviewSession(session: Http2Session): void {
+    if (session.closed || session.destroyed) return;
+    if (!this.#verdictOf(session).ok) {
+      this.#retired++;
+      retireSession(session, this.#retireGraceMs);
     }
-    this.#logger.info({ connections: this.#sessions.size, retired }, 'meshless grpc server: policy changed; open connections authorized again');
+  }
+
+  #reviewed(stats: SweepStats): void {
+    const report = { side: 'server', protocol: 'grpc', generation: this.#credential.generation, connections: stats.visited, retired: this.#retired, slices: stats.slices, maxSliceMs: stats.maxSliceMs, busyMs: stats.busyMs, durationMs: stats.durationMs, superseded: stats.superseded };
+    const message = this.#reviewCause === 'trust' ? 'meshless grpc server: trust bundle changed; open connections checked again' : 'meshless grpc server: policy changed; open connections authorized again';
+    this.#logger.info(report, message);
+    if (channels.connectionsReviewed.hasSubscribers) channels.connectionsReviewed.publish(report);
   }
 
   #verdictOf(session: Http2Session): Verdict {
