@@ -1,5 +1,6 @@
 // An HTTP/1.1 server process for the bench: `--kind plaintext | mtls | meshless | meshless-permissive --certs <dir>`.
 // Listens on 127.0.0.1 (port 0), answers GET / with 13 bytes and GET /64k with 64 KiB.
+import diagnostics_channel from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -112,9 +113,16 @@ handle('rotate', (m) => {
 // Event-loop delay: how long the process could not serve anything (e.g. during a rotation).
 const loopDelay = monitorEventLoopDelay({ resolution: 5 });
 loopDelay.enable();
+// The meshless server re-checks live connections after a trust change in slices across turns:
+// its report of each review (longest slice, synchronous time, duration), since the last reset.
+let reviews: { maxSliceMs: number; busyMs: number; durationMs: number; slices: number }[] = [];
+diagnostics_channel.subscribe('meshless:connections:reviewed', (m) => reviews.push(m as (typeof reviews)[0]));
 handle('loopDelay', (m) => {
-  const reply = { maxMs: loopDelay.max / 1e6, p99Ms: loopDelay.percentile(99) / 1e6 };
-  if (m.reset === true) loopDelay.reset();
+  const reply = { maxMs: loopDelay.max / 1e6, p99Ms: loopDelay.percentile(99) / 1e6, reviews };
+  if (m.reset === true) {
+    loopDelay.reset();
+    reviews = [];
+  }
   return reply;
 });
 
