@@ -101,6 +101,9 @@ export class ConnectionRegistry {
     (stats) => this.#onReviewed?.(stats),
   );
 
+  /** The registry's `close` listener of every socket (`this` is the socket). */
+  readonly #onSocketClose: (this: TLSSocket) => void;
+
   constructor(
     private readonly maxConnectionAgeMs: number | undefined,
     /** The drain window of a planned retirement (the server's current keepAliveTimeout). */
@@ -109,7 +112,19 @@ export class ConnectionRegistry {
     /** How long in-flight responses of a revoked connection may still run before it is destroyed. */
     private readonly retireGraceMs: number = DEFAULT_RETIRE_GRACE_MS,
     private readonly onRefusedRequest: RefusedRequestHandler = () => {},
-  ) {}
+  ) {
+    const registry = this;
+    this.#onSocketClose = function (this: TLSSocket): void {
+      registry.#remove(this);
+    };
+  }
+
+  #remove(socket: TLSSocket): void {
+    const connection = this.#bySocket.get(socket);
+    if (connection === undefined) return;
+    this.#clearTimer(connection);
+    this.#connections.delete(connection);
+  }
 
   [Symbol.iterator](): IterableIterator<LiveConnection> {
     return this.#connections.values();
@@ -135,10 +150,8 @@ export class ConnectionRegistry {
     };
     this.#connections.add(connection);
     this.#bySocket.set(socket, connection);
-    socket.once('close', () => {
-      this.#clearTimer(connection);
-      this.#connections.delete(connection);
-    });
+    // One listener shared by every connection (no closure or once-wrapper per connection).
+    socket.on('close', this.#onSocketClose);
     let deadline = peer.notAfter.getTime();
     let reason: RetireReason = 'certificate-expired';
     if (this.maxConnectionAgeMs !== undefined) {
