@@ -2,7 +2,7 @@
 // One footprint sample, in a fresh plain Node process (no tsx: what an application gets from the
 // built packages). Run by bench/scenarios/footprint.ts from the repository root:
 //   node --expose-gc bench/proc/import-cost.mjs <case> <certs dir>
-// Cases: https | core | http | http-express | grpc (import only), https-server | http-server
+// Cases: https | core | http | http-express | grpc | core-internal | http-fastify | workload-api | testing | nest (import only), https-server | http-server
 // (import, then a server with client certificates required, listening), http-agent (import, then
 // createAgent). Prints one JSON line: { ms, rssMB, heapMB, undiciLoaded }.
 import { readFileSync } from 'node:fs';
@@ -31,6 +31,21 @@ switch (which) {
     break;
   case 'grpc':
     await import('@meshless/grpc');
+    break;
+  case 'core-internal':
+    await import('@meshless/core/internal');
+    break;
+  case 'http-fastify':
+    await import('@meshless/http/fastify');
+    break;
+  case 'workload-api':
+    await import('@meshless/workload-api');
+    break;
+  case 'testing':
+    await import('@meshless/testing');
+    break;
+  case 'nest':
+    await import('@meshless/nest');
     break;
   case 'https-server': {
     const https = await import('node:https');
