@@ -106,4 +106,26 @@ describe('createAgent during a migration', function () {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('deny: policyFile(…) — a swap takes effect for new requests too (the servers it now allows are denied)', async function () {
+    const dir = await mkdtemp(path.join(tmpdir(), 'meshless-agent-deny-'));
+    const volume = kubernetesVolume(dir);
+    await volume.write({ 'deny.yaml': `allow: [${OTHER_SERVER_ID}]\n` });
+    const deny = await policyFile(path.join(dir, 'deny.yaml'), { logger: recordingLogger() });
+    const agent = createAgent({ source: pki.client, allow: SERVER_ID, deny, logger: recordingLogger() });
+    try {
+      const ok = await request(`${server.origin}/`, { dispatcher: agent });
+      await ok.body.dump();
+      const generation = agent.generation;
+      await volume.write({ 'deny.yaml': `allow: [${SERVER_ID}]\n` });
+      await waitFor(() => agent.generation > generation, 3_000, 'a new agent generation');
+      const err = await rejectionOf(request(`${server.origin}/`, { dispatcher: agent }));
+      assert.ok(isMeshlessError(err, codes.PEER_DENIED), String(err));
+    } finally {
+      await agent.close();
+      await deny.close();
+      await volume.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
