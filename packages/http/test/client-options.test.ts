@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { codes, isMeshlessError, silentLogger } from '@meshless/core';
 import { getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { createAgent, type CreateAgentOptions, type MeshlessAgent } from '../src/index.js';
@@ -41,6 +42,19 @@ describe('createAgent: options, timeouts and the global dispatcher', function ()
         (err: unknown) => isMeshlessError(err) && err.code === code && message.test(err.message),
         `expected ${code} for ${JSON.stringify(Object.keys(patch))}`,
       );
+    }
+  });
+
+  it("maxVersion is applied: with minVersion and maxVersion 'TLSv1.2' the agent negotiates TLS 1.2", async function () {
+    const tls12 = await startServer(pki.server, { minVersion: 'TLSv1.2' });
+    tls12.handle((req, res) => res.end((req.socket as TLSSocket).getProtocol() ?? 'none'));
+    const agent = createAgent({ source: pki.client, allow: SERVER_ID, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', logger: silentLogger });
+    try {
+      const res = await request(`${tls12.origin}/`, { dispatcher: agent });
+      assert.equal(await res.body.text(), 'TLSv1.2');
+    } finally {
+      await agent.close();
+      await tls12.close();
     }
   });
 

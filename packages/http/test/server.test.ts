@@ -214,6 +214,20 @@ describe('createServer: options', function () {
     }
   });
 
+  it("maxVersion is TLS policy: with maxVersion 'TLSv1.2' a TLS 1.3 client negotiates TLS 1.2", async () => {
+    const server = createServer({ source: pki.server, allow: FRONTEND_ID, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', logger: recordingLogger() }, (_req, res) => res.end('ok'));
+    const port = await listen(server);
+    try {
+      const socket = tls.connect({ host: '127.0.0.1', port, ...pki.frontend, checkServerIdentity: () => undefined });
+      socket.on('error', () => {});
+      await nextEvent(socket, 'secureConnect', 3000);
+      assert.equal(socket.getProtocol(), 'TLSv1.2');
+      socket.destroy();
+    } finally {
+      await closeServer(server);
+    }
+  });
+
   it('passes https options it does not own to the server (keepAliveTimeout)', () => {
     const server = createServer({ source: pki.server, allow: '*', keepAliveTimeout: 1234 });
     assert.equal(server.keepAliveTimeout, 1234);
