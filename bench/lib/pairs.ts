@@ -1,11 +1,10 @@
+// A measured pair: a server process (HTTP or gRPC, maybe behind a sidecar pair) and a load-generator
+// process aimed at it; scenarios list them as PairSpecs, lib/rounds.ts measures them.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTs, type BenchChild } from './children.js';
 import type { BenchContext } from './context.js';
 import { startNginxPair, startStunnelPair } from './sidecars.js';
-
-// A measured pair: a server process (HTTP or gRPC, maybe behind a sidecar pair) and a load-generator
-// process aimed at it; scenarios list them as PairSpecs, lib/rounds.ts measures them.
 
 /** A measurable scenario: a load generator aimed at a server (maybe through sidecars). */
 export interface Pair {

@@ -1,9 +1,11 @@
+import type { Group } from './options.js';
+
 /** How a scenario row ended: measured, skipped on purpose (tool or API missing), or failed. */
 export type Status = 'ok' | 'skipped' | 'failed';
 
 /** One line of the results: a scenario in one variant, with medians over its rounds. */
 export interface Row {
-  group: 'http' | 'new-connections' | 'per-request' | 'memory' | 'rotation' | 'grpc' | 'http-client' | 'profile' | 'footprint' | 'scale';
+  group: Group;
   scenario: string;
   variant: string;
   status: Status;

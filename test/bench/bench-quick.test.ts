@@ -92,10 +92,23 @@ describe('bench (quick mode)', function () {
       ['http', 'mtls', 'c32'],
       ['per-request', 'allow-10k', 'ns/op'],
       ['http', 'pool', 'c32'],
+      ['grpc', 'createSsl', 'unary, 32 in flight'],
+      ['grpc', 'meshless', 'unary, 32 in flight'],
     ]) {
       const row = results.rows.find((r) => r.group === group && r.scenario === scenario && r.variant === variant);
       assert.equal(row?.status, 'ok', `baseline ${group} / ${scenario} / ${variant} did not run: ${row?.reason}`);
-      assert.ok((row?.median?.rps ?? row?.median?.nsPerOp ?? 0) > 0);
+      assert.ok((row?.median?.rps ?? row?.median?.nsPerOp ?? row?.median?.callsPerSec ?? 0) > 0);
+    }
+    // The HTTP-client comparison and both rotation paths run on the same harness: they must measure.
+    for (const [group, scenario, figure] of [
+      ['http-client', 'keep-alive', 'ratio'],
+      ['http-client', 'new-connections', 'ratio'],
+      ['rotation', 'rotation', 'p99Ms'],
+      ['rotation', 'workload-api', 'p99Ms'],
+    ] as const) {
+      const row = results.rows.find((r) => r.group === group && r.scenario === scenario);
+      assert.equal(row?.status, 'ok', `${group} / ${scenario} did not run: ${row?.reason}`);
+      assert.ok((row?.median?.[figure] ?? 0) > 0, `${group} / ${scenario} has no ${figure}`);
     }
     // Scale: the idle-connection rows of both servers and the rotation under them ran (or say
     // the time budget ran out), and the rotation lost no request.
