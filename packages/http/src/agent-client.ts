@@ -24,14 +24,28 @@ export interface MeshlessClient extends Client, ConnectionOwner, PeerHolder {
 export type MeshlessClientClass = new (origin: string | URL, options: Client.Options, generation: ClientGeneration) => MeshlessClient;
 
 let clientClass: MeshlessClientClass | undefined;
+let peerContextClientClass: MeshlessClientClass | undefined;
 
 /**
  * The MeshlessClient class, defined on first use: it extends undici's Client, which is loaded
- * only when the first agent is created (see undici-lazy.ts).
+ * only when the first agent is created (see undici-lazy.ts). With `peerContext`, a subclass that
+ * wraps each request's handler; without it, the class adds no per-request step to undici's.
  */
-export function meshlessClientClass(): MeshlessClientClass {
+export function meshlessClientClass(peerContext: boolean): MeshlessClientClass {
   clientClass ??= defineMeshlessClient(undici().Client);
-  return clientClass;
+  if (!peerContext) return clientClass;
+  peerContextClientClass ??= definePeerContextClient(clientClass);
+  return peerContextClientClass;
+}
+
+/** A MeshlessClient that puts the connection's Peer in each request's context (`peerContext: true`). */
+function definePeerContextClient(Base: MeshlessClientClass): MeshlessClientClass {
+  return class PeerContextClient extends Base {
+    override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+      if (!isLegacyHandler(handler)) return super.dispatch(options, handler);
+      return super.dispatch(options, new PeerContextHandler(handler, this) as Dispatcher.DispatchHandler);
+    }
+  };
 }
 
 /**
@@ -57,13 +71,13 @@ let resetSymbol: symbol | undefined;
  *   streams have ended.
  * No request in progress is cut. A poll closes anything left once it is idle.
  *
- * Per request it adds nothing, unless the agent was created with `peerContext: true`: then each
- * request's handler is wrapped once so that `peerOfResponse` finds the connection's Peer.
+ * Per request it adds nothing (no method of its own on the request path), unless the agent was
+ * created with `peerContext: true`: then a subclass wraps each request's handler once so that
+ * `peerOfResponse` finds the connection's Peer.
  */
 function defineMeshlessClient(Base: typeof Client): MeshlessClientClass {
 return class MeshlessClient extends Base implements ConnectionOwner, PeerHolder {
   readonly #generation: ClientGeneration;
-  readonly #peerContext: boolean;
   #socket: TLSSocket | undefined;
   #peer: Peer | undefined;
   #context: PeerContext | undefined;
@@ -76,7 +90,6 @@ return class MeshlessClient extends Base implements ConnectionOwner, PeerHolder 
     super(origin, { ...options, connect: connect as unknown as Client.Options['connect'] });
     owner.client = this;
     this.#generation = generation;
-    this.#peerContext = generation.settings.peerContext;
   }
 
   /** The Peer verified on the current connection (read when a request is written to it). */
@@ -92,11 +105,6 @@ return class MeshlessClient extends Base implements ConnectionOwner, PeerHolder 
   /** True while the current connection is past its deadline and waiting to close. */
   get retiring(): boolean {
     return this.#retiring;
-  }
-
-  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    if (!this.#peerContext || !isLegacyHandler(handler)) return super.dispatch(options, handler);
-    return super.dispatch(options, new PeerContextHandler(handler, this) as Dispatcher.DispatchHandler);
   }
 
   /**

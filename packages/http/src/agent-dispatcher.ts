@@ -195,7 +195,7 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
       const origin = this.#plaintext.match(options.origin);
       if (origin !== undefined) return this.#plaintext.dispatch(origin, options, handler);
     }
-    return this.#generation.agent.dispatch(options, handler);
+    return this.#generation.dispatch(options, handler);
   }
 
   override close(): Promise<void>;

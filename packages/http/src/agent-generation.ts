@@ -54,6 +54,8 @@ export class Generation implements ClientGeneration {
   readonly credentialNotAfter: number;
   readonly agent: Agent;
   readonly #events: GenerationEvents;
+  #lastOrigin: string | undefined;
+  #lastPool: Pool | undefined;
 
   constructor(init: GenerationInit) {
     this.number = init.number;
@@ -66,13 +68,31 @@ export class Generation implements ClientGeneration {
     this.credentialNotAfter = init.credential.notAfter.getTime();
     this.secureContext = secureContextFor(init.credential, init.tlsPolicy);
     const { Agent, Pool } = undici();
-    const MeshlessClient = meshlessClientClass();
+    const MeshlessClient = meshlessClientClass(init.settings.peerContext);
     const clientFactory = (origin: URL, options: object): Dispatcher => new MeshlessClient(origin, options, this);
     this.agent = new Agent({
       ...init.undiciOptions,
-      factory: (origin: string | URL, options: object): Dispatcher =>
-        new Pool(origin, { ...(options as Pool.Options), connect: unusedConnector as unknown as Pool.Options['connect'], factory: clientFactory }),
+      factory: (origin: string | URL, options: object): Dispatcher => {
+        const pool = new Pool(origin, { ...(options as Pool.Options), connect: unusedConnector as unknown as Pool.Options['connect'], factory: clientFactory });
+        // The newest pool, for requests that name its origin exactly as the one that created it.
+        this.#lastOrigin = typeof origin === 'string' ? origin : undefined;
+        this.#lastPool = pool;
+        return pool;
+      },
     });
+  }
+
+  /**
+   * Dispatches a request of this generation. A request to the origin of the newest pool goes
+   * straight to that pool while it is open (no Agent hop per request: a client of one origin
+   * goes through exactly the dispatchers a bare Pool would); anything else goes through the
+   * Agent, which creates, finds and closes the pools. The Agent closes a pool when it lets it go,
+   * so a pool it no longer holds is never used here.
+   */
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const pool = this.#lastPool;
+    if (pool !== undefined && options.origin === this.#lastOrigin && !pool.closed && !pool.destroyed) return pool.dispatch(options, handler);
+    return this.agent.dispatch(options, handler);
   }
 
   onAllowed(origin: string, peer: Peer, resumed: boolean): void {
