@@ -9,7 +9,6 @@ import { startNginxPair, startStunnelPair } from './sidecars.js';
 /** A measurable scenario: a load generator aimed at a server (maybe through sidecars). */
 export interface Pair {
   id: string;
-  label: string;
   load: BenchChild;
   /** The server process (asked for connection counts). */
   server: BenchChild;
@@ -20,7 +19,6 @@ export interface Pair {
 /** A scenario that could not be set up, and why. */
 export interface Unavailable {
   id: string;
-  label: string;
   status: 'skipped' | 'failed';
   reason: string;
 }
@@ -54,7 +52,7 @@ type ServerPool = Map<string, Promise<{ child: BenchChild; port: number }>>;
 async function setUp(ctx: BenchContext, spec: PairSpec, servers: ServerPool): Promise<Pair | Unavailable> {
   if (spec.server === 'stunnel' || spec.server === 'nginx') {
     const binary = spec.server === 'stunnel' ? ctx.tools.stunnel : ctx.tools.nginx;
-    if (!binary) return { id: spec.id, label: spec.label, status: 'skipped', reason: `${spec.server} is not installed and scripts/setup-system.sh could not install it` };
+    if (!binary) return { id: spec.id, status: 'skipped', reason: `${spec.server} is not installed and scripts/setup-system.sh could not install it` };
     const app = await startServer(ctx, 'plaintext', `app-behind-${spec.server}`);
     try {
       const dir = join(ctx.workDir, spec.server);
@@ -72,7 +70,7 @@ async function setUp(ctx: BenchContext, spec: PairSpec, servers: ServerPool): Pr
       }
       try {
         const load = await startLoad(ctx, 'sidecar', pair.port, `load-${spec.id}`);
-        return { id: spec.id, label: spec.label, load, server: app.child, serving: [app.child, ...pair.children] };
+        return { id: spec.id, load, server: app.child, serving: [app.child, ...pair.children] };
       } catch (err) {
         await Promise.all(pair.children.map((c) => c.stop()));
         throw err;
@@ -89,7 +87,7 @@ async function setUp(ctx: BenchContext, spec: PairSpec, servers: ServerPool): Pr
   }
   const server = await shared;
   const load = await startLoad(ctx, spec.load, server.port, `load-${spec.id}`);
-  return { id: spec.id, label: spec.label, load, server: server.child, serving: [server.child] };
+  return { id: spec.id, load, server: server.child, serving: [server.child] };
 }
 
 /**
@@ -105,7 +103,7 @@ export async function startPairs(ctx: BenchContext, all: PairSpec[], filtered = 
       try {
         return await setUp(ctx, spec, servers);
       } catch (err) {
-        return { id: spec.id, label: spec.label, status: 'failed', reason: (err as Error).message.split('\n').slice(0, 4).join(' | ') };
+        return { id: spec.id, status: 'failed', reason: (err as Error).message.split('\n').slice(0, 4).join(' | ') };
       }
     }),
   );

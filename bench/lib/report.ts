@@ -13,9 +13,7 @@ function num(value: number | undefined, digits = 3): string {
   return Number(value.toPrecision(digits)).toString();
 }
 
-function ratio(value: number | undefined): string {
-  return value === undefined || !Number.isFinite(value) ? '–' : `${value.toFixed(2)}×`;
-}
+const ratio = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '–' : `${value.toFixed(2)}×`);
 
 function table(header: string[], lines: Cell[][]): string {
   const cell = (c: Cell) => (c === undefined ? '–' : String(c).replace(/\|/g, '\\|'));

@@ -25,25 +25,21 @@ function freePort(): Promise<number> {
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
 /** Waits until 127.0.0.1:port accepts connections (polling, bounded), failing early if `child` exits. */
 async function waitForPort(port: number, timeoutMs: number, child: BenchChild): Promise<void> {
+  const canConnect = () =>
+    new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      const done = (ok: boolean) => {
+        socket.destroy();
+        resolve(ok);
+      };
+      socket.setTimeout(500, () => done(false)).once('connect', () => done(true)).once('error', () => done(false));
+    });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!child.running) throw new Error(`${child.name}, meant to listen on port ${port}, exited: ${child.tail()}`);
-    if (await canConnect(port)) return;
+    if (await canConnect()) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);

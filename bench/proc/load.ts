@@ -202,11 +202,9 @@ handle('count', async (m) => {
   const r = await drive(loadOf(m, false));
   return { requests: r.requests, errors: r.errors, firstError: r.firstError, elapsedMs: performance.now() - t0 };
 });
-handle('rotate', (m) => {
+handle('rotate', () => {
   if (!source) throw new Error(`the ${kind} client does not rotate`);
-  const count = Number(m.count ?? 1);
-  for (let i = 0; i < count; i++) source.rotate();
-  return { generation: source.current().generation };
+  return { generation: source.rotate().generation };
 });
 
 ready({ kind, origin });

@@ -1,4 +1,3 @@
-import { stopAll } from '../lib/children.js';
 import type { BenchContext } from '../lib/context.js';
 import { startPairs, type PairSpec } from '../lib/pairs.js';
 import type { Row } from '../lib/results.js';
@@ -25,12 +24,8 @@ export const httpVariants: Variant[] = [
 /** HTTP/1.1 keep-alive: small responses at concurrency 1 and 32, and 64 KiB responses at 32. */
 export async function runHttp(ctx: BenchContext): Promise<Row[]> {
   console.log('\n== HTTP/1.1 keep-alive ==');
-  const targets = await startPairs(ctx, httpScenarios);
-  try {
-    return await runInterleaved(ctx, 'http', targets, httpVariants, ctx.options.measureMs);
-  } finally {
-    await stopAll();
-  }
+  // Every process the group started stops when it ends (main.ts).
+  return runInterleaved(ctx, 'http', await startPairs(ctx, httpScenarios), httpVariants, ctx.options.measureMs);
 }
 
 /** One new connection per request (undici `reset: true`): the cost of handshakes. */
@@ -47,10 +42,5 @@ export const newConnectionVariants: Variant[] = [{ id: 'c8-new', concurrency: 8,
 
 export async function runNewConnections(ctx: BenchContext): Promise<Row[]> {
   console.log('\n== new connection per request ==');
-  const targets = await startPairs(ctx, newConnectionScenarios);
-  try {
-    return await runInterleaved(ctx, 'new-connections', targets, newConnectionVariants, ctx.options.newConnectionMs);
-  } finally {
-    await stopAll();
-  }
+  return runInterleaved(ctx, 'new-connections', await startPairs(ctx, newConnectionScenarios), newConnectionVariants, ctx.options.newConnectionMs);
 }

@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import { allowList, identityOf, loadCredential, verifyPeer, type Authorizer, type Peer } from '@meshless/core';
 import { parseCertificates, socketPeer, verifyChain } from '@meshless/core/internal';
-import { createTestCA } from '@meshless/testing';
+import { createTestCA, type TestCA } from '@meshless/testing';
 import { CLIENT_ID, SERVER_ID, TRUST_DOMAIN } from '../lib/certs.js';
 import type { BenchContext } from '../lib/context.js';
 import type { Row } from '../lib/results.js';
@@ -27,12 +27,6 @@ function calibrate(fn: () => unknown, batchMs: number): number {
   }
 }
 
-function batch(fn: () => unknown, n: number): number {
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) sink = fn();
-  return Number(process.hrtime.bigint() - t0) / n;
-}
-
 /**
  * ns/op of every case, measured interleaved (one batch of each case per round, `batches`
  * rounds after a warm-up round), so that a machine that slows down mid-run slows every case
@@ -43,8 +37,10 @@ function timeInterleaved(fns: (() => unknown)[], batches: number, batchMs: numbe
   const samples: number[][] = fns.map(() => []);
   for (let b = 0; b < batches + 1; b++) {
     fns.forEach((fn, i) => {
-      const ns = batch(fn, sizes[i]!);
-      if (b > 0) samples[i]!.push(ns); // round 0 is warm-up
+      const n = sizes[i]!;
+      const t0 = process.hrtime.bigint();
+      for (let j = 0; j < n; j++) sink = fn();
+      if (b > 0) samples[i]!.push(Number(process.hrtime.bigint() - t0) / n); // round 0 is warm-up
     });
   }
   return samples;
@@ -58,8 +54,7 @@ function rules(count: number, last: string): string[] {
 }
 
 /** A real mTLS connection on 127.0.0.1: the server-side socket, for socketPeer and getPeerCertificate. */
-async function tlsPair(): Promise<{ socket: tls.TLSSocket; close: () => void }> {
-  const ca = await createTestCA({ trustDomain: TRUST_DOMAIN });
+async function tlsPair(ca: TestCA): Promise<{ socket: tls.TLSSocket; close: () => void }> {
   const server = await ca.issue(SERVER_ID);
   const client = await ca.issue(CLIENT_ID);
   const srv = tls.createServer({ cert: server.cert, key: server.key, ca: ca.bundle, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' });
@@ -118,7 +113,7 @@ export async function runPerRequestBench(options: { quick?: boolean; batches?: n
     if (!check.ok) throw new Error(`verifyPeer refused the partner peer: ${check.reason}`);
   }
 
-  const pair = await tlsPair();
+  const pair = await tlsPair(ca);
   try {
     const socket = pair.socket;
     if (String(socketPeer(socket)) !== CLIENT_ID) throw new Error('socketPeer did not return the client identity');

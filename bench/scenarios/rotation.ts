@@ -62,9 +62,7 @@ const kubelet: Trigger = {
       const generation = `..bench_${String(++n).padStart(5, '0')}`;
       const pems = pemsOf(ctx.certs, g);
       await mkdir(join(dir, generation));
-      await writeFile(join(dir, generation, 'tls.crt'), pems.cert);
-      await writeFile(join(dir, generation, 'tls.key'), pems.key, { mode: 0o600 });
-      await writeFile(join(dir, generation, 'ca.crt'), pems.ca);
+      for (const [name, text] of [['tls.crt', pems.cert], ['tls.key', pems.key], ['ca.crt', pems.ca]]) await writeFile(join(dir, generation, name!), text!, { mode: 0o600 });
       await symlink(generation, join(dir, '..data_tmp'));
       return async () => {
         await rename(join(dir, '..data_tmp'), join(dir, '..data'));
