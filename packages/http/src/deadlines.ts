@@ -4,7 +4,9 @@ export interface Deadline {
   readonly when: number;
   /** Position in the heap; -1 once fired or cancelled. */
   index: number;
-  readonly fire: () => void;
+  readonly fire: (arg: any) => void;
+  /** Passed to `fire` (lets every entry share one function instead of a closure each). */
+  readonly arg: unknown;
 }
 
 
@@ -24,9 +26,9 @@ export class Deadlines {
     return this.#heap.length;
   }
 
-  /** Calls `fire` at `when` (ms since the epoch; a time past fires on the next timer turn). */
-  add(when: number, fire: () => void): Deadline {
-    const entry: Deadline = { when, index: this.#heap.length, fire };
+  /** Calls `fire(arg)` at `when` (ms since the epoch; a time past fires on the next timer turn). */
+  add<A>(when: number, fire: (arg: A) => void, arg?: A): Deadline {
+    const entry: Deadline = { when, index: this.#heap.length, fire, arg };
     this.#heap.push(entry);
     this.#up(entry.index);
     if (when < this.#armedFor) this.#arm();
@@ -71,7 +73,7 @@ export class Deadlines {
     while (first !== undefined && first.when <= now) {
       this.cancel(first);
       try {
-        first.fire();
+        first.fire(first.arg);
       } catch (err) {
         // One connection's retirement failing must not stop the others'; surface it as Node would.
         queueMicrotask(() => {

@@ -59,6 +59,9 @@ export interface LiveConnection {
   /** Planned retirement: the moment the connection is closed even if idle. */
   closesBy: number | undefined;
   timer: Deadline | undefined;
+  /** The planned retirement armed at accept (certificate notAfter or max age), and its deadline (ms). */
+  plannedReason: 'certificate-expired' | 'max-age';
+  plannedAt: number;
   /** The review (trust or policy change) this connection was last checked under. */
   reviewed: number;
 }
@@ -103,6 +106,11 @@ export class ConnectionRegistry {
 
   /** The registry's `close` listener of every socket (`this` is the socket). */
   readonly #onSocketClose: (this: TLSSocket) => void;
+  /** Starts a connection's planned retirement (its drain window begins). */
+  readonly #onDrainStart = (connection: LiveConnection): void => {
+    connection.timer = undefined;
+    this.#startDrain(connection, connection.plannedReason, connection.plannedAt);
+  };
 
   constructor(
     private readonly maxConnectionAgeMs: number | undefined,
@@ -145,6 +153,8 @@ export class ConnectionRegistry {
       notAfterMs: peer.notAfter.getTime(),
       closesBy: undefined,
       timer: undefined,
+      plannedReason: 'certificate-expired',
+      plannedAt: 0,
       // Checked at accept time against the trust and policy in force now.
       reviewed: this.#epoch,
     };
@@ -152,8 +162,8 @@ export class ConnectionRegistry {
     this.#bySocket.set(socket, connection);
     // One listener shared by every connection (no closure or once-wrapper per connection).
     socket.on('close', this.#onSocketClose);
-    let deadline = peer.notAfter.getTime();
-    let reason: RetireReason = 'certificate-expired';
+    let deadline = connection.notAfterMs;
+    let reason: 'certificate-expired' | 'max-age' = 'certificate-expired';
     if (this.maxConnectionAgeMs !== undefined) {
       // Jittered ±10 % so a fleet of connections opened together does not reconnect together.
       const aged = now + this.maxConnectionAgeMs * (0.9 + 0.2 * Math.random());
@@ -163,7 +173,10 @@ export class ConnectionRegistry {
       }
     }
     const window = Math.max(0, Math.min(this.drainWindowMs(), (deadline - now) / 2));
-    this.#at(connection, deadline - window, () => this.#startDrain(connection, reason, deadline));
+    connection.plannedReason = reason;
+    connection.plannedAt = deadline;
+    // The registry's one drain-start function, with the connection as its argument: no closure per connection.
+    connection.timer = this.#deadlines.add(deadline - window, this.#onDrainStart, connection);
     return connection;
   }
 
