@@ -115,7 +115,7 @@ const loopDelay = monitorEventLoopDelay({ resolution: 5 });
 loopDelay.enable();
 // The meshless server re-checks live connections after a trust change in slices across turns:
 // its report of each review (longest slice, synchronous time, duration), since the last reset.
-let reviews: { maxSliceMs: number; busyMs: number; durationMs: number; slices: number }[] = [];
+let reviews: { maxSliceMs: number; maxSliceCpuMs: number; busyMs: number; durationMs: number; slices: number }[] = [];
 diagnostics_channel.subscribe('meshless:connections:reviewed', (m) => reviews.push(m as (typeof reviews)[0]));
 handle('loopDelay', (m) => {
   const reply = { maxMs: loopDelay.max / 1e6, p99Ms: loopDelay.percentile(99) / 1e6, reviews };

@@ -128,7 +128,7 @@ async function rotationUnderLoad(ctx: BenchContext, server: BenchChild, client: 
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = treeCpuSeconds([server.pid]) - cpu0;
   const loop = await server.request({ type: 'loopDelay', reset: true }, 10_000);
-  const reviews = (loop.reviews ?? []) as { maxSliceMs: number; busyMs: number; durationMs: number; slices: number }[];
+  const reviews = (loop.reviews ?? []) as { maxSliceMs: number; maxSliceCpuMs?: number; busyMs: number; durationMs: number; slices: number }[];
   const reviewMax = (f: (r: (typeof reviews)[0]) => number): number | undefined => (reviews.length > 0 ? round(Math.max(...reviews.map(f)), 3) : undefined);
   const state1 = await client.request({ type: 'state' }, 10_000);
   const done = swaps.length;
@@ -151,6 +151,8 @@ async function rotationUnderLoad(ctx: BenchContext, server: BenchChild, client: 
       loopDelayMaxMs: round(Number(loop.maxMs), 3),
       // The live-connection review after a trust change (sliced): longest slice, synchronous total, duration.
       reviewMaxSliceMs: reviewMax((r) => r.maxSliceMs),
+      // The same slice's CPU time: its work without the time a loaded machine did not schedule the process.
+      reviewMaxSliceCpuMs: reviewMax((r) => r.maxSliceCpuMs ?? NaN),
       reviewBusyMaxMs: reviewMax((r) => r.busyMs),
       reviewDurationMaxMs: reviewMax((r) => r.durationMs),
       cpuMsPerRotation: done > 0 ? round(((cpu - quietCpuPerSecond * elapsed) * 1000) / done, 3) : undefined,
@@ -163,7 +165,7 @@ async function rotationUnderLoad(ctx: BenchContext, server: BenchChild, client: 
   };
   if (row.status === 'failed') row.reason = `${failed} failed requests (${String(result.firstError ?? quiet.firstError)}), ${closed} connections closed during the rotations`;
   console.log(
-    `  rotation: ${done} swaps with ${live} live connections: server swap p50 ${row.median!.swapP50Ms} / p99 ${row.median!.swapP99Ms} ms, new cert served p99 ${row.median!.servedP99Ms} ms, loop stall max ${row.median!.loopDelayMaxMs} ms, review of live connections: longest slice ${row.median!.reviewMaxSliceMs} ms, ${row.median!.reviewBusyMaxMs} ms busy over ${row.median!.reviewDurationMaxMs} ms (max), ${row.median!.cpuMsPerRotation} ms CPU per rotation, ${row.median!.requests} requests, ${failed} failed, ${closed} connections closed`,
+    `  rotation: ${done} swaps with ${live} live connections: server swap p50 ${row.median!.swapP50Ms} / p99 ${row.median!.swapP99Ms} ms, new cert served p99 ${row.median!.servedP99Ms} ms, loop stall max ${row.median!.loopDelayMaxMs} ms, review of live connections: longest slice ${row.median!.reviewMaxSliceMs} ms (CPU ${row.median!.reviewMaxSliceCpuMs} ms), ${row.median!.reviewBusyMaxMs} ms busy over ${row.median!.reviewDurationMaxMs} ms (max), ${row.median!.cpuMsPerRotation} ms CPU per rotation, ${row.median!.requests} requests, ${failed} failed, ${closed} connections closed`,
   );
   return row;
 }

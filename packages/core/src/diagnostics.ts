@@ -29,7 +29,7 @@ export const channels = {
   /** `{ side, remoteAddress?, method?, origin? }` — a plaintext request (permissive server, or a client's `plaintextOrigins`). */
   plaintextRequest: diagnostics_channel.channel('meshless:plaintext:request'),
   /**
-   * `{ side, protocol?, generation, connections, retired, slices, maxSliceMs, busyMs, durationMs, superseded }`
+   * `{ side, protocol?, generation, connections, retired, slices, maxSliceMs, maxSliceCpuMs, busyMs, durationMs, superseded }`
    * — a server finished re-checking its live connections after a trust or policy change (in
    * slices across event-loop turns: `maxSliceMs` is the longest the review held the event loop).
    */

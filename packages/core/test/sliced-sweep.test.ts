@@ -32,6 +32,7 @@ describe('@meshless/core/internal: SlicedSweep', function () {
     assert.ok(done!.slices >= 10, `2,000 × 20 µs in 2 ms slices: ${done!.slices} slices`);
     assert.ok(between >= done!.slices - 1, `other callbacks ran between slices (${between})`);
     assert.ok(done!.busyMs >= 40 && done!.durationMs >= done!.busyMs);
+    assert.ok(Number.isFinite(done!.maxSliceCpuMs) && done!.maxSliceCpuMs > 0, 'the longest slice\'s CPU time is reported');
     assert.equal(sweep.running, false);
   });
 

@@ -107,7 +107,7 @@ export class CallGuard {
   }
 
   #reviewed(stats: SweepStats): void {
-    const report = { side: 'server', protocol: 'grpc', generation: this.#credential.generation, connections: stats.visited, retired: this.#retired, slices: stats.slices, maxSliceMs: stats.maxSliceMs, busyMs: stats.busyMs, durationMs: stats.durationMs, superseded: stats.superseded };
+    const report = { side: 'server', protocol: 'grpc', generation: this.#credential.generation, connections: stats.visited, retired: this.#retired, slices: stats.slices, maxSliceMs: stats.maxSliceMs, maxSliceCpuMs: stats.maxSliceCpuMs, busyMs: stats.busyMs, durationMs: stats.durationMs, superseded: stats.superseded };
     const message = this.#reviewCause === 'trust' ? 'meshless grpc server: trust bundle changed; open connections checked again' : 'meshless grpc server: policy changed; open connections authorized again';
     this.#logger.info(report, message);
     if (channels.connectionsReviewed.hasSubscribers) channels.connectionsReviewed.publish(report);

@@ -193,7 +193,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
     };
     connections.review(recheck, (stats) => {
       verdicts.clear();
-      const report = { side: 'server', generation: credential.generation, connections: stats.visited, retired, slices: stats.slices, maxSliceMs: stats.maxSliceMs, busyMs: stats.busyMs, durationMs: stats.durationMs, superseded: stats.superseded };
+      const report = { side: 'server', generation: credential.generation, connections: stats.visited, retired, slices: stats.slices, maxSliceMs: stats.maxSliceMs, maxSliceCpuMs: stats.maxSliceCpuMs, busyMs: stats.busyMs, durationMs: stats.durationMs, superseded: stats.superseded };
       logger.info(report, 'meshless server: live connections reviewed after a trust or policy change');
       if (channels.connectionsReviewed.hasSubscribers) channels.connectionsReviewed.publish(report);
     });
