@@ -93,8 +93,10 @@ export function authorizeMethods(methods: MethodRules, options: AuthorizeMethods
   });
   const plaintext = plaintextMethods(options.plaintext, logger);
 
+  // Per call: one Map lookup (peek: a hit does not reorder the map; the paths a server routes are
+  // its registered methods, far fewer than the bound).
   const resolve = (path: string): Entry | null => {
-    let entry = resolved.get(path);
+    let entry = resolved.peek(path);
     if (entry === undefined) {
       entry = exact.get(path) ?? services.get(path.slice(0, path.lastIndexOf('/'))) ?? fallback ?? null;
       resolved.set(path, entry);
