@@ -94,6 +94,25 @@ describe('createAgent: requests through undici', function () {
     assert.equal(agent.stats[server.origin]?.connected, 1);
   });
 
+  it('the shortcut to the last origin\'s pool never outlives it: after the server drops the connection a new one is made; after close() requests are refused', async function () {
+    await agent.close();
+    agent = createAgent({ source: pki.client, allow: SERVER_ID, connections: 1 });
+    const before = server.connections.length;
+    const first = await request(`${server.origin}/s1`, { dispatcher: agent });
+    await first.body.dump();
+    // The server ends the idle connection: undici's Agent lets that origin's pool go (and closes it).
+    const disconnected = new Promise((resolve) => agent.once('disconnect', resolve));
+    server.connections[before]!.socket.end();
+    await disconnected;
+    const second = await request(`${server.origin}/s2`, { dispatcher: agent });
+    assert.equal(second.statusCode, 200);
+    await second.body.dump();
+    assert.equal(server.connections.length - before, 2, 'the second request went out on a new connection');
+    await agent.close();
+    await assert.rejects(request(`${server.origin}/s3`, { dispatcher: agent }), (err: Error) => err.name === 'ClientClosedError' || err.name === 'ClientDestroyedError');
+    assert.equal(server.connections.length - before, 2);
+  });
+
   it('accepts a Source as well as a Credential, and reports each verified connection', async function () {
     await agent.close();
     agent = createAgent({ source: staticSource(pki.client), allow: [SERVER_ID] });
