@@ -4,6 +4,7 @@
 //
 //   node scripts/build.mjs              every package (npm run build, npm test, npm run bench)
 //   node scripts/build.mjs <dir>…       those packages and what they reference (prepack: `.`)
+//   node scripts/build.mjs --if-stale   only when a src/ or build/ changed since (test helpers)
 //
 // A package is bundled when its tsconfig.json has `"outDir": "build"`: tsc writes the per-file
 // JavaScript there and the declarations to `dist/` (`declarationDir`); this script then writes
@@ -16,9 +17,9 @@
 //
 // NB: `tsc -b` alone refreshes build/ and the declarations but NOT the bundles in dist/: run this
 // script (or npm run build) before anything that loads a package's dist (the CLI binary, the demo,
-// the bench, pnpm pack).
+// the bench, pnpm pack). The test helpers that run dist/ call it with --if-stale.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -139,11 +140,49 @@ export async function bundle(pkg) {
   }
   // tsc's per-file JavaScript from before this layout, or chunks of an earlier build
   for (const file of javascriptFiles(dist)) if (!written.has(file)) rmSync(file, { force: true });
+  writeFileSync(join(pkg, 'build', STAMP), '');
   return { files: written.size, changed };
 }
 
+/** Written into build/ after each bundling: build/*.js newer than it means the bundles are stale. */
+const STAMP = '.bundled';
+
+function newestMtime(dir, filter = () => true) {
+  if (!existsSync(dir)) return 0;
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile() || !filter(e.name)) continue;
+    newest = Math.max(newest, statSync(join(e.parentPath ?? e.path, e.name)).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * Why the build is out of date, or undefined when it is not: a package's src/ changed after its
+ * last tsc build, or tsc wrote build/ after the last bundling (someone ran `tsc -b` alone).
+ */
+export function staleness() {
+  const dir = join(root, 'packages');
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const pkg = join(dir, e.name);
+    if (!e.isDirectory() || !existsSync(join(pkg, 'tsconfig.json')) || !existsSync(join(pkg, 'src'))) continue;
+    const info = join(pkg, 'tsconfig.tsbuildinfo');
+    if (!existsSync(info)) return `${e.name} was never built`;
+    if (newestMtime(join(pkg, 'src')) > statSync(info).mtimeMs) return `${e.name}/src changed since its last build`;
+  }
+  for (const pkg of bundledPackages()) {
+    const stamp = join(pkg, 'build', STAMP);
+    if (!existsSync(stamp)) return `${basename(pkg)} was never bundled`;
+    if (newestMtime(join(pkg, 'build'), (n) => n.endsWith('.js')) > statSync(stamp).mtimeMs) return `${basename(pkg)}/build changed since its last bundling (tsc -b alone)`;
+  }
+  return undefined;
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const dirs = process.argv.slice(2).map((d) => resolve(d));
+  const args = process.argv.slice(2);
+  // --if-stale: build only when staleness() finds a reason (the test helpers that run dist/ call it)
+  if (args.includes('--if-stale') && staleness() === undefined) process.exit(0);
+  const dirs = args.filter((a) => a !== '--if-stale').map((d) => resolve(d));
   const tsc = join(root, 'node_modules', '.bin', 'tsc');
   const r = spawnSync(tsc, ['-b', ...dirs.map((d) => relative(root, d) || '.')], { cwd: root, stdio: 'inherit' });
   if (r.error) throw r.error;

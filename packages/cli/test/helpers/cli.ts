@@ -22,22 +22,21 @@ function newestMtime(dir: string): number {
 let built = false;
 
 /**
- * Builds the CLI (and the packages it references) when dist/bin.js is missing or older than a
- * source file. `npm test` builds before mocha, so this is a no-op there.
+ * Builds the CLI and the packages it references (tsc -b, then their bundles: scripts/build.mjs)
+ * when dist/bin.js is missing or older than a source file, or when a package's src/ changed or
+ * `tsc -b` ran alone since the last build (--if-stale). `npm test` builds before mocha, so this
+ * is a no-op there.
  */
 export function ensureBuilt(): void {
   if (built) return;
   const dist = join(packageDir, 'dist');
   const stale = !existsSync(BIN) || newestMtime(dist) < newestMtime(join(packageDir, 'src'));
-  if (stale) {
-    // tsc -b, then the bundles of the packages the CLI imports
-    const r = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs'), packageDir], { cwd: root, encoding: 'utf8' });
-    if (r.status !== 0) {
-      // A referenced package that does not compile stops the build; a dist from an earlier
-      // build is still the binary as it was: use it, and say so.
-      if (!existsSync(BIN)) throw new Error(`tsc -b packages/cli failed:\n${r.stdout}${r.stderr}`);
-      console.warn(`      (tsc -b packages/cli failed; testing the previously built dist/bin.js)\n${r.stdout}`);
-    }
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs'), ...(stale ? [] : ['--if-stale']), packageDir], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) {
+    // A referenced package that does not compile stops the build; a dist from an earlier
+    // build is still the binary as it was: use it, and say so.
+    if (!existsSync(BIN)) throw new Error(`the build of packages/cli failed:\n${r.stdout}${r.stderr}`);
+    console.warn(`      (the build of packages/cli failed; testing the previously built dist/bin.js)\n${r.stdout}`);
   }
   built = true;
 }
