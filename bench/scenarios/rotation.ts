@@ -27,11 +27,8 @@ import type { BenchContext } from '../lib/context.js';
 import { skippedRow, type Row } from '../lib/results.js';
 import { quantileSorted, round } from '../lib/stats.js';
 
-/** What each rotation row times (the variant text of its row). */
+/** What the `rotation` row times (the variant text of its row; the report looks for it). */
 export const ROTATION_SERVED = '..data rename → first new connection served with the new certificate';
-export const ROTATION_UPDATE = '..data rename → file source update event';
-export const WORKLOAD_API_SERVED = 'Workload API push → first new connection served with the new certificate';
-export const WORKLOAD_API_UPDATE = 'Workload API push → workloadApiSource update event';
 
 const INTERVAL_MS = 150;
 const TIMEOUT_MS = 5_000;
@@ -52,7 +49,7 @@ const kubelet: Trigger = {
   id: 'rotation',
   unit: 'swaps',
   served: ROTATION_SERVED,
-  update: ROTATION_UPDATE,
+  update: '..data rename → file source update event',
   async start(ctx) {
     const dir = join(ctx.workDir, 'rotation', 'tls');
     await mkdir(dir, { recursive: true });
@@ -81,8 +78,8 @@ const kubelet: Trigger = {
 const workloadApi: Trigger = {
   id: 'workload-api',
   unit: 'pushes',
-  served: WORKLOAD_API_SERVED,
-  update: WORKLOAD_API_UPDATE,
+  served: 'Workload API push → first new connection served with the new certificate',
+  update: 'Workload API push → workloadApiSource update event',
   async start(ctx) {
     const api = await startWorkloadApi();
     api.push({ svids: [svidOf(pemsOf(ctx.certs, 0))] });
@@ -162,7 +159,8 @@ async function measure(ctx: BenchContext, trigger: Trigger, rotations: number): 
     const w = worker;
     const servedAt = (want: string, deadline: number) => {
       w.postMessage({ serial: want, deadline });
-      return once(w, 'message').then(([reply]) => reply as { at?: number; error?: string });
+      // Bounded: the worker answers by the deadline; one that died without a word fails the scenario.
+      return once(w, 'message', { signal: AbortSignal.timeout(Math.ceil(deadline - now()) + 10_000) }).then(([reply]) => reply as { at?: number; error?: string });
     };
     const first = await servedAt(serial(0), now() + TIMEOUT_MS);
     if (first.at === undefined) throw new Error(`the meshless server did not serve the first certificate: ${first.error ?? ''}`);
