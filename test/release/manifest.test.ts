@@ -24,6 +24,17 @@ describe('release: package manifests', () => {
     }
   });
 
+  it('changesets can plan a release: `changeset status` succeeds (the fixed group also matches the private workspace packages, so each needs a version)', function () {
+    // changesets compares against the base branch of .changeset/config.json
+    if (spawnSync('git', ['rev-parse', '--verify', '--quiet', 'main'], { cwd: root }).status !== 0) {
+      console.log('      skipped: this checkout has no branch "main" for changesets to compare against');
+      this.skip();
+    }
+    const bin = join(root, 'node_modules', '.bin', 'changeset');
+    const r = spawnSync(bin, ['status'], { cwd: root, encoding: 'utf8' });
+    assert.equal(r.status, 0, `changeset status failed:\n${r.stdout}\n${r.stderr}`);
+  });
+
   it("the CLI's docs link points into the repository the manifests name", () => {
     const { repository } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { repository: { url: string } };
     const repo = repository.url.replace(/^git\+/, '').replace(/\.git$/, '');
