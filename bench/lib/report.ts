@@ -276,8 +276,14 @@ function scaleNotes(rows: Row[]): string[] {
     const trust = swaps.filter((_, i) => i % 2 === 0);
     const own = swaps.filter((_, i) => i % 2 === 1);
     out.push(
-      `- The server's synchronous swap: own-certificate rotations median ${num(median(own))} ms (max ${num(Math.max(...own))}); trust-bundle changes, which re-check all ${num(rot!.median!.liveConnections)} live connections, median ${num(median(trust))} ms (max ${num(Math.max(...trust))}).`,
+      `- The server's synchronous swap: own-certificate rotations median ${num(median(own))} ms (max ${num(Math.max(...own))}); trust-bundle changes median ${num(median(trust))} ms (max ${num(Math.max(...trust))}).`,
     );
+    const r = rot!.median!;
+    if (r.reviewMaxSliceMs !== undefined) {
+      out.push(
+        `- After a trust-bundle change the server re-checks all ${num(r.liveConnections)} live connections in slices across event-loop turns: longest slice ${num(r.reviewMaxSliceMs)} ms of wall clock (${num(r.reviewMaxSliceCpuMs)} ms of CPU), ${num(r.reviewBusyMaxMs)} ms of slices in all, every connection checked within ${num(r.reviewDurationMaxMs)} ms (worst of the run).`,
+      );
+    }
   }
   return out.length ? [...out, ''] : [];
 }
