@@ -108,7 +108,8 @@ describe('npm run demo (examples/demo/run.mjs)', function () {
 
   it('--keep leaves the services running until Ctrl-C, and they answer the example client', async () => {
     demo = startNode(script('demo/run.mjs'), ['--keep']);
-    await waitFor(() => demo!.stdout().includes('Still running') || demo!.process.exitCode !== null, 90_000, 'the demo to finish its scenario');
+    // The line that names client.mjs comes after "Still running", maybe in a later stdout chunk: wait for it.
+    await waitFor(() => /client\.mjs/.test(demo!.stdout()) || demo!.process.exitCode !== null, 90_000, 'the demo to finish its scenario');
     assert.match(demo.stdout(), /^result +PASS$/m, demo.stdout());
     const clientLine = demo.stdout().split('\n').find((l) => l.includes('client.mjs'))!;
     const env = Object.fromEntries([...clientLine.matchAll(/(CERTS_DIR|ORDERS_URL)=(\S+)/g)].map((m) => [m[1], m[2]]));
