@@ -174,16 +174,17 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
   }
 
   /**
-   * Replaces the allow rules and the deny rules (none unless `deny` is given), as
-   * `server.setAllow` does. Invalid rules throw and change nothing. New requests use a new
+   * Replaces the allow rules, and the deny rules when `deny` is given (without it the current
+   * deny rules stay; `deny: []` drops them), as `server.setAllow` does. Invalid rules throw and change nothing. New requests use a new
    * generation at once (new connections, empty session cache, so nothing verified under the old
    * rules resumes); connections of the previous generation finish their requests and close.
    */
   setAllow(allow: AllowFor, options: { deny?: DenyRules; dryRun?: boolean } = {}): void {
     if (this.#closed) throw new MeshlessError(codes.INVALID_OPTION, 'setAllow on a closed agent: create a new agent', { field: 'allow' });
     const dryRun = options.dryRun === undefined ? this.#dryRun : options.dryRun ? { scope: 'client', logger: this.#logger } : undefined;
-    const policy = compileAllow(allow, this.#policy.version + 1, options.deny, dryRun);
-    this.#deny = options.deny;
+    const deny = options.deny === undefined ? this.#deny : options.deny;
+    const policy = compileAllow(allow, this.#policy.version + 1, deny, dryRun);
+    this.#deny = deny;
     this.#dryRun = dryRun;
     this.#policy = policy;
     this.#watchPolicy(allow);

@@ -41,8 +41,9 @@ const NO_INTERMEDIATES: readonly X509Certificate[] = Object.freeze([]);
  */
 export interface MeshlessServer extends https.Server {
   /**
-   * Replaces the allow-list (and deny-list). New connections are checked against it at once;
-   * live connections whose peer it refuses are revoked: no further request on them is handled.
+   * Replaces the allow-list (and the deny-list when `deny` is given: without it the current deny
+   * rules stay, `deny: []` drops them). New connections are checked against it at once; live
+   * connections whose peer it refuses are revoked: no further request on them is handled.
    */
   setAllow(allow: Rules, options?: { deny?: DenyRules; dryRun?: boolean }): void;
   /**
@@ -89,7 +90,8 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   const { source, logger } = parsed;
   const policyOf = (allow: Rules, deny: DenyRules | undefined, dryRun: boolean): Authorizer => compilePolicy('createServer', allow, deny, dryRun ? { scope: 'server', logger } : undefined);
   let dryRun = parsed.dryRun;
-  let authorize: Authorizer = policyOf(parsed.allow, parsed.deny, dryRun);
+  let deny = parsed.deny;
+  let authorize: Authorizer = policyOf(parsed.allow, deny, dryRun);
   let ticketKeys = randomBytes(48);
   let served: Credential = source.current();
   const verifiedPaths = new WeakMap<TLSSocket, readonly X509Certificate[]>();
@@ -246,11 +248,15 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   Object.defineProperty(server, 'setMode', { value: (mode: ServerMode) => permissive.setMode(parseMode(mode)) });
   Object.defineProperty(server, 'setAllow', {
     value(allow: Rules, opts: { deny?: DenyRules; dryRun?: boolean } = {}): void {
-      // A dry run stays on (or off) until setAllow says otherwise.
-      dryRun = opts.dryRun ?? dryRun;
-      authorize = policyOf(allow, opts.deny, dryRun);
+      // The deny rules and a dry run stay as they are until setAllow says otherwise (`deny: []`
+      // drops every deny rule): replacing the allow-list never silently widens who is refused.
+      const nextDeny = opts.deny === undefined ? deny : opts.deny;
+      const nextDryRun = opts.dryRun ?? dryRun;
+      authorize = policyOf(allow, nextDeny, nextDryRun);
+      deny = nextDeny;
+      dryRun = nextDryRun;
       stopPolicyChanges();
-      stopPolicyChanges = onPolicyChange([allow, opts.deny as Rules | undefined], () => review());
+      stopPolicyChanges = onPolicyChange([allow, deny as Rules | undefined], () => review());
       logger.info({ rules: authorize.rules }, 'meshless server: allow-list replaced');
       review();
     },

@@ -208,13 +208,16 @@ describe('createAgent: which servers are accepted (allow)', function () {
       assert.equal(line.obj.rule, OTHER_SERVER_ID);
     });
 
-    it('setAllow replaces allow and deny together, as server.setAllow does', async function () {
+    it('setAllow replaces allow, and deny when given (without it the deny rules stay; deny: [] drops them), as server.setAllow does', async function () {
       const agent = agentWith(SERVER_ID);
       await served(agent, pay);
       agent.setAllow(anyInTd, { deny: SERVER_ID });
       assert.ok(isMeshlessError(await rejectionOf(request(`${pay.origin}/`, { dispatcher: agent })), codes.PEER_DENIED));
       await served(agent, ledger);
-      agent.setAllow(anyInTd);
+      // Replacing only the allow rules never lifts a deny.
+      agent.setAllow(`spiffe://${TD}/ns/**`);
+      assert.ok(isMeshlessError(await rejectionOf(request(`${pay.origin}/`, { dispatcher: agent })), codes.PEER_DENIED));
+      agent.setAllow(anyInTd, { deny: [] });
       await served(agent, pay);
     });
 

@@ -292,6 +292,21 @@ describe('createServer: rotation', function () {
     }
   });
 
+  it('setAllow without deny keeps the deny rules in force; deny: [] drops them', async () => {
+    const denied = createServer({ source: pki.server, allow: [FRONTEND_ID, BATCH_ID], deny: FRONTEND_ID, logger: recordingLogger() }, (_req, res) => res.end('ok'));
+    const deniedPort = await listen(denied);
+    try {
+      await assert.rejects(get(deniedPort, '/', pki.frontend), 'denied at construction');
+      assert.equal((await get(deniedPort, '/', pki.batch)).status, 200);
+      denied.setAllow([FRONTEND_ID, BATCH_ID]);
+      await assert.rejects(get(deniedPort, '/', pki.frontend), 'replacing the allow-list must not lift the deny rule');
+      denied.setAllow([FRONTEND_ID, BATCH_ID], { deny: [] });
+      assert.equal((await get(deniedPort, '/', pki.frontend)).status, 200);
+    } finally {
+      await closeServer(denied);
+    }
+  });
+
   it('keeps serving when the source reports a failed reload', async () => {
     const { MeshlessError, codes } = await import('@meshless/core');
     source.emit('error', new MeshlessError(codes.KEY_MISMATCH, 'test: a torn write'));
