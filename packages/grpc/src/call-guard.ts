@@ -125,7 +125,10 @@ export class CallGuard {
     }
     this.#verdicts.set(session, verdict);
     if (!this.#sessions.has(session)) this.#track(session);
-    if (verdict.ok && Number.isFinite(verdict.expiresAt)) this.#retireAtExpiry(session, verdict);
+    // Re-checked after a trust change with the same certificate: its expiry timer stands (no new timer per connection per change).
+    if (verdict.ok && Number.isFinite(verdict.expiresAt) && !(cached?.ok === true && cached.expiresAt === verdict.expiresAt && this.#expiryTimers.has(session))) {
+      this.#retireAtExpiry(session, verdict);
+    }
     if (cached === undefined || cached.ok !== verdict.ok || cached.failure !== verdict.failure) {
       this.#report(verdict, socket?.remoteAddress);
     }
