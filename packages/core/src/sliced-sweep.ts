@@ -45,6 +45,7 @@ export class SlicedSweep<T> {
   #maxSliceCpuMs = 0;
   #busyMs = 0;
   #superseded = 0;
+  #inSlice = false;
 
   constructor(
     private readonly items: () => Iterator<T>,
@@ -58,7 +59,12 @@ export class SlicedSweep<T> {
     return this.#iterator !== undefined;
   }
 
-  /** Starts a sweep from the first item (abandoning one in progress); its first slice runs on the next turn. */
+  /**
+   * Starts a sweep from the first item (abandoning one in progress). Its first slice runs now,
+   * synchronously (called from a visit, on the next turn): a few hundred items — every live
+   * connection of most services — are done before the caller returns, exactly as an unsliced
+   * loop would, and only the rest waits for later turns.
+   */
   restart(): void {
     if (this.#iterator !== undefined) this.#superseded++;
     else this.#superseded = 0;
@@ -69,7 +75,12 @@ export class SlicedSweep<T> {
     this.#maxSliceMs = 0;
     this.#maxSliceCpuMs = 0;
     this.#busyMs = 0;
-    this.#immediate ??= setImmediate(() => this.#slice());
+    if (this.#inSlice) {
+      this.#immediate ??= setImmediate(() => this.#slice());
+      return;
+    }
+    if (this.#immediate !== undefined) clearImmediate(this.#immediate);
+    this.#slice();
   }
 
   /** Abandons the sweep in progress (e.g. the server closed). */
@@ -87,6 +98,7 @@ export class SlicedSweep<T> {
     const cpu0 = process.cpuUsage();
     let n = 0;
     let done = false;
+    this.#inSlice = true;
     try {
       for (;;) {
         const next = iterator.next();
@@ -101,6 +113,7 @@ export class SlicedSweep<T> {
         if (n % CLOCK_EVERY === 0 && performance.now() - t0 >= this.sliceMs) break;
       }
     } finally {
+      this.#inSlice = false;
       const t1 = performance.now();
       if (this.#iterator === iterator) {
         this.#visited += n;

@@ -59,6 +59,9 @@ export class CallGuard {
     const session = sessionOf(call);
     const verdict = session === undefined ? this.#noConnection() : this.#verdictOf(session);
     if (verdict.ok) return authorizedCall(call, verdict.authContext!);
+    // A review in progress has not reached this connection yet and it no longer passes: retire
+    // it now, as the review would (GOAWAY: the client's next calls go on a new connection).
+    if (session !== undefined && this.#review.running) this.#reviewSession(session);
     return this.#refuse(call, verdict, method.path);
   };
 
@@ -71,8 +74,10 @@ export class CallGuard {
    * Switches to a new generation. On a trust change (new bundle), every open connection is
    * checked again against the new bundle; those that no longer pass are retired (GOAWAY, open
    * streams may finish within the grace period). The check runs in slices across event-loop
-   * turns; a call on a connection not reached yet is checked on the spot (its cached verdict is
-   * of the old bundle), so no call is admitted under the old trust. A newer change restarts it.
+   * turns, the first one before this returns (a few hundred connections: all of them); a call on
+   * a connection not reached yet is checked on the spot (its cached verdict is of the old
+   * bundle), so no call is admitted under the old trust, and a connection that fails is retired
+   * there and then. A newer change restarts it.
    */
   update(credential: Credential): void {
     const trustChanged = credential.bundleHash !== this.#credential.bundleHash;

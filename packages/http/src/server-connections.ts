@@ -222,7 +222,8 @@ export class ConnectionRegistry {
 
   /**
    * Re-checks every live connection after a trust or policy change, without stalling the server:
-   * in slices of ~2 ms of work per event-loop turn (new handshakes and requests run in between).
+   * in slices of ~2 ms of work per event-loop turn (new handshakes and requests run in between),
+   * the first one before this returns.
    * Order guarantees: a connection the review has not reached yet is re-checked before its next
    * request is admitted (so no request is handled under a stale verdict); a newer review
    * supersedes one in progress (it restarts from the first connection, and `recheck` always
