@@ -126,9 +126,9 @@ export async function runPerRequestBench(options: { quick?: boolean; batches?: n
       ['allow-10k', 'allowList decision, 10,000 exact rules (match)', () => allow10k(peer)],
       ['allow-10k-miss', 'allowList decision, 10,000 exact rules (no match: denied)', () => allow10k(stranger)],
       ['allow-10k-pattern', "allowList decision, 10,000 rules matched by a 'ns/*' pattern", () => allowPatterns(peer)],
-      ['socketPeer', 'socketPeer(socket): cached peer of a connection', () => socketPeer(socket)],
-      ['request-10', 'per request: socketPeer + decision, 10 rules', () => allow10(socketPeer(socket)!)],
-      ['request-10k', 'per request: socketPeer + decision, 10,000 rules', () => allow10k(socketPeer(socket)!)],
+      ['socketPeer', 'peerOf(req)\'s lookup: the cached peer of a connection (core/internal socketPeer)', () => socketPeer(socket)],
+      ['request-10', 'per request: peer lookup + decision, 10 rules', () => allow10(socketPeer(socket)!)],
+      ['request-10k', 'per request: peer lookup + decision, 10,000 rules', () => allow10k(socketPeer(socket)!)],
       [
         'handwritten-getPeerCertificate',
         "hand-written per request: socket.getPeerCertificate().subjectaltname.includes('URI:' + id)",
