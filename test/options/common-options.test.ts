@@ -135,4 +135,13 @@ describe('the common options of createServer, createAgent, serverCredentials and
       assert.throws(() => construct(wrapper, base), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION) && e.field === 'sessionTimeout' && e.message.startsWith(`${wrapper}: option \`sessionTimeout\` is not accepted`));
     }
   });
+
+  it('the TLS settings of a hand-written client (rejectUnauthorized, checkServerIdentity, ca, cert, key, servername) are refused by createAgent with the reason, not as unknown names', function () {
+    for (const [field, value] of [['rejectUnauthorized', false], ['checkServerIdentity', () => undefined], ['ca', 'PEM'], ['cert', 'PEM'], ['key', 'PEM'], ['servername', 'localhost']] as const) {
+      assert.throws(
+        () => construct('createAgent', { source: credential, allow: '*', logger: silentLogger, [field]: value }),
+        (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION) && e.field === field && e.message.startsWith(`createAgent: option \`${field}\` is not accepted: meshless`),
+      );
+    }
+  });
 });

@@ -64,7 +64,21 @@ export interface ConnectorSettings {
 }
 
 const NOT_TAKEN = 'meshless makes every TLS socket itself from { source, allow, minVersion, maxVersion, ciphers, ecdhCurve }';
-const REFUSED: Record<(typeof OWNED)[number], string> = { connect: NOT_TAKEN, factory: NOT_TAKEN, socketPath: NOT_TAKEN, tls: NOT_TAKEN, clientTtl: NOT_TAKEN };
+/** What a hand-written https/undici client sets and meshless owns: refused with the reason, not as unknown names. */
+const TLS_BY_HAND = 'meshless verifies every server itself (chain against the bundle of its trust domain, then `allow`) from { source, allow }';
+const REFUSED: Record<(typeof OWNED)[number] | 'rejectUnauthorized' | 'checkServerIdentity' | 'ca' | 'cert' | 'key' | 'servername', string> = {
+  connect: NOT_TAKEN,
+  factory: NOT_TAKEN,
+  socketPath: NOT_TAKEN,
+  tls: NOT_TAKEN,
+  clientTtl: NOT_TAKEN,
+  rejectUnauthorized: TLS_BY_HAND,
+  checkServerIdentity: TLS_BY_HAND,
+  ca: TLS_BY_HAND,
+  cert: NOT_TAKEN,
+  key: NOT_TAKEN,
+  servername: TLS_BY_HAND,
+};
 
 /** createAgent's own options, besides the common ones (docs/options.md). */
 const OWN_OPTIONS = ['maxConnectionAgeMs', 'maxCachedSessions', 'connectTimeout', 'peerContext', 'plaintextOrigins'] as const;
