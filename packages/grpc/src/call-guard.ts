@@ -61,7 +61,7 @@ export class CallGuard {
     if (verdict.ok) return authorizedCall(call, verdict.authContext!);
     // A review in progress has not reached this connection yet and it no longer passes: retire
     // it now, as the review would (GOAWAY: the client's next calls go on a new connection).
-    if (session !== undefined && this.#review.running) this.#reviewSession(session);
+    if (session !== undefined && this.#review.running) this.#retire(session);
     return this.#refuse(call, verdict, method.path);
   };
 
@@ -105,10 +105,14 @@ export class CallGuard {
 
   #reviewSession(session: Http2Session): void {
     if (session.closed || session.destroyed) return;
-    if (!this.#verdictOf(session).ok) {
-      this.#retired++;
-      retireSession(session, this.#retireGraceMs);
-    }
+    if (!this.#verdictOf(session).ok) this.#retire(session);
+  }
+
+  /** Retires a connection whose peer no longer passes (GOAWAY; open streams get the grace period). */
+  #retire(session: Http2Session): void {
+    if (session.closed || session.destroyed) return;
+    this.#retired++;
+    retireSession(session, this.#retireGraceMs);
   }
 
   #reviewed(stats: SweepStats): void {
