@@ -6,6 +6,7 @@ import { MeshlessError, codes } from './errors.js';
 import { BoundedMap } from './bounded-map.js';
 import { identityOf } from './identity.js';
 import type { Peer } from './peer.js';
+import { sessionPeerCertificate } from './tls-session.js';
 import { refusal, verifyPeer, type PeerCheck, type PresentedChain } from './verifier.js';
 
 /** The outcome of checking one TLS connection ({@link verifyPeer}'s, plus whether the session was resumed). */
@@ -22,13 +23,38 @@ const peers = new WeakMap<TLSSocket, Peer>();
 export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
   const legacy = socket.getPeerCertificate();
   if (!legacy || !legacy.raw) return undefined;
-  // One X509Certificate per distinct certificate (each holds ~6 KB of native memory, and parsing
-  // is most of what a connection costs meshless): keyed by the fingerprint Node already computed.
-  const fingerprint = legacy.fingerprint256;
-  let x509 = fingerprint ? certificates.get(fingerprint) : undefined;
+  return certificateOf(legacy.raw);
+}
+
+/**
+ * The client certificate of a connection a server accepted, as {@link peerCertificateOf} reads
+ * it, at a fraction of the cost: from the serialized TLS session (`getSession()`, ~10 µs) instead
+ * of the legacy certificate object (~60–110 µs per connection, resumed ones included). The session
+ * holds the certificate OpenSSL verified (or, resumed, the one its ticket was issued for). Server
+ * sockets only (a client's session keeps a certificate Node does not show on resumption); falls
+ * back to {@link peerCertificateOf} whenever the session has no certificate or cannot be read.
+ */
+export function acceptedPeerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
+  try {
+    const session = socket.getSession();
+    const der = session === undefined ? undefined : sessionPeerCertificate(session);
+    return der === undefined ? peerCertificateOf(socket) : certificateOf(der);
+  } catch {
+    // Unreadable: undefined, and checkConnection reads the certificate itself (and reports why not).
+    return undefined;
+  }
+}
+
+/**
+ * One X509Certificate per distinct certificate (each holds ~6 KB of native memory, and parsing
+ * costs ~130 µs on OpenSSL 3), keyed by its DER bytes.
+ */
+function certificateOf(der: Buffer): X509Certificate {
+  const key = der.toString('latin1');
+  let x509 = certificates.get(key);
   if (x509 === undefined) {
-    x509 = new X509Certificate(legacy.raw);
-    if (fingerprint) certificates.set(fingerprint, x509);
+    x509 = new X509Certificate(der);
+    certificates.set(key, x509);
   }
   return x509;
 }

@@ -1,5 +1,6 @@
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { checkConnection, type Authorizer, type Credential, type Decision, type Peer, type RefusalClass } from '@meshless/core';
+import { acceptedPeerCertificateOf } from '@meshless/core/internal';
 import { grpc, type AuthContext } from './grpc-js.js';
 
 /**
@@ -62,7 +63,8 @@ export interface VerdictInput {
 export function connectionVerdict(socket: TLSSocket, input: VerdictInput): Verdict {
   const { credential } = input;
   const bundleHash = credential.bundleHash;
-  const check = checkConnection(socket, input.authorize, credential, { now: input.now, who: 'client' });
+  const certificate = acceptedPeerCertificateOf(socket);
+  const check = checkConnection(socket, input.authorize, credential, certificate === undefined ? { now: input.now, who: 'client' } : { now: input.now, who: 'client', certificate });
   if (!check.ok) {
     const denied = check.failure === 'denied';
     return {

@@ -20,6 +20,7 @@ import {
   TLS_SERVER_SECRET_PROPERTIES,
   onPolicyChange,
   compilePolicy,
+  acceptedPeerCertificateOf,
 } from '@meshless/core/internal';
 import { ConnectionRegistry, type LiveConnection, type PeerRetirement, type ReviewVerdict } from './server-connections.js';
 import { gateRequests } from './server-request-gate.js';
@@ -126,7 +127,8 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   // client never has a request parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     const credential = source.current();
-    const check = checkConnection(socket, authorize, credential, { who: 'client' });
+    const certificate = acceptedPeerCertificateOf(socket);
+    const check = checkConnection(socket, authorize, credential, certificate === undefined ? { who: 'client' } : { who: 'client', certificate });
     if (!check.ok) {
       const remoteAddress = socket.remoteAddress;
       socket.destroy();
