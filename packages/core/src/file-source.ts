@@ -2,19 +2,17 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { loadCredential, type Credential } from './credential.js';
-import { channels } from './diagnostics.js';
 import { MeshlessError, codes, isMeshlessError } from './errors.js';
-import { SourceMetrics } from './file-source-metrics.js';
 import { checkLocation, resolveFileSourceOptions, type FileSourceLocation, type FileSourceOptions, type ResolvedFileSourceOptions } from './file-source-options.js';
 import { readGeneration, type GenerationBytes } from './file-source-read.js';
 import { hasTrustFiles, noTrust, readTrustSet, resolveTrustFiles, trustFileList, trustSummary, type TrustFiles, type TrustSet } from './file-source-trust.js';
 import type { SpiffeBundle } from './spiffe-bundle.js';
 import { MountWatcher } from './file-source-watch.js';
-import { HealthTimer, sourceHealthState } from './health-timer.js';
 import { resolveFiles, type CredentialFiles, type CredentialLayout } from './layout.js';
 import { loggerOf, type Logger } from './logger.js';
 import { findFrozenMounts } from './mount-info.js';
-import type { Health, HealthState, Source, SourceEvents } from './source.js';
+import type { Health, Source, SourceEvents } from './source.js';
+import { SourceReporter } from './source-reporter.js';
 
 export type { FileSourceLocation, FileSourceOptions, FederationFiles } from './file-source-options.js';
 export type { TrustFiles } from './file-source-trust.js';
@@ -77,17 +75,13 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
   readonly #watcher: MountWatcher;
   /** Watches the federated bundle files: another mount, which may vanish without stopping the credential's watch. */
   readonly #trustWatcher: MountWatcher | undefined;
-  readonly #healthTimer: HealthTimer;
-  #metrics: SourceMetrics | undefined;
+  readonly #report: SourceReporter;
   #current!: Credential;
   /** The trio and the federated bundles come from different mounts and change independently: each keeps its own last good. */
   #goodTrio!: TrioRead;
   #trust: TrustSet = noTrust;
   #noticesLogged = new Set<string>();
   #anchorIdentity = '';
-  #failure: MeshlessError | undefined;
-  #lastReloadAt = new Date();
-  #healthState: HealthState = 'fresh';
   #closed = false;
   /** False until the first generation is loaded; events seen before are replayed once after. */
   #started = false;
@@ -108,7 +102,16 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
     this.#label = label;
     this.#options = options;
     this.#log = loggerOf(options.logger);
-    this.#healthTimer = new HealthTimer(() => this.#updateHealth());
+    this.#report = new SourceReporter({
+      source: this,
+      current: () => this.#current,
+      log: this.#log,
+      label,
+      kind: 'file source',
+      renewAtShare: options.renewAtShare,
+      credentialFields,
+      errorFields,
+    });
     const names = new Set([files.cert, files.key, files.ca].map((f) => path.basename(f)));
     this.#watcher = new MountWatcher({
       dirs: [...new Set([files.cert, files.key, files.ca].map((f) => path.dirname(f)))],
@@ -142,23 +145,18 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
       this.#goodTrio = { bytes, raw: rawHashOf(bytes) };
       this.#trust = trust;
       this.#anchorIdentity = String(this.#current.identity);
-      this.#lastReloadAt = new Date();
+      this.#report.lastReloadAt = new Date();
     } catch (err) {
       await this.#stop();
       throw asMeshlessError(err, this.files);
     }
-    this.#metrics = new SourceMetrics(this.#label, () => this.#current);
-    this.#metrics.reload('success');
-    this.#healthState = this.health().state;
-    this.#healthTimer.schedule(this.#current, this.#options.renewAtShare);
+    this.#report.started();
     if (this.#options.recheckIntervalMs > 0) {
       this.#recheckTimer = setInterval(() => void this.#recheck(), this.#options.recheckIntervalMs).unref();
     }
     this.#log.info({ source: this.#label, files: this.files, ...(this.layout ? { layout: this.layout.name } : {}), ...credentialFields(this.#current), ...this.#trustFields() }, 'meshless: credential loaded');
     this.#logNotices(this.#current, this.#trust);
-    if (this.#healthState !== 'fresh') {
-      this.#log.warn({ source: this.#label, state: this.#healthState, ...credentialFields(this.#current) }, `meshless: credential health is ${this.#healthState} at start`);
-    }
+    this.#report.logStartHealth();
     this.#started = true;
     if (this.#changedDuringStart) this.#onFileEvent('changed while the first generation was loading');
     void this.#warnAboutFrozenMounts().catch(() => undefined);
@@ -173,15 +171,7 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
   }
 
   health(): Health {
-    const c = this.#current;
-    const state = sourceHealthState(c, Date.now(), this.#options.renewAtShare, this.#failure !== undefined);
-    return {
-      state,
-      notAfter: c.notAfter,
-      generation: c.generation,
-      lastReloadAt: this.#lastReloadAt,
-      ...(this.#failure ? { lastError: this.#failure } : {}),
-    };
+    return this.#report.health(this.#current);
   }
 
   async reload(): Promise<Credential> {
@@ -201,8 +191,7 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
     for (const t of [this.#debounceTimer, this.#confirmTimer]) if (t !== undefined) clearTimeout(t);
     if (this.#recheckTimer !== undefined) clearInterval(this.#recheckTimer);
     this.#debounceTimer = this.#confirmTimer = this.#recheckTimer = undefined;
-    this.#healthTimer.stop();
-    this.#metrics?.close();
+    this.#report.close();
     const queued = this.#queued;
     this.#queued = undefined;
     queued?.resolve();
@@ -349,29 +338,28 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
     if (trioAccepted) this.#goodTrio = trio;
     if (trustAccepted) this.#trust = trust;
     if (next !== undefined && next.contentHash === this.#current.contentHash) next = undefined;
-    if (failures.length === 0 || next !== undefined) this.#lastReloadAt = new Date();
-    const recovered = this.#failure;
-    if (failures.length === 0) this.#failure = undefined;
+    if (failures.length === 0 || next !== undefined) this.#report.lastReloadAt = new Date();
+    const recovered = this.#report.failure;
+    if (failures.length === 0) this.#report.failure = undefined;
     if (next === undefined) {
       if (failures.length === 0) {
-        this.#metrics?.reload('unchanged');
+        this.#report.metrics?.reload('unchanged');
         if (recovered) this.#log.info({ source: this.#label, ...credentialFields(this.#current) }, 'meshless: credential files readable again (unchanged)');
       }
     } else {
       const previous = this.#current;
       this.#current = next;
-      this.#metrics?.reload('success');
+      this.#report.metrics?.reload('success');
       const what = trioAccepted ? 'credential rotated' : 'federated trust bundles changed';
       this.#log.info(
         { source: this.#label, ...credentialFields(next), previousGeneration: previous.generation, trigger, readAttempts: attempts, readMs: Math.round((performance.now() - startedAt) * 10) / 10, ...(next.bundleHash === previous.bundleHash ? {} : { trustChanged: true }), ...this.#trustFields() },
         `meshless: ${what}`,
       );
       this.#logNotices(next, this.#trust);
-      channels.sourceUpdate.publish({ source: this, credential: next, previous });
-      this.#emitSafely('update', next, previous);
+      this.#report.updated(next, previous);
     }
     for (const err of failures) this.#fail(err, trigger);
-    this.#updateHealth();
+    this.#report.updateHealth();
   }
 
   #load(bytes: GenerationBytes, trust: TrustSet, generation: number): Credential {
@@ -415,38 +403,7 @@ class FileSourceImpl extends EventEmitter<SourceEvents> implements FileSource {
       this.#log.debug({ source: this.#label, err: errorFields(err) }, 'meshless: credential read failed while files were changing; confirming shortly');
       return;
     }
-    this.#failure = err;
-    this.#metrics?.reload('failure', err.code);
-    this.#log.warn({ source: this.#label, err: errorFields(err), servingGeneration: this.#current.generation, trigger }, `meshless: credential reload failed; still serving generation ${this.#current.generation}`);
-    channels.sourceError.publish({ source: this, error: err });
-    // An 'error' event with no listener would throw and crash the process: only emit to listeners.
-    if (this.listenerCount('error') > 0) this.#emitSafely('error', err);
-    this.#updateHealth();
-  }
-
-  #updateHealth(): void {
-    if (this.#closed) return;
-    this.#healthTimer.schedule(this.#current, this.#options.renewAtShare);
-    const health = this.health();
-    if (health.state === this.#healthState) return;
-    this.#healthState = health.state;
-    const fields = { source: this.#label, state: health.state, ...credentialFields(this.#current), ...(health.lastError ? { err: errorFields(health.lastError) } : {}) };
-    if (health.state === 'fresh') this.#log.info(fields, 'meshless: credential health is fresh');
-    else this.#log.warn(fields, `meshless: credential health is ${health.state}`);
-    channels.sourceHealth.publish({ source: this, health });
-    this.#emitSafely('health', health);
-  }
-
-  /**
-   * Emits to the application's listeners. A listener that throws must not break the source (the
-   * new generation is already served, timers must be re-armed): its error is logged instead.
-   */
-  #emitSafely<K extends keyof SourceEvents>(event: K, ...args: SourceEvents[K]): void {
-    try {
-      (this.emit as (event: K, ...args: SourceEvents[K]) => boolean)(event, ...args);
-    } catch (err) {
-      this.#log.error({ source: this.#label, event, listenerError: (err as Error)?.message ?? String(err) }, `meshless: a '${event}' listener of the file source threw; the source goes on`);
-    }
+    this.#report.fail(err, { servingGeneration: this.#current.generation, trigger }, `meshless: credential reload failed; still serving generation ${this.#current.generation}`);
   }
 
   async #warnAboutFrozenMounts(): Promise<void> {

@@ -26,6 +26,7 @@ export { onPolicyChange, isLivePolicy, forwardPolicyChanges, POLICY_CHANGES, typ
 export { dryRunAuthorizer } from './dry-run.js';
 export { SourceMetrics, type ReloadOutcome } from './file-source-metrics.js';
 export { HealthTimer, sourceHealthState, nextHealthChangeAt } from './health-timer.js';
+export { SourceReporter, type SourceReporterOptions } from './source-reporter.js';
 export { hideSecretProperties, TLS_SERVER_SECRET_PROPERTIES } from './hide-secrets.js';
 export { SlicedSweep, DEFAULT_SLICE_MS, type SweepStats } from './sliced-sweep.js';
 export { resolveOptions, compilePolicy, compileRules, optionError, type WrapperName, type WrapperSpec, type ResolvedOptions, type TlsPolicyField } from './wrapper-options.js';

@@ -2,23 +2,17 @@ import { EventEmitter } from 'node:events';
 import grpc from '@grpc/grpc-js';
 import {
   MeshlessError,
-  channels,
   codes,
   isMeshlessError,
   loggerOf,
   meshlessMetrics,
   type Credential,
   type Health,
-  type HealthState,
   type Logger,
   type Source,
   type SourceEvents,
 } from '@meshless/core';
-import {
-  HealthTimer,
-  SourceMetrics,
-  sourceHealthState,
-} from '@meshless/core/internal';
+import { SourceReporter } from '@meshless/core/internal';
 import type { WorkloadApiAddress } from './address.js';
 import { Backoff } from './backoff.js';
 import { workloadApiChannels } from './diagnostics.js';
@@ -63,16 +57,12 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
   readonly #options: ResolvedOptions;
   readonly #log: Logger;
   readonly #backoff: Backoff;
-  readonly #healthTimer = new HealthTimer(() => this.#updateHealth());
+  readonly #report: SourceReporter;
   readonly #streamEvents: ReturnType<typeof meshlessMetrics>['reloads'];
-  #metrics: SourceMetrics | undefined;
   #current: Credential | undefined;
   #hint = '';
   #anchorIdentity = '';
-  #failure: MeshlessError | undefined;
   #withdrawn = false;
-  #healthState: HealthState = 'fresh';
-  #lastReloadAt = new Date();
   #stream: X509SvidStream | undefined;
   #messagesThisCall = 0;
   #attempt = 0;
@@ -93,6 +83,17 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
     this.#options = options;
     this.#log = loggerOf(options.logger);
     this.#backoff = new Backoff(options.initialBackoffMs, options.maxBackoffMs);
+    this.#report = new SourceReporter({
+      source: this,
+      current: () => this.#current,
+      log: this.#log,
+      label: this.address,
+      kind: 'Workload API source',
+      renewAtShare: options.renewAtShare,
+      credentialFields,
+      errorFields,
+      forceExpired: () => this.#withdrawn && this.#options.onWithdrawn === 'expire',
+    });
     this.#streamEvents = meshlessMetrics().meter.createCounter('meshless.workload_api.streams', {
       description: 'Workload API stream events, by event (connected, disconnected) and gRPC status',
     });
@@ -124,16 +125,7 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
   }
 
   health(): Health {
-    const c = this.current();
-    let state = sourceHealthState(c, Date.now(), this.#options.renewAtShare, this.#failure !== undefined);
-    if (this.#withdrawn && this.#options.onWithdrawn === 'expire') state = 'expired';
-    return {
-      state,
-      notAfter: c.notAfter,
-      generation: c.generation,
-      lastReloadAt: this.#lastReloadAt,
-      ...(this.#failure ? { lastError: this.#failure } : {}),
-    };
+    return this.#report.health(this.current());
   }
 
   /**
@@ -165,8 +157,7 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
     this.#stream = undefined;
     for (const t of [this.#retryTimer, this.#firstTimer]) if (t !== undefined) clearTimeout(t);
     this.#retryTimer = this.#firstTimer = undefined;
-    this.#healthTimer.stop();
-    this.#metrics?.close();
+    this.#report.close();
     this.#failStart(new MeshlessError(codes.SOURCE_CLOSED, `the Workload API source for ${this.address} was closed before the first SVID arrived`));
     this.#settleWaiters();
     this.#log.debug({ source: this.address }, 'meshless: Workload API source closed');
@@ -223,7 +214,7 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
       } else if (delivered > 0) {
         // A stream that served us ended: reconnect first; report only if that fails.
         this.#log.info(fields, 'meshless: Workload API stream ended; reconnecting');
-      } else if (this.#failure?.code !== codes.WORKLOAD_API_UNAVAILABLE && this.#failure?.code !== codes.IDENTITY_WITHDRAWN) {
+      } else if (this.#report.failure?.code !== codes.WORKLOAD_API_UNAVAILABLE && this.#report.failure?.code !== codes.IDENTITY_WITHDRAWN) {
         this.#fail(new MeshlessError(
           codes.WORKLOAD_API_UNAVAILABLE,
           `${this.#label} cannot be reached (${endText(end)}); still serving generation ${this.#current.generation} (${String(this.#current.identity)}, valid until ${this.#current.notAfter.toISOString()}) and reconnecting with backoff. Check that the agent is running and its socket is mounted`,
@@ -277,22 +268,19 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
   #accept(built: ReturnType<typeof buildCredential>, handleMs: number): void {
     const { credential } = built;
     const previous = this.#current;
-    this.#lastReloadAt = new Date();
-    const recovered = this.#failure;
-    this.#failure = undefined;
+    this.#report.lastReloadAt = new Date();
+    const recovered = this.#report.failure;
+    this.#report.failure = undefined;
     this.#withdrawn = false;
     for (const notice of credential.notices) this.#log.info({ source: this.address, notice }, `meshless: ${notice}`);
     if (previous === undefined) {
       this.#current = credential;
       this.#hint = built.hint;
       this.#anchorIdentity = String(credential.identity);
-      this.#metrics = new SourceMetrics(this.address, () => this.current());
-      this.#metrics.reload('success');
-      this.#healthState = this.health().state;
-      this.#healthTimer.schedule(credential, this.#options.renewAtShare);
+      this.#report.started();
       workloadApiChannels.message.publish({ source: this, address: this.address, outcome: 'update', generation: credential.generation, spiffeId: credential.identity.spiffeId });
       this.#log.info({ source: this.address, ...credentialFields(credential), svid: built.index, hint: built.hint, offered: built.offered }, 'meshless: SVID received from the Workload API');
-      if (this.#healthState !== 'fresh') this.#log.warn({ source: this.address, state: this.#healthState, ...credentialFields(credential) }, `meshless: credential health is ${this.#healthState} at start`);
+      this.#report.logStartHealth();
       if (this.#firstTimer !== undefined) clearTimeout(this.#firstTimer);
       this.#firstTimer = undefined;
       const start = this.#start;
@@ -302,25 +290,24 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
       return;
     }
     if (credential.contentHash === previous.contentHash) {
-      this.#metrics?.reload('unchanged');
+      this.#report.metrics?.reload('unchanged');
       workloadApiChannels.message.publish({ source: this, address: this.address, outcome: 'unchanged', generation: previous.generation, spiffeId: previous.identity.spiffeId });
       if (recovered) this.#log.info({ source: this.address, ...credentialFields(previous) }, 'meshless: Workload API serving again (unchanged)');
-      this.#updateHealth();
+      this.#report.updateHealth();
       this.#settleWaiters();
       return;
     }
     this.#current = credential;
     this.#hint = built.hint;
-    this.#metrics?.reload('success');
+    this.#report.metrics?.reload('success');
     const trustChanged = credential.bundleHash !== previous.bundleHash;
     this.#log.info(
       { source: this.address, ...credentialFields(credential), previousGeneration: previous.generation, svid: built.index, hint: built.hint, trustChanged, handleMs: Math.round(handleMs * 10) / 10 },
       'meshless: credential rotated (Workload API)',
     );
     workloadApiChannels.message.publish({ source: this, address: this.address, outcome: 'update', generation: credential.generation, spiffeId: credential.identity.spiffeId });
-    channels.sourceUpdate.publish({ source: this, credential, previous });
-    this.#emitSafely('update', credential, previous);
-    this.#updateHealth();
+    this.#report.updated(credential, previous);
+    this.#report.updateHealth();
     this.#settleWaiters();
   }
 
@@ -339,8 +326,8 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
 
   #withdraw(why: string): void {
     this.#withdrawn = true;
-    if (this.#failure?.code === codes.IDENTITY_WITHDRAWN) {
-      this.#updateHealth();
+    if (this.#report.failure?.code === codes.IDENTITY_WITHDRAWN) {
+      this.#report.updateHealth();
       return;
     }
     const c = this.#current!;
@@ -365,12 +352,7 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
   }
 
   #fail(err: MeshlessError): void {
-    this.#failure = err;
-    this.#metrics?.reload('failure', err.code);
-    this.#log.warn({ source: this.address, err: errorFields(err), servingGeneration: this.#current?.generation }, `meshless: Workload API update failed; still serving generation ${this.#current?.generation}`);
-    channels.sourceError.publish({ source: this, error: err });
-    if (this.listenerCount('error') > 0) this.#emitSafely('error', err);
-    this.#updateHealth();
+    this.#report.fail(err, { servingGeneration: this.#current?.generation }, `meshless: Workload API update failed; still serving generation ${this.#current?.generation}`);
   }
 
   // ---- start -----------------------------------------------------------------------------
@@ -402,32 +384,11 @@ export class WorkloadApiSourceImpl extends EventEmitter<SourceEvents> implements
     start.reject(err);
   }
 
-  // ---- health and events -----------------------------------------------------------------
+  // ---- reload() waiters ------------------------------------------------------------------
 
   #settleWaiters(): void {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w();
-  }
-
-  #updateHealth(): void {
-    if (this.#closed || this.#current === undefined) return;
-    this.#healthTimer.schedule(this.#current, this.#options.renewAtShare);
-    const health = this.health();
-    if (health.state === this.#healthState) return;
-    this.#healthState = health.state;
-    const fields = { source: this.address, state: health.state, ...credentialFields(this.#current), ...(health.lastError ? { err: errorFields(health.lastError) } : {}) };
-    if (health.state === 'fresh') this.#log.info(fields, 'meshless: credential health is fresh');
-    else this.#log.warn(fields, `meshless: credential health is ${health.state}`);
-    channels.sourceHealth.publish({ source: this, health });
-    this.#emitSafely('health', health);
-  }
-
-  #emitSafely<K extends keyof SourceEvents>(event: K, ...args: SourceEvents[K]): void {
-    try {
-      (this.emit as (event: K, ...args: SourceEvents[K]) => boolean)(event, ...args);
-    } catch (err) {
-      this.#log.error({ source: this.address, event, listenerError: (err as Error)?.message ?? String(err) }, `meshless: a '${event}' listener of the Workload API source threw; the source goes on`);
-    }
   }
 }
