@@ -7,27 +7,19 @@ import { codes, isMeshlessError, privateKeyPem, silentLogger } from '@meshless/c
 import { createTestCA, waitFor } from '@meshless/testing';
 import { request } from 'undici';
 import { createAgent, type MeshlessAgent, type ServerRefused } from '@meshless/http';
-import { SERVER_ID, TD, createClientPki, rejectionOf, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
+import { SERVER_ID, TD, clientTestEnv, rejectionOf } from '@meshless/fixtures/http-client';
 import { startTlsProxy, type TlsProxy } from './fixtures.js';
 
 const BODY = 'card=4111111111111111&amount=100';
 
 describe('http client against a man in the middle', function () {
-  let pki: ClientPki;
-  let server: TestServer;
+  const env = clientTestEnv();
   let agent: MeshlessAgent;
   let proxy: TlsProxy | undefined;
   let refused: ServerRefused[];
 
-  before(async function () {
-    pki = await createClientPki();
-    server = await startServer(pki.server);
-  });
-  after(async function () {
-    await server.close();
-  });
   beforeEach(function () {
-    agent = createAgent({ source: pki.client, allow: SERVER_ID, logger: silentLogger });
+    agent = createAgent({ source: env.pki.client, allow: SERVER_ID, logger: silentLogger });
     refused = [];
     agent.on('peerRefused', (e) => refused.push(e));
   });
@@ -38,21 +30,21 @@ describe('http client against a man in the middle', function () {
   });
 
   /** The proxy forwards to the real server as a legitimate client would (it holds a client cert). */
-  const upstreamClient = () => ({ cert: pki.client.certPem, key: privateKeyPem(pki.client), ca: pki.client.bundlePem, checkServerIdentity: () => undefined });
+  const upstreamClient = () => ({ cert: env.pki.client.certPem, key: privateKeyPem(env.pki.client), ca: env.pki.client.bundlePem, checkServerIdentity: () => undefined });
 
   async function postThroughProxy(): Promise<Error & { code?: string }> {
-    const requestsBefore = server.requests.length;
+    const requestsBefore = env.server.requests.length;
     const err = await rejectionOf(request(`https://localhost:${proxy!.port}/charge`, { dispatcher: agent, method: 'POST', body: BODY }));
     await waitFor(() => proxy!.connections() > 0 && proxy!.closed() === proxy!.connections(), 3000, 'the proxy connection to close');
     assert.equal(proxy!.bytesFromClients(), 0, 'the man in the middle received request bytes');
-    assert.equal(server.requests.length, requestsBefore, 'the real server received a request');
+    assert.equal(env.server.requests.length, requestsBefore, 'the real server received a request');
     return err;
   }
 
   it('a proxy with a certificate from another CA, claiming the server identity: PEER_UNVERIFIED, no byte sent', async function () {
     const rogueCa = await createTestCA({ trustDomain: TD });
     const forged = await rogueCa.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
-    proxy = await startTlsProxy({ cert: forged.cert, key: forged.key, upstreamPort: server.port, upstreamClient: upstreamClient() });
+    proxy = await startTlsProxy({ cert: forged.cert, key: forged.key, upstreamPort: env.server.port, upstreamClient: upstreamClient() });
     const err = await postThroughProxy();
     assert.ok(isMeshlessError(err, codes.PEER_UNVERIFIED), String(err));
     assert.ok(err.message.includes(SERVER_ID), err.message);
@@ -63,8 +55,8 @@ describe('http client against a man in the middle', function () {
 
   it('a proxy with a valid certificate of the same CA but another identity: PEER_DENIED, no byte sent', async function () {
     const mitmId = `spiffe://${TD}/ns/edge/sa/proxy`;
-    const valid = await pki.ca.issue({ spiffeId: mitmId, dnsNames: ['localhost'] });
-    proxy = await startTlsProxy({ cert: valid.cert, key: valid.key, upstreamPort: server.port, upstreamClient: upstreamClient() });
+    const valid = await env.pki.ca.issue({ spiffeId: mitmId, dnsNames: ['localhost'] });
+    proxy = await startTlsProxy({ cert: valid.cert, key: valid.key, upstreamPort: env.server.port, upstreamClient: upstreamClient() });
     const err = await postThroughProxy();
     assert.ok(isMeshlessError(err, codes.PEER_DENIED), String(err));
     assert.ok(err.message.includes(mitmId), err.message);
@@ -74,8 +66,8 @@ describe('http client against a man in the middle', function () {
   });
 
   it('control: a proxy the rules allow does receive the request, so the byte count above is meaningful', async function () {
-    const trusted = await pki.ca.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
-    proxy = await startTlsProxy({ cert: trusted.cert, key: trusted.key, upstreamPort: server.port, upstreamClient: upstreamClient() });
+    const trusted = await env.pki.ca.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
+    proxy = await startTlsProxy({ cert: trusted.cert, key: trusted.key, upstreamPort: env.server.port, upstreamClient: upstreamClient() });
     const res = await request(`https://localhost:${proxy.port}/charge`, { dispatcher: agent, method: 'POST', body: BODY });
     await res.body.dump();
     assert.equal(res.statusCode, 200);

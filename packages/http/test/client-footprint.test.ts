@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Dispatcher, request } from 'undici';
 import { createAgent, peerOfResponse, type MeshlessAgent } from '../src/index.js';
-import { SERVER_ID, createClientPki, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
+import { SERVER_ID, clientTestEnv } from '@meshless/fixtures/http-client';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -25,21 +25,7 @@ async function inFreshNode(code: string): Promise<string> {
 const undiciLoaded = `Object.keys((await import('node:module')).createRequire(import.meta.url).cache).some((k) => /[\\\\/]undici[\\\\/]/.test(k))`;
 
 describe('createAgent: footprint and per-request work', function () {
-  let pki: ClientPki;
-  let server: TestServer;
-  let agent: MeshlessAgent | undefined;
-
-  before(async function () {
-    pki = await createClientPki();
-    server = await startServer(pki.server);
-  });
-  after(async function () {
-    await server.close();
-  });
-  afterEach(async function () {
-    await agent?.close();
-    agent = undefined;
-  });
+  const env = clientTestEnv<MeshlessAgent>();
 
   it('importing @meshless/http (createServer, createAgent, peerOf) does not load undici; creating an agent does', async function () {
     const out = await inFreshNode(
@@ -61,29 +47,29 @@ describe('createAgent: footprint and per-request work', function () {
   });
 
   it('the agent is an undici Dispatcher with its request helpers', async function () {
-    agent = createAgent({ source: pki.client, allow: SERVER_ID });
-    assert.ok(agent instanceof Dispatcher);
-    const res = await agent.request({ origin: server.origin, path: '/hello', method: 'GET' });
+    env.agent = createAgent({ source: env.pki.client, allow: SERVER_ID });
+    assert.ok(env.agent instanceof Dispatcher);
+    const res = await env.agent.request({ origin: env.server.origin, path: '/hello', method: 'GET' });
     assert.equal(res.statusCode, 200);
     await res.body.text();
   });
 
   it('without peerContext a response carries no Peer (nothing is added per request); agent.peerOf(origin) still answers', async function () {
-    agent = createAgent({ source: pki.client, allow: SERVER_ID });
-    const res = await request(`${server.origin}/hello`, { dispatcher: agent });
+    env.agent = createAgent({ source: env.pki.client, allow: SERVER_ID });
+    const res = await request(`${env.server.origin}/hello`, { dispatcher: env.agent });
     await res.body.text();
     assert.equal(peerOfResponse(res), undefined);
-    assert.equal(agent.peerOf(server.origin)?.spiffeId, SERVER_ID);
+    assert.equal(env.agent.peerOf(env.server.origin)?.spiffeId, SERVER_ID);
   });
 
   it('with peerContext: true, peerOfResponse names the server of each response', async function () {
-    agent = createAgent({ source: pki.client, allow: SERVER_ID, peerContext: true });
-    const res = await request(`${server.origin}/hello`, { dispatcher: agent });
+    env.agent = createAgent({ source: env.pki.client, allow: SERVER_ID, peerContext: true });
+    const res = await request(`${env.server.origin}/hello`, { dispatcher: env.agent });
     await res.body.text();
     assert.equal(peerOfResponse(res)?.spiffeId, SERVER_ID);
   });
 
   it('refuses a peerContext that is not a boolean', function () {
-    assert.throws(() => createAgent({ source: pki.client, allow: SERVER_ID, peerContext: 'yes' as unknown as boolean }), { code: 'MESHLESS_ERR_INVALID_OPTION' });
+    assert.throws(() => createAgent({ source: env.pki.client, allow: SERVER_ID, peerContext: 'yes' as unknown as boolean }), { code: 'MESHLESS_ERR_INVALID_OPTION' });
   });
 });

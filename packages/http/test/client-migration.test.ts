@@ -10,31 +10,27 @@ import { channels, codes, isMeshlessError, policyFile } from '@meshless/core';
 import { createTestCA, kubernetesVolume, recordingLogger, waitFor } from '@meshless/testing';
 import { request } from 'undici';
 import { createAgent } from '../src/index.js';
-import { OTHER_SERVER_ID, SERVER_ID, createClientPki, credentialFor, rejectionOf, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
+import { OTHER_SERVER_ID, SERVER_ID, clientTestEnv, credentialFor, rejectionOf, startServer } from '@meshless/fixtures/http-client';
 
 describe('createAgent during a migration', function () {
-  let pki: ClientPki;
-  let server: TestServer;
+  const env = clientTestEnv();
   let plain: http.Server;
   let plainOrigin: string;
 
   before(async function () {
-    pki = await createClientPki();
-    server = await startServer(pki.server);
     plain = http.createServer((req, res) => res.end(`plain ${req.url}`));
     plain.listen(0, '127.0.0.1');
     await once(plain, 'listening');
     plainOrigin = `http://127.0.0.1:${(plain.address() as AddressInfo).port}`;
   });
   after(async function () {
-    await server.close();
     plain.closeAllConnections();
     await new Promise((r) => plain.close(r));
   });
 
   it('calls the http:// origins listed in plaintextOrigins through the same dispatcher, counted; refuses the others', async function () {
     const logger = recordingLogger();
-    const agent = createAgent({ source: pki.client, allow: SERVER_ID, plaintextOrigins: [plainOrigin], logger });
+    const agent = createAgent({ source: env.pki.client, allow: SERVER_ID, plaintextOrigins: [plainOrigin], logger });
     const published: unknown[] = [];
     const onPlain = (m: unknown) => published.push(m);
     diagnostics_channel.subscribe(channels.plaintextRequest.name, onPlain);
@@ -43,14 +39,14 @@ describe('createAgent during a migration', function () {
         const res = await request(`${plainOrigin}/legacy${i}`, { dispatcher: agent });
         assert.equal(await res.body.text(), `plain /legacy${i}`);
       }
-      const tls = await request(`${server.origin}/`, { dispatcher: agent });
+      const tls = await request(`${env.server.origin}/`, { dispatcher: agent });
       assert.equal(tls.statusCode, 200);
       await tls.body.dump();
       assert.equal(published.length, 3);
       assert.deepEqual(published[0], { side: 'client', origin: plainOrigin, method: 'GET' });
       assert.equal(logger.entries.filter((l) => l.obj.plaintext === true).length, 1, 'logged once per origin per minute');
       // Another plaintext origin (the same host, another port) is refused, naming the option.
-      const err = await rejectionOf(request(`http://127.0.0.1:${server.port}/`, { dispatcher: agent }));
+      const err = await rejectionOf(request(`http://127.0.0.1:${env.server.port}/`, { dispatcher: agent }));
       assert.ok(isMeshlessError(err, codes.PLAINTEXT_REFUSED), String(err));
       assert.match(err.message, /plaintextOrigins/);
     } finally {
@@ -60,17 +56,17 @@ describe('createAgent during a migration', function () {
   });
 
   it('refuses a malformed plaintextOrigins entry', () => {
-    assert.throws(() => createAgent({ source: pki.client, allow: SERVER_ID, plaintextOrigins: ['https://x:1'] }), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION));
-    assert.throws(() => createAgent({ source: pki.client, allow: SERVER_ID, plaintextOrigins: ['http://x:1/path'] }), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION));
+    assert.throws(() => createAgent({ source: env.pki.client, allow: SERVER_ID, plaintextOrigins: ['https://x:1'] }), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION));
+    assert.throws(() => createAgent({ source: env.pki.client, allow: SERVER_ID, plaintextOrigins: ['http://x:1/path'] }), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION));
   });
 
   it('dryRun: accepts a server the rules would refuse and logs "would deny"; a server from another CA is still refused', async function () {
     const logger = recordingLogger();
-    const agent = createAgent({ source: pki.client, allow: OTHER_SERVER_ID, dryRun: true, logger });
+    const agent = createAgent({ source: env.pki.client, allow: OTHER_SERVER_ID, dryRun: true, logger });
     const other = await createTestCA({ trustDomain: 'prod.example' });
-    const stranger = await startServer(await credentialFor(other, OTHER_SERVER_ID, { dnsNames: ['localhost'], bundle: other.bundle + pki.ca.bundle }));
+    const stranger = await startServer(await credentialFor(other, OTHER_SERVER_ID, { dnsNames: ['localhost'], bundle: other.bundle + env.pki.ca.bundle }));
     try {
-      const res = await request(`${server.origin}/`, { dispatcher: agent });
+      const res = await request(`${env.server.origin}/`, { dispatcher: agent });
       assert.equal(res.statusCode, 200);
       await res.body.dump();
       const line = logger.entries.find((l) => /would deny/.test(l.msg ?? ''));
@@ -90,14 +86,14 @@ describe('createAgent during a migration', function () {
     const volume = kubernetesVolume(dir);
     await volume.write({ 'policy.yaml': `allow: [${SERVER_ID}]\n` });
     const policy = await policyFile(path.join(dir, 'policy.yaml'), { logger: recordingLogger() });
-    const agent = createAgent({ source: pki.client, allow: policy, logger: recordingLogger() });
+    const agent = createAgent({ source: env.pki.client, allow: policy, logger: recordingLogger() });
     try {
-      const ok = await request(`${server.origin}/`, { dispatcher: agent });
+      const ok = await request(`${env.server.origin}/`, { dispatcher: agent });
       await ok.body.dump();
       const generation = agent.generation;
       await volume.write({ 'policy.yaml': `allow: [${OTHER_SERVER_ID}]\n` });
       await waitFor(() => agent.generation > generation, 3_000, 'a new agent generation');
-      const err = await rejectionOf(request(`${server.origin}/`, { dispatcher: agent }));
+      const err = await rejectionOf(request(`${env.server.origin}/`, { dispatcher: agent }));
       assert.ok(isMeshlessError(err, codes.PEER_DENIED), String(err));
     } finally {
       await agent.close();
@@ -112,14 +108,14 @@ describe('createAgent during a migration', function () {
     const volume = kubernetesVolume(dir);
     await volume.write({ 'deny.yaml': `allow: [${OTHER_SERVER_ID}]\n` });
     const deny = await policyFile(path.join(dir, 'deny.yaml'), { logger: recordingLogger() });
-    const agent = createAgent({ source: pki.client, allow: SERVER_ID, deny, logger: recordingLogger() });
+    const agent = createAgent({ source: env.pki.client, allow: SERVER_ID, deny, logger: recordingLogger() });
     try {
-      const ok = await request(`${server.origin}/`, { dispatcher: agent });
+      const ok = await request(`${env.server.origin}/`, { dispatcher: agent });
       await ok.body.dump();
       const generation = agent.generation;
       await volume.write({ 'deny.yaml': `allow: [${SERVER_ID}]\n` });
       await waitFor(() => agent.generation > generation, 3_000, 'a new agent generation');
-      const err = await rejectionOf(request(`${server.origin}/`, { dispatcher: agent }));
+      const err = await rejectionOf(request(`${env.server.origin}/`, { dispatcher: agent }));
       assert.ok(isMeshlessError(err, codes.PEER_DENIED), String(err));
     } finally {
       await agent.close();

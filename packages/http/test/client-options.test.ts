@@ -4,22 +4,13 @@ import type { TLSSocket } from 'node:tls';
 import { codes, isMeshlessError, silentLogger } from '@meshless/core';
 import { getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { createAgent, type CreateAgentOptions, type MeshlessAgent } from '../src/index.js';
-import { SERVER_ID, closeServer, createClientPki, listen, rejectionOf, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
+import { SERVER_ID, clientTestEnv, closeServer, listen, rejectionOf, startServer } from '@meshless/fixtures/http-client';
 
 describe('createAgent: options, timeouts and the global dispatcher', function () {
-  let pki: ClientPki;
-  let server: TestServer;
-
-  before(async function () {
-    pki = await createClientPki();
-    server = await startServer(pki.server);
-  });
-  after(async function () {
-    await server.close();
-  });
+  const env = clientTestEnv();
 
   it('refuses bad options at construction with coded errors', function () {
-    const base = { source: pki.client, allow: SERVER_ID, logger: silentLogger };
+    const base = { source: env.pki.client, allow: SERVER_ID, logger: silentLogger };
     const cases: [Partial<CreateAgentOptions> & Record<string, unknown>, string, RegExp][] = [
       [{ allow: undefined }, codes.INVALID_OPTION, /needs \{ allow \}/],
       [{ source: undefined }, codes.INVALID_OPTION, /needs \{ source \}/],
@@ -46,9 +37,9 @@ describe('createAgent: options, timeouts and the global dispatcher', function ()
   });
 
   it("maxVersion is applied: with minVersion and maxVersion 'TLSv1.2' the agent negotiates TLS 1.2", async function () {
-    const tls12 = await startServer(pki.server, { minVersion: 'TLSv1.2' });
+    const tls12 = await startServer(env.pki.server, { minVersion: 'TLSv1.2' });
     tls12.handle((req, res) => res.end((req.socket as TLSSocket).getProtocol() ?? 'none'));
-    const agent = createAgent({ source: pki.client, allow: SERVER_ID, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', logger: silentLogger });
+    const agent = createAgent({ source: env.pki.client, allow: SERVER_ID, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', logger: silentLogger });
     try {
       const res = await request(`${tls12.origin}/`, { dispatcher: agent });
       assert.equal(await res.body.text(), 'TLSv1.2');
@@ -63,7 +54,7 @@ describe('createAgent: options, timeouts and the global dispatcher', function ()
       /* accepts TCP, never speaks TLS */
     });
     const port = await listen(silent);
-    const agent = createAgent({ source: pki.client, allow: SERVER_ID, connectTimeout: 200, logger: silentLogger });
+    const agent = createAgent({ source: env.pki.client, allow: SERVER_ID, connectTimeout: 200, logger: silentLogger });
     try {
       const started = Date.now();
       const err = await rejectionOf(request(`https://localhost:${port}/`, { dispatcher: agent }));
@@ -81,7 +72,7 @@ describe('createAgent: options, timeouts and the global dispatcher', function ()
     const probe = net.createServer();
     const port = await listen(probe);
     await closeServer(probe);
-    const agent = createAgent({ source: pki.client, allow: SERVER_ID, logger: silentLogger });
+    const agent = createAgent({ source: env.pki.client, allow: SERVER_ID, logger: silentLogger });
     try {
       const err = await rejectionOf(request(`https://localhost:${port}/`, { dispatcher: agent }));
       assert.equal(err.code, 'ECONNREFUSED');
@@ -92,16 +83,16 @@ describe('createAgent: options, timeouts and the global dispatcher', function ()
 
   it("setGlobalDispatcher(agent) drives undici's request and Node's built-in fetch", async function () {
     const previous = getGlobalDispatcher();
-    const agent: MeshlessAgent = createAgent({ source: pki.client, allow: SERVER_ID, logger: silentLogger });
+    const agent: MeshlessAgent = createAgent({ source: env.pki.client, allow: SERVER_ID, logger: silentLogger });
     setGlobalDispatcher(agent);
     try {
-      const viaRequest = await request(`${server.origin}/global-request`);
-      assert.equal(await viaRequest.body.text(), pki.client.identity.serialNumber);
-      const viaFetch = await globalThis.fetch(`${server.origin}/global-fetch`);
+      const viaRequest = await request(`${env.server.origin}/global-request`);
+      assert.equal(await viaRequest.body.text(), env.pki.client.identity.serialNumber);
+      const viaFetch = await globalThis.fetch(`${env.server.origin}/global-fetch`);
       assert.equal(viaFetch.status, 200);
-      assert.equal(await viaFetch.text(), pki.client.identity.serialNumber);
-      assert.equal(server.requests.at(-1)!.url, '/global-fetch');
-      assert.equal(agent.peerOf(server.origin)?.spiffeId, SERVER_ID);
+      assert.equal(await viaFetch.text(), env.pki.client.identity.serialNumber);
+      assert.equal(env.server.requests.at(-1)!.url, '/global-fetch');
+      assert.equal(agent.peerOf(env.server.origin)?.spiffeId, SERVER_ID);
     } finally {
       setGlobalDispatcher(previous);
       await agent.close();
@@ -109,11 +100,11 @@ describe('createAgent: options, timeouts and the global dispatcher', function ()
   });
 
   it("Node's built-in fetch through the agent refuses a denied server with the coded error as cause", async function () {
-    const agent = createAgent({ source: pki.client, allow: 'spiffe://prod.example/ns/other/sa/x', logger: silentLogger });
+    const agent = createAgent({ source: env.pki.client, allow: 'spiffe://prod.example/ns/other/sa/x', logger: silentLogger });
     const previous = getGlobalDispatcher();
     setGlobalDispatcher(agent);
     try {
-      const err = await rejectionOf(globalThis.fetch(`${server.origin}/denied`));
+      const err = await rejectionOf(globalThis.fetch(`${env.server.origin}/denied`));
       assert.ok(err instanceof TypeError);
       assert.ok(isMeshlessError(err.cause, codes.PEER_DENIED), String(err.cause));
     } finally {

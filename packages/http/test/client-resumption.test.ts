@@ -3,7 +3,7 @@ import { codes, isMeshlessError, loadCredential, silentLogger, type Peer } from 
 import { createTestCA, manualSource, type ManualSource } from '@meshless/testing';
 import { request } from 'undici';
 import { createAgent, type MeshlessAgent, type ServerAllowed, type ServerRefused } from '../src/index.js';
-import { OTHER_SERVER_ID, SERVER_ID, TD, createClientPki, rejectionOf, startServer, type ClientPki, type TestServer } from '@meshless/fixtures/http-client';
+import { OTHER_SERVER_ID, SERVER_ID, TD, clientTestEnv, rejectionOf, type TestServer } from '@meshless/fixtures/http-client';
 
 /** One request on a fresh connection (`reset: true` makes undici close it after the response). */
 async function oneConnection(agent: MeshlessAgent, server: TestServer): Promise<void> {
@@ -12,9 +12,7 @@ async function oneConnection(agent: MeshlessAgent, server: TestServer): Promise<
 }
 
 describe('createAgent: TLS session resumption', function () {
-  let pki: ClientPki;
-  let server: TestServer;
-  let agent: MeshlessAgent;
+  const env = clientTestEnv<MeshlessAgent>();
   let allowed: ServerAllowed[];
   let refused: ServerRefused[];
 
@@ -26,22 +24,11 @@ describe('createAgent: TLS session resumption', function () {
     return a;
   };
 
-  before(async function () {
-    pki = await createClientPki();
-    server = await startServer(pki.server);
-  });
-  after(async function () {
-    await server.close();
-  });
-  afterEach(async function () {
-    await agent?.close();
-  });
-
   it('the first connection is a full handshake, the next ones resume, and each one is verified', async function () {
-    agent = track(createAgent({ source: pki.client, allow: SERVER_ID, connections: 1, logger: silentLogger }));
-    const first = server.connections.length;
-    for (let i = 0; i < 3; i++) await oneConnection(agent, server);
-    const seen = server.connections.slice(first);
+    env.agent = track(createAgent({ source: env.pki.client, allow: SERVER_ID, connections: 1, logger: silentLogger }));
+    const first = env.server.connections.length;
+    for (let i = 0; i < 3; i++) await oneConnection(env.agent, env.server);
+    const seen = env.server.connections.slice(first);
     assert.deepEqual(
       seen.map((c) => c.resumed),
       [false, true, true],
@@ -56,64 +43,64 @@ describe('createAgent: TLS session resumption', function () {
       ],
     );
     // The server saw our certificate on the resumed connections too.
-    assert.ok(seen.every((c) => c.clientSerial === pki.client.identity.serialNumber));
+    assert.ok(seen.every((c) => c.clientSerial === env.pki.client.identity.serialNumber));
   });
 
   it('a resumed session is re-checked against the rules: a rule that turns to deny refuses the resumed connection', async function () {
     let open = true;
     const gate = (peer: Peer): boolean => open && peer.spiffeId === SERVER_ID;
-    agent = track(createAgent({ source: pki.client, allow: [gate], connections: 1, logger: silentLogger }));
-    await oneConnection(agent, server);
+    env.agent = track(createAgent({ source: env.pki.client, allow: [gate], connections: 1, logger: silentLogger }));
+    await oneConnection(env.agent, env.server);
     open = false;
-    const before = server.requests.length;
-    const err = await rejectionOf(oneConnection(agent, server));
+    const before = env.server.requests.length;
+    const err = await rejectionOf(oneConnection(env.agent, env.server));
     assert.ok(isMeshlessError(err, codes.PEER_DENIED), String(err));
-    assert.ok(err.message.includes(SERVER_ID) && err.message.includes(server.origin), err.message);
+    assert.ok(err.message.includes(SERVER_ID) && err.message.includes(env.server.origin), err.message);
     assert.equal(refused.length, 1);
-    assert.equal(server.requests.length, before, 'no request reached the server on the refused resumed connection');
+    assert.equal(env.server.requests.length, before, 'no request reached the server on the refused resumed connection');
     // It was the resumed path that refused.
     assert.equal(refused[0]!.resumed, true);
     assert.equal(refused[0]!.peer?.spiffeId, SERVER_ID);
   });
 
   it('after setAllow no session resumes: the next connection is a full handshake, checked under the new rules', async function () {
-    agent = track(createAgent({ source: pki.client, allow: SERVER_ID, connections: 1, logger: silentLogger }));
-    await oneConnection(agent, server);
-    await oneConnection(agent, server);
+    env.agent = track(createAgent({ source: env.pki.client, allow: SERVER_ID, connections: 1, logger: silentLogger }));
+    await oneConnection(env.agent, env.server);
+    await oneConnection(env.agent, env.server);
     assert.deepEqual(
       allowed.map((e) => e.resumed),
       [false, true],
     );
-    agent.setAllow([SERVER_ID, OTHER_SERVER_ID]);
-    assert.equal(agent.policyVersion, 2);
-    const before = server.connections.length;
-    await oneConnection(agent, server);
-    assert.equal(server.connections[before]!.resumed, false, 'a session made under the old rules must not resume');
+    env.agent.setAllow([SERVER_ID, OTHER_SERVER_ID]);
+    assert.equal(env.agent.policyVersion, 2);
+    const before = env.server.connections.length;
+    await oneConnection(env.agent, env.server);
+    assert.equal(env.server.connections[before]!.resumed, false, 'a session made under the old rules must not resume');
     assert.deepEqual(
       allowed.map((e) => e.resumed),
       [false, true, false],
     );
 
-    agent.setAllow(OTHER_SERVER_ID);
-    const err = await rejectionOf(oneConnection(agent, server));
+    env.agent.setAllow(OTHER_SERVER_ID);
+    const err = await rejectionOf(oneConnection(env.agent, env.server));
     assert.ok(isMeshlessError(err, codes.PEER_DENIED), String(err));
     assert.equal(refused.at(-1)!.resumed, false, 'checked on a full handshake, not a resumed one');
   });
 
   it('after a trust bundle rotation no session resumes', async function () {
     const nextCa = await createTestCA({ trustDomain: TD });
-    const issued = await pki.ca.issue(`spiffe://${TD}/ns/web/sa/frontend`);
-    const source = manualSource(pki.client);
-    agent = track(createAgent({ source, allow: SERVER_ID, connections: 1, logger: silentLogger }));
-    await oneConnection(agent, server);
-    await oneConnection(agent, server);
+    const issued = await env.pki.ca.issue(`spiffe://${TD}/ns/web/sa/frontend`);
+    const source = manualSource(env.pki.client);
+    env.agent = track(createAgent({ source, allow: SERVER_ID, connections: 1, logger: silentLogger }));
+    await oneConnection(env.agent, env.server);
+    await oneConnection(env.agent, env.server);
     // Same CA for the leaf, and the next CA's root added to the bundle (a CA rotation under way).
-    source.set(loadCredential({ cert: issued.cert, key: issued.key, ca: pki.ca.bundle + nextCa.bundle }, { generation: 2 }));
-    assert.equal(agent.generation, 2);
-    const before = server.connections.length;
-    await oneConnection(agent, server);
-    assert.equal(server.connections[before]!.resumed, false);
-    assert.equal(server.connections[before]!.clientSerial, issued.serialNumber);
+    source.set(loadCredential({ cert: issued.cert, key: issued.key, ca: env.pki.ca.bundle + nextCa.bundle }, { generation: 2 }));
+    assert.equal(env.agent.generation, 2);
+    const before = env.server.connections.length;
+    await oneConnection(env.agent, env.server);
+    assert.equal(env.server.connections[before]!.resumed, false);
+    assert.equal(env.server.connections[before]!.clientSerial, issued.serialNumber);
     assert.deepEqual(
       allowed.map((e) => [e.resumed, e.generation]),
       [
@@ -125,12 +112,12 @@ describe('createAgent: TLS session resumption', function () {
   });
 
   it('maxCachedSessions: 0 turns resumption off', async function () {
-    agent = track(createAgent({ source: pki.client, allow: SERVER_ID, connections: 1, maxCachedSessions: 0, logger: silentLogger }));
-    const before = server.connections.length;
-    await oneConnection(agent, server);
-    await oneConnection(agent, server);
+    env.agent = track(createAgent({ source: env.pki.client, allow: SERVER_ID, connections: 1, maxCachedSessions: 0, logger: silentLogger }));
+    const before = env.server.connections.length;
+    await oneConnection(env.agent, env.server);
+    await oneConnection(env.agent, env.server);
     assert.deepEqual(
-      server.connections.slice(before).map((c) => c.resumed),
+      env.server.connections.slice(before).map((c) => c.resumed),
       [false, false],
     );
   });
