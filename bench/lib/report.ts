@@ -345,7 +345,7 @@ export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?:
     '## HTTP/1.1 keep-alive',
     '',
     'Each scenario is a server process and a separate load-generator process (undici) on 127.0.0.1; every row is the',
-    'median over the rounds, and ratios are medians of per-round ratios (rounds run A B C … A B C …). CPU is the',
+    'median over the rounds, and ratios are medians of per-round ratios (rounds run A B C …, then B C … A, the order rotating each round). CPU is the',
     'serving side (server and sidecars, from /proc) plus the load generator (`process.cpuUsage`), per 10,000 requests.',
     '',
   ];

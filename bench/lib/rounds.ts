@@ -12,7 +12,7 @@ const metrics = ['rps', 'p50Ms', 'p99Ms', 'cpuSecPer10k', 'serverCpuSecPer10k', 
 
 /**
  * Runs every target in every variant, `rounds` times, interleaved: round 1 (A B C…, each variant),
- * round 2 (A B C…)… so that drift on the machine lands on every scenario alike. A target that
+ * round 2 (B C … A)… so that drift on the machine lands on every scenario alike. A target that
  * breaks is dropped with its error; the others go on. Returns one row per target and variant.
  */
 export async function runInterleaved(
@@ -30,8 +30,12 @@ export async function runInterleaved(
   const live = targets.filter((t): t is Pair => 'load' in t);
   const windowMs = warmupMs + measureMs + 500;
   for (let r = 1; r <= rounds; r++) {
+    // The order rotates each round (A B C, B C A, C A B…): no scenario always runs right after the
+    // same other one, so what a window leaves behind (a warm or busy core, a CPU frequency) does not
+    // land on one scenario only.
+    const order = live.map((_, i) => live[(i + r - 1) % live.length]!);
     for (const variant of variants) {
-      for (const target of live) {
+      for (const target of order) {
         const key = `${target.id}|${variant.id}`;
         if (broken.has(target.id)) continue;
         if (ctx.budget.cannotFit(windowMs)) {
