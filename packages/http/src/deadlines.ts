@@ -47,8 +47,21 @@ export class Deadlines {
       this.#down(i);
       this.#up(last.index);
     }
-    // The timer may now be early; it re-arms for the next deadline when it runs.
-    if (this.#heap.length === 0) this.#disarm();
+    // The timer may now be early, or have nothing left to run: it re-arms (or not) when it runs.
+    // It stays armed when the heap empties, so that connections which come and go one at a time
+    // (all due at the same certificate notAfter) share one timer instead of creating one each.
+  }
+
+  /** Cancels every deadline and the timer (the owner is done: nothing will be added again). */
+  clear(): void {
+    for (const entry of this.#heap) entry.index = -1;
+    this.#heap.length = 0;
+    this.#disarm();
+  }
+
+  /** Whether a timer is armed (for tests). */
+  get armed(): boolean {
+    return this.#timer !== undefined;
   }
 
   #arm(): void {

@@ -237,9 +237,10 @@ export class ConnectionRegistry {
     this.#sweep.restart();
   }
 
-  /** Stops a review in progress (the server closed). */
-  stopReview(): void {
+  /** The server closed (every connection has ended): stops a review in progress and the deadline timer. */
+  close(): void {
     this.#sweep.stop();
+    this.#deadlines.clear();
   }
 
   /** One connection's re-check under the current review (no-op when already done). */

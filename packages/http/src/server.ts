@@ -239,7 +239,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   const permissive = new PermissiveListener(server, logger, metrics, parsed.handshakeTimeoutMs);
   permissive.setMode(parsed.mode);
   server.once('close', () => {
-    connections.stopReview();
+    connections.close();
     stopPolicyChanges();
     source.off('update', onUpdate);
     source.off('error', onError);

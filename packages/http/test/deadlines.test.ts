@@ -76,7 +76,31 @@ describe('Deadlines: one timer for every connection', function () {
         for (const e of live) d.cancel(e);
         assert.equal(d.size, 0);
         assert.ok(live.every((e) => e.index === -1));
+        d.clear();
+        assert.equal(d.armed, false);
       }),
     );
+  });
+
+  it('connections that come and go one at a time keep one timer; clear() stops it', async function () {
+    const d = new Deadlines();
+    const c = collect(1);
+    const when = Date.now() + 60_000;
+    const first = d.add(when, () => c.push(0));
+    assert.equal(d.armed, true);
+    d.cancel(first);
+    assert.equal(d.size, 0);
+    assert.equal(d.armed, true, 'the timer stays armed when the heap empties');
+    d.add(when, () => c.push(0));
+    d.clear();
+    assert.equal(d.size, 0);
+    assert.equal(d.armed, false);
+    // A timer left armed for a cancelled deadline fires harmlessly and re-arms for the next one.
+    const soon = d.add(Date.now() + 20, () => c.push(1));
+    d.cancel(soon);
+    d.add(Date.now() + 60, () => c.push(2));
+    await c.done;
+    assert.deepEqual(c.fired, [2]);
+    assert.equal(d.armed, false, 'nothing left to wait for');
   });
 });
