@@ -169,7 +169,7 @@ function meaning(results: Results): string {
     out.push(
       `- Where the time goes (in-process profiles, keep-alive c32): of the meshless server's ${num(ps.usPerRequest)} µs of CPU per request, meshless's own code caused ${num(ps['us.meshless'] ?? 0)} µs; ` +
         `of the client's ${num(pc.usPerRequest)} µs, meshless ${num(pc['us.meshless'] ?? 0)} µs and undici ${num(pc['us.undici'] ?? 0)} µs. The rest is TLS records, HTTP and the application.` +
-        (psn ? ` With a new connection per request, meshless caused ${num(psn['us.meshless'] ?? 0)} µs of the server's ${num(psn.usPerRequest)} µs per connection: reading and checking the client certificate, plus Node's own HTTP connection set-up, which runs inside meshless's request gate (it wraps the server's emit, so the profile counts that work as meshless's; see the per-function list below).` : ''),
+        (psn ? ` With a new connection per request, meshless caused ${num(psn['us.meshless'] ?? 0)} µs of the server's ${num(psn.usPerRequest)} µs per connection: reading and checking the client certificate, tracking the connection (see the per-function list below); Node's own HTTP connection set-up, which runs inside meshless's request gate (a wrapper of the server's emit), is counted as Node's.` : ''),
     );
   }
   if (out.length === 0) out.push('- The comparison rows did not run in this run; see the skipped rows below.');

@@ -67,14 +67,23 @@ handle('profileStop', async (m) => {
   // harness owns everything it calls (node internals, native work such as certificate parsing or
   // socket writes); node-internal frames with no such caller (TLS handshakes driven by libuv, the
   // HTTP parser) count as node's, and a native function as its nearest JavaScript caller's.
+  // A pass-through frame owns its own time but not what it forwards to: the HTTP server's request
+  // gate wraps the server's emit, so every listener of every event (Node's own HTTP connection
+  // set-up included) runs under it; what those listeners do belongs to whoever called emit.
   const OWNERS = new Set(['meshless', 'undici', 'bench harness']);
+  const PASS_THROUGH = new Set(['gatedEmit']);
   const ownerCache = new Map<number, string>();
+  const calleeOwnerOf = (id: number): string => {
+    const cf = byId.get(id)!.callFrame;
+    if (PASS_THROUGH.has(cf.functionName) && areaOf(cf) === 'meshless') return parent.has(id) ? calleeOwnerOf(parent.get(id)!) : 'native';
+    return ownerOf(id);
+  };
   const ownerOf = (id: number): string => {
     const known = ownerCache.get(id);
     if (known !== undefined) return known;
     const cf = byId.get(id)!.callFrame;
     const own = areaOf(cf);
-    const up = parent.has(id) ? ownerOf(parent.get(id)!) : 'native';
+    const up = parent.has(id) ? calleeOwnerOf(parent.get(id)!) : 'native';
     const owner = OWNERS.has(own) || own === 'idle' || own === 'gc' || own === 'native (program)' ? own : OWNERS.has(up) ? up : own === 'native' ? up : own;
     ownerCache.set(id, owner);
     return owner;
@@ -86,7 +95,7 @@ handle('profileStop', async (m) => {
   const meshlessFrameOf = (id: number): string | undefined => {
     if (nearestMeshless.has(id)) return nearestMeshless.get(id);
     const cf = byId.get(id)!.callFrame;
-    const found = areaOf(cf) === 'meshless' ? frameKey(cf) : parent.has(id) ? meshlessFrameOf(parent.get(id)!) : undefined;
+    const found = areaOf(cf) === 'meshless' && !PASS_THROUGH.has(cf.functionName) ? frameKey(cf) : parent.has(id) ? meshlessFrameOf(parent.get(id)!) : undefined;
     nearestMeshless.set(id, found);
     return found;
   };
@@ -102,7 +111,7 @@ handle('profileStop', async (m) => {
     if (area === 'idle') return;
     total += dt;
     if (area === 'meshless') {
-      const key = meshlessFrameOf(id) ?? '(meshless)';
+      const key = (PASS_THROUGH.has(cf.functionName) ? frameKey(cf) : meshlessFrameOf(id)) ?? '(meshless)';
       inMeshless.set(key, (inMeshless.get(key) ?? 0) + dt);
     }
     const where = cf.url ? `${cf.url.replace(/^.*\/(node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?|packages\/|bench\/)/, '')}:${cf.lineNumber + 1}` : '';
