@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { loadCredential } from '@meshless/core';
-import { createServer, type MeshlessServer, type PeerRefusal, type PeerRetirement } from '@meshless/http';
 import { createTestCA, manualSource, type IssuedCertificate, type ManualSource, type TestCA } from '@meshless/testing';
+import { startRecordingServer, type RecordingServer } from './recording-server.js';
 
 // What the server's check sees of the client's chain on real TLS connections: an expired
 // intermediate sent ahead of its renewal, a resumed session (no intermediates at all), a trust
@@ -18,39 +16,21 @@ describe('security: chain walk on live connections (createServer)', function () 
   this.timeout(30_000);
   let ca: TestCA;
   let source: ManualSource;
-  let server: MeshlessServer;
-  let port: number;
-  let handled: string[];
-  let refusals: PeerRefusal[];
-  let retired: PeerRetirement[];
+  let rec: RecordingServer;
   let serverCert: IssuedCertificate;
 
   beforeEach(async () => {
     ca = await createTestCA({ trustDomain: TD, intermediate: true });
     serverCert = await ca.issue({ spiffeId: `spiffe://${TD}/ns/pay/sa/api`, dnsNames: ['localhost'] });
     source = manualSource(loadCredential(serverCert));
-    handled = [];
-    refusals = [];
-    retired = [];
-    server = createServer({ source, allow: `spiffe://${TD}/ns/web/**`, logger: silent }, (req, res) => {
-      handled.push(req.url ?? '');
-      res.end('ok');
-    });
-    server.on('peerRefused', (r) => refusals.push(r));
-    server.on('peerRetired', (r) => retired.push(r));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    port = (server.address() as AddressInfo).port;
+    rec = await startRecordingServer({ source, allow: `spiffe://${TD}/ns/web/**`, logger: silent });
   });
-  afterEach(() => {
-    server.close();
-    server.closeAllConnections();
-  });
+  afterEach(() => rec.close());
 
   function connect(cert: string, key: string, session?: Buffer): Promise<{ socket: tls.TLSSocket; session: () => Buffer | undefined }> {
     return new Promise((resolve, reject) => {
       let latest: Buffer | undefined;
-      const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', cert, key, ca: ca.bundle, rejectUnauthorized: false, ...(session ? { session } : {}) });
+      const socket = tls.connect({ host: '127.0.0.1', port: rec.port, servername: 'localhost', cert, key, ca: ca.bundle, rejectUnauthorized: false, ...(session ? { session } : {}) });
       socket.on('session', (s: Buffer) => (latest = s));
       socket.once('secureConnect', () => resolve({ socket, session: () => latest }));
       socket.once('error', reject);
@@ -82,9 +62,9 @@ describe('security: chain walk on live connections (createServer)', function () 
     const now = Date.now();
     const expired = await ca.reissueIntermediate({ notBefore: new Date(now - 2 * DAY), notAfter: new Date(now - DAY) });
     const { socket } = await connect(leafPem! + expired + currentPem!, client.key);
-    assert.equal(await get(socket, '/expired-first'), 'HTTP/1.1 200', refusals.map((r) => r.reason).join('; '));
+    assert.equal(await get(socket, '/expired-first'), 'HTTP/1.1 200', rec.refusals.map((r) => r.reason).join('; '));
     socket.destroy();
-    assert.deepEqual(handled, ['/expired-first']);
+    assert.deepEqual(rec.handled, ['/expired-first']);
   });
 
   it('adding a second root keeps a resumed connection of a still-trusted client (its intermediates are known from accept time)', async () => {
@@ -100,18 +80,18 @@ describe('security: chain walk on live connections (createServer)', function () 
     const next = await createTestCA({ trustDomain: TD });
     source.set(loadCredential({ ...serverCert, ca: ca.bundle + next.bundle }, { generation: 2 }));
     assert.equal(await get(resumed.socket, '/after-new-root'), 'HTTP/1.1 200');
-    assert.deepEqual(retired, [], 'no connection retired: every client still verifies');
+    assert.deepEqual(rec.retired, [], 'no connection retired: every client still verifies');
     resumed.socket.destroy();
   });
 
   it('a CA certificate presented as the client leaf is refused under "*"', async () => {
-    server.setAllow('*');
+    rec.server.setAllow('*');
     const caLeaf = await ca.issue({ spiffeId: `spiffe://${TD}/ns/web/sa/ca`, isCA: true });
     const attempt = await connect(caLeaf.cert, caLeaf.key).then(
       async ({ socket }) => get(socket, '/ca-leaf'),
       () => '',
     );
     assert.equal(attempt, '');
-    assert.deepEqual(handled, []);
+    assert.deepEqual(rec.handled, []);
   });
 });

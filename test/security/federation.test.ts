@@ -4,12 +4,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { codes, isMeshlessError, loadCredential, type Credential, type FederatedBundles } from '@meshless/core';
-import { createAgent, createServer, type MeshlessServer, type PeerRefusal, type PeerRetirement } from '@meshless/http';
+import { createAgent, createServer, type MeshlessServer } from '@meshless/http';
 import { createTestCA, type IssuedCertificate, manualSource, type ManualSource, type TestCA, twoTrustDomains, type TwoTrustDomains, waitFor } from '@meshless/testing';
 import { request } from 'undici';
 import { hasTool, run } from '../http-server/tools.js';
+import { rawCall, startRecordingServer, type RawCall, type RecordingServer } from './recording-server.js';
 
 // Two trust domains, each with its own CA. A peer's chain is checked only against the bundle of
 // the trust domain its own SPIFFE ID names: the partner CA can vouch for partner identities, never
@@ -29,11 +29,7 @@ describe('security: federation — every peer checked against its own trust doma
   let federationOf: TwoTrustDomains['federationOf'];
   let serverCert: IssuedCertificate;
   let source: ManualSource;
-  let server: MeshlessServer;
-  let port: number;
-  let handled: string[];
-  let refusals: PeerRefusal[];
-  let retired: PeerRetirement[];
+  let rec: RecordingServer;
   let partnerClient: IssuedCertificate;
   let forgedClient: IssuedCertificate;
 
@@ -50,59 +46,27 @@ describe('security: federation — every peer checked against its own trust doma
   });
 
   beforeEach(async () => {
-    handled = [];
-    refusals = [];
-    retired = [];
     source = manualSource(serverCredential(federationOf(prod)));
-    server = createServer({ source, allow: [`spiffe://${PROD}/**`, `spiffe://${PARTNER}/**`], logger: silent }, (req, res) => {
-      handled.push(req.url ?? '');
-      res.end('ok');
-    });
-    server.on('peerRefused', (r) => refusals.push(r));
-    server.on('peerRetired', (r) => retired.push(r));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    port = (server.address() as AddressInfo).port;
+    rec = await startRecordingServer({ source, allow: [`spiffe://${PROD}/**`, `spiffe://${PARTNER}/**`], logger: silent });
   });
 
-  afterEach(() => {
-    server.close();
-    server.closeAllConnections();
-  });
+  afterEach(() => rec.close());
 
   /** One request over a raw TLS connection; returns the status line, the session and whether it resumed. */
-  function call(client: IssuedCertificate, url: string, session?: Buffer, keepOpen = false): Promise<{ status: string; resumed: boolean; session?: Buffer; socket: tls.TLSSocket }> {
-    return new Promise((resolve) => {
-      let latest: Buffer | undefined;
-      let resumed = false;
-      let response = '';
-      const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', cert: client.cert, key: client.key, ca: prod.bundle, rejectUnauthorized: false, ...(session ? { session } : {}) });
-      const done = (): void => resolve({ status: response.slice(0, 12), resumed, socket, ...(latest ? { session: latest } : {}) });
-      socket.on('session', (s: Buffer) => (latest = s));
-      socket.on('secureConnect', () => {
-        resumed = socket.isSessionReused();
-        socket.write(`GET ${url} HTTP/1.1\r\nhost: localhost\r\nconnection: ${keepOpen ? 'keep-alive' : 'close'}\r\n\r\n`);
-      });
-      socket.on('data', (d: Buffer) => {
-        response += d.toString();
-        if (keepOpen && response.includes('\r\n\r\nok')) done();
-      });
-      socket.on('error', () => {});
-      socket.on('close', done);
-    });
-  }
+  const call = (client: IssuedCertificate, url: string, session?: Buffer, keepOpen = false): Promise<RawCall> =>
+    rawCall(rec.port, { cert: client.cert, key: client.key, ca: prod.bundle }, url, { session, keepOpen });
 
   it('accepts a partner workload signed by the partner CA when a rule allows it', async () => {
     const r = await call(partnerClient, '/partner');
     assert.equal(r.status, 'HTTP/1.1 200');
-    assert.deepEqual(handled, ['/partner']);
+    assert.deepEqual(rec.handled, ['/partner']);
   });
 
   it('refuses a certificate that claims our trust domain but is signed by the partner CA, before any request is parsed', async () => {
     const r = await call(forgedClient, '/forged');
     assert.equal(r.status, '', 'no HTTP response');
-    assert.deepEqual(handled, []);
-    const refusal = await waitFor(() => refusals[0], 5000, 'a refusal');
+    assert.deepEqual(rec.handled, []);
+    const refusal = await waitFor(() => rec.refusals[0], 5000, 'a refusal');
     assert.equal(refusal.failure, 'unverified');
     assert.equal(refusal.peer?.spiffeId, FORGED_CLIENT);
     assert.match(refusal.reason, /does not verify to the trust bundle of prod\.example/);
@@ -113,8 +77,8 @@ describe('security: federation — every peer checked against its own trust doma
     source.set(serverCredential(undefined, prod.bundle + partner.bundle, 2));
     const r = await call(partnerClient, '/no-bundle');
     assert.equal(r.status, '');
-    assert.deepEqual(handled, []);
-    const refusal = await waitFor(() => refusals[0], 5000, 'a refusal');
+    assert.deepEqual(rec.handled, []);
+    const refusal = await waitFor(() => rec.refusals[0], 5000, 'a refusal');
     assert.equal(refusal.error.code, codes.NO_BUNDLE);
     assert.match(refusal.error.message, /partner\.example.*no trust bundle is configured.*federation/);
     // Every CA in our own bundle file still counts for our own trust domain.
@@ -128,12 +92,12 @@ describe('security: federation — every peer checked against its own trust doma
     const live = await call(partnerClient, '/live', undefined, true);
     assert.equal(live.status, 'HTTP/1.1 200');
     source.set(serverCredential(undefined, prod.bundle, 2));
-    const retirement = await waitFor(() => retired.find((r) => r.peer.spiffeId === PARTNER_CLIENT), 5000, 'the partner connection retired');
+    const retirement = await waitFor(() => rec.retired.find((r) => r.peer.spiffeId === PARTNER_CLIENT), 5000, 'the partner connection retired');
     assert.equal(retirement!.reason, "trust-changed");
     await waitFor(() => live.socket.destroyed || live.socket.readableEnded, 5000, 'the live connection closed');
     const again = await call(partnerClient, '/resumed', first.session);
     assert.equal(again.status, '', 'no response on a resumed session after the partner bundle went away');
-    assert.ok(!handled.includes('/resumed'));
+    assert.ok(!rec.handled.includes('/resumed'));
   });
 
   it('keeps resumed and live connections whose trust domain bundle did not change when another trust domain is added', async () => {
@@ -146,8 +110,8 @@ describe('security: federation — every peer checked against its own trust doma
     // Not retired: its chain still verifies to prod.example's bundle (kept from accept time).
     resumedLive.socket.write('GET /after HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n');
     await once(resumedLive.socket, 'close');
-    assert.ok(handled.includes('/after'));
-    assert.equal(retired.length, 0);
+    assert.ok(rec.handled.includes('/after'));
+    assert.equal(rec.retired.length, 0);
   });
 
   it('curl and openssl s_client with the forged certificate are refused; with the partner certificate curl is answered', async function () {
@@ -160,19 +124,19 @@ describe('security: federation — every peer checked against its own trust doma
         return ['--cert', path.join(dir, `${name}.crt`), '--key', path.join(dir, `${name}.key`)];
       };
       await writeFile(path.join(dir, 'ca.crt'), prod.bundle);
-      const base = ['-sS', '--max-time', '10', '--cacert', path.join(dir, 'ca.crt'), '--resolve', `localhost:${port}:127.0.0.1`];
-      const ok = await run('curl', [...base, ...(await files('partner', partnerClient)), `https://localhost:${port}/curl-partner`]);
+      const base = ['-sS', '--max-time', '10', '--cacert', path.join(dir, 'ca.crt'), '--resolve', `localhost:${rec.port}:127.0.0.1`];
+      const ok = await run('curl', [...base, ...(await files('partner', partnerClient)), `https://localhost:${rec.port}/curl-partner`]);
       assert.equal(ok.stdout, 'ok', ok.stderr);
-      const forged = await run('curl', [...base, ...(await files('forged', forgedClient)), `https://localhost:${port}/curl-forged`]);
+      const forged = await run('curl', [...base, ...(await files('forged', forgedClient)), `https://localhost:${rec.port}/curl-forged`]);
       assert.notEqual(forged.code, 0, 'curl with the forged certificate fails');
-      assert.ok(!handled.includes('/curl-forged'));
+      assert.ok(!rec.handled.includes('/curl-forged'));
       if (await hasTool('openssl', 'version')) {
-        const s = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-cert', path.join(dir, 'forged.crt'), '-key', path.join(dir, 'forged.key'), '-CAfile', path.join(dir, 'ca.crt'), '-quiet'], {
+        const s = await run('openssl', ['s_client', '-connect', `127.0.0.1:${rec.port}`, '-servername', 'localhost', '-cert', path.join(dir, 'forged.crt'), '-key', path.join(dir, 'forged.key'), '-CAfile', path.join(dir, 'ca.crt'), '-quiet'], {
           input: 'GET /openssl-forged HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n',
           timeoutMs: 10_000,
         });
         assert.ok(!s.stdout.includes('HTTP/1.1 200'), s.stdout);
-        assert.ok(!handled.includes('/openssl-forged'));
+        assert.ok(!rec.handled.includes('/openssl-forged'));
       }
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -3,8 +3,9 @@ import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { loadCredential } from '@meshless/core';
-import { createServer, type MeshlessServer, type PeerRefusal } from '@meshless/http';
+import { createServer, type PeerRefusal } from '@meshless/http';
 import { createTestCA, recordingLogger, type TestCA, waitFor } from '@meshless/testing';
+import { startRecordingServer, type RecordingServer } from './recording-server.js';
 
 // Hostile peers against the HTTP server: each is refused with a coded, logged reason, and the
 // request handler never runs for it.
@@ -19,29 +20,16 @@ describe('security: hostile peers against createServer', function () {
   this.timeout(60_000);
   let ca: TestCA;
   let other: TestCA;
-  let server: MeshlessServer;
-  let port: number;
-  let handled = 0;
-  const refusals: PeerRefusal[] = [];
+  let rec: RecordingServer;
   const logger = recordingLogger();
 
   before(async () => {
     ca = await createTestCA({ trustDomain: TD });
     other = await createTestCA({ trustDomain: TD });
     const own = await ca.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
-    server = createServer({ source: loadCredential(own), allow: [`spiffe://${TD}/ns/orders/**`], logger, handshakeTimeoutMs: 1000 }, (req, res) => {
-      handled++;
-      res.end('secret');
-    });
-    server.on('peerRefused', (r) => refusals.push(r));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    port = (server.address() as AddressInfo).port;
+    rec = await startRecordingServer({ source: loadCredential(own), allow: [`spiffe://${TD}/ns/orders/**`], logger, handshakeTimeoutMs: 1000 }, 'secret');
   });
-  after(() => {
-    server?.close();
-    server?.closeAllConnections();
-  });
+  after(() => rec?.close());
 
   /** Connects, sends one request after the handshake, and says whether any response byte came back. */
   function attempt(options: tls.ConnectionOptions): Promise<{ handshake: boolean; response: string; error?: string }> {
@@ -49,7 +37,7 @@ describe('security: hostile peers against createServer', function () {
       let handshake = false;
       let response = '';
       let error: string | undefined;
-      const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false, ...options });
+      const socket = tls.connect({ host: '127.0.0.1', port: rec.port, servername: 'localhost', rejectUnauthorized: false, ...options });
       socket.on('secureConnect', () => {
         handshake = true;
         socket.write('GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n');
@@ -62,16 +50,16 @@ describe('security: hostile peers against createServer', function () {
   }
 
   async function refusedWith(m: Partial<Material> & Pick<tls.ConnectionOptions, 'minVersion' | 'maxVersion'>, failure: RegExp, expectPeer?: string): Promise<PeerRefusal> {
-    const before = refusals.length;
-    const handledBefore = handled;
+    const before = rec.refusals.length;
+    const handledBefore = rec.handled.length;
     const r = await attempt({ cert: m.cert, key: m.key, ca: ca.bundle, minVersion: m.minVersion, maxVersion: m.maxVersion });
     assert.equal(r.response, '', `no response may come back (got ${JSON.stringify(r.response.slice(0, 60))})`);
-    const refusal = await waitFor(() => refusals[before], 5000, 'a peerRefused event');
+    const refusal = await waitFor(() => rec.refusals[before], 5000, 'a peerRefused event');
     assert.match(refusal.failure, failure, refusal.reason);
     assert.match(refusal.error.code, /^MESHLESS_ERR_/);
     if (expectPeer !== undefined) assert.equal(String(refusal.peer), expectPeer);
     assert.ok(logger.entries.some((l) => l.level !== 'debug' && l.obj.reason === refusal.reason), 'the refusal is logged with its reason');
-    assert.equal(handled, handledBefore, 'the handler never ran');
+    assert.equal(rec.handled.length, handledBefore, 'the handler never ran');
     return refusal;
   }
 
@@ -79,7 +67,7 @@ describe('security: hostile peers against createServer', function () {
     const m = await ca.issue(ALLOWED_ID);
     const r = await attempt({ cert: m.cert, key: m.key, ca: ca.bundle });
     assert.match(r.response, /^HTTP\/1\.1 200/);
-    assert.equal(handled, 1);
+    assert.equal(rec.handled.length, 1);
   });
 
   it('no client certificate', async () => {
@@ -130,28 +118,28 @@ describe('security: hostile peers against createServer', function () {
   });
 
   it('plaintext HTTP sent to the TLS port', async () => {
-    const before = refusals.length;
-    const socket = net.connect(port, '127.0.0.1');
+    const before = rec.refusals.length;
+    const socket = net.connect(rec.port, '127.0.0.1');
     socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
     let response = '';
     socket.on('data', (d: Buffer) => (response += d.toString()));
     socket.on('error', () => {});
     await once(socket, 'close');
     assert.doesNotMatch(response, /secret/);
-    const refusal = await waitFor(() => refusals[before], 5000, 'a refusal');
+    const refusal = await waitFor(() => rec.refusals[before], 5000, 'a refusal');
     assert.equal(refusal.failure, 'handshake');
-    assert.equal(handled, 1);
+    assert.equal(rec.handled.length, 1);
   });
 
   it('a slow handshake that never finishes is cut by the handshake timeout', async () => {
-    const before = refusals.length;
-    const socket = net.connect(port, '127.0.0.1');
+    const before = rec.refusals.length;
+    const socket = net.connect(rec.port, '127.0.0.1');
     socket.on('error', () => {});
     const started = Date.now();
     await once(socket, 'close');
     const elapsed = Date.now() - started;
     assert.ok(elapsed < 8000, `the server must close the idle handshake (took ${elapsed} ms)`);
-    const refusal = await waitFor(() => refusals[before], 5000, 'a handshake-timeout refusal');
+    const refusal = await waitFor(() => rec.refusals[before], 5000, 'a handshake-timeout refusal');
     assert.equal(refusal.failure, 'handshake-timeout');
     assert.equal(refusal.error.code, 'MESHLESS_ERR_HANDSHAKE_TIMEOUT');
   });

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import tls from 'node:tls';
 import { loadCredential } from '@meshless/core';
-import { createServer, type MeshlessServer, type PeerRefusal } from '@meshless/http';
 import { createTestCA, manualSource, waitFor, type ManualSource } from '@meshless/testing';
+import { rawCall, startRecordingServer, type RawCall, type RecordingServer } from './recording-server.js';
 
 // A TLS session resumed after a trust change must be checked again: Node restores the stored
 // verdict (authorized: true) and skips identity checks on resumption.
@@ -14,11 +11,8 @@ const silent = { error() {}, warn() {}, info() {}, debug() {} };
 
 describe('security: resumption after a trust change', function () {
   this.timeout(30_000);
-  let server: MeshlessServer;
-  let port: number;
+  let rec: RecordingServer;
   let source: ManualSource;
-  const refusals: PeerRefusal[] = [];
-  let handled = 0;
   let client: { cert: string; key: string; ca: string };
   let ca: Awaited<ReturnType<typeof createTestCA>>;
 
@@ -26,39 +20,12 @@ describe('security: resumption after a trust change', function () {
     ca = await createTestCA({ trustDomain: TD });
     source = manualSource(loadCredential(await ca.issue({ spiffeId: `spiffe://${TD}/ns/pay/sa/api`, dnsNames: ['localhost'] })));
     client = await ca.issue(`spiffe://${TD}/ns/orders/sa/web`);
-    refusals.length = 0;
-    handled = 0;
-    server = createServer({ source, allow: `spiffe://${TD}/ns/orders/**`, logger: silent }, (req, res) => {
-      handled++;
-      res.end('ok');
-    });
-    server.on('peerRefused', (r) => refusals.push(r));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    port = (server.address() as AddressInfo).port;
+    rec = await startRecordingServer({ source, allow: `spiffe://${TD}/ns/orders/**`, logger: silent });
   });
-  afterEach(() => {
-    server.close();
-    server.closeAllConnections();
-  });
+  afterEach(() => rec.close());
 
   /** One request on a fresh connection, offering `session`; returns the new session and whether it resumed. */
-  function call(session?: Buffer): Promise<{ status: string; resumed: boolean; session?: Buffer }> {
-    return new Promise((resolve) => {
-      let latest: Buffer | undefined;
-      let resumed = false;
-      let response = '';
-      const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', cert: client.cert, key: client.key, ca: ca.bundle, rejectUnauthorized: false, ...(session ? { session } : {}) });
-      socket.on('session', (s: Buffer) => (latest = s));
-      socket.on('secureConnect', () => {
-        resumed = socket.isSessionReused();
-        socket.write('GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n');
-      });
-      socket.on('data', (d: Buffer) => (response += d.toString()));
-      socket.on('error', () => {});
-      socket.on('close', () => resolve({ status: response.slice(0, 12), resumed, ...(latest ? { session: latest } : {}) }));
-    });
-  }
+  const call = (session?: Buffer): Promise<RawCall> => rawCall(rec.port, { cert: client.cert, key: client.key, ca: ca.bundle }, '/', { session });
 
   it('resumes normally (control)', async () => {
     const first = await call();
@@ -72,12 +39,12 @@ describe('security: resumption after a trust change', function () {
   it('after the allow-list changes, a resumed session of a peer no longer allowed is refused', async () => {
     const first = await call();
     assert.ok(first.session);
-    server.setAllow(`spiffe://${TD}/ns/billing/**`);
+    rec.server.setAllow(`spiffe://${TD}/ns/billing/**`);
     const second = await call(first.session);
     assert.equal(second.status, '', 'no response after the policy change');
-    const refusal = await waitFor(() => refusals[0], 5000, 'a refusal');
+    const refusal = await waitFor(() => rec.refusals[0], 5000, 'a refusal');
     assert.equal(refusal.failure, 'denied');
-    assert.equal(handled, 1);
+    assert.equal(rec.handled.length, 1);
   });
 
   it('after the client CA is removed from the bundle, a resumed session is refused', async () => {
@@ -88,7 +55,7 @@ describe('security: resumption after a trust change', function () {
     source.set(loadCredential(rotated, { generation: 2 }));
     const second = await call(first.session);
     assert.equal(second.status, '', 'no response after the CA removal');
-    assert.equal(handled, 1);
-    assert.equal(second.resumed && refusals.length === 0, false, 'a resumed session must not pass unchecked');
+    assert.equal(rec.handled.length, 1);
+    assert.equal(second.resumed && rec.refusals.length === 0, false, 'a resumed session must not pass unchecked');
   });
 });
