@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
-import { allowList, createPeer, type Peer } from '@meshless/core';
+import { allowList } from '@meshless/core';
 import { createTestCA } from '@meshless/testing';
 import { parseAddress } from '@meshless/workload-api';
 import { startWorkloadApi, svidOf } from '@meshless/fixtures/workload-api-server';
+import { assertServicesExposePorts, flag, loadManifests, peerOf, serveContainer, serviceAccountId, type Doc } from './helpers/manifests.js';
 import { ensureBuilt, root as repoRoot } from './helpers/processes.js';
 
 // examples/kubernetes/spire-workload-api: the SPIRE variant with no spiffe-helper. Each service
@@ -16,23 +15,10 @@ import { ensureBuilt, root as repoRoot } from './helpers/processes.js';
 const dir = fileURLToPath(new URL('../../examples/kubernetes/spire-workload-api/', import.meta.url));
 const TD = 'prod.example';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type Doc = Record<string, any>;
-
-function peerOf(spiffeId: string): Peer {
-  return createPeer({ spiffeId, trustDomain: TD, dnsNames: [], uris: [spiffeId], serialNumber: '01', fingerprint256: '00', notBefore: new Date(0), notAfter: new Date(8.64e15) });
-}
-
-function flag(args: string[], name: string): string[] {
-  return args.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3));
-}
-
 function service(d: Doc) {
-  const spec = d.spec.template.spec;
-  const app = spec.containers.find((c: Doc) => c.args?.[0] === 'serve');
-  assert.ok(app, `${d.metadata.name}: a container runs \`meshless serve\``);
+  const { spec, app } = serveContainer(d);
   const socket = app.env?.find((e: Doc) => e.name === 'SPIFFE_ENDPOINT_SOCKET')?.value as string;
-  return { spec, app, socket, allow: flag(app.args, 'allow'), spiffeId: `spiffe://${TD}/ns/${d.metadata.namespace}/sa/${spec.serviceAccountName}` };
+  return { spec, app, socket, allow: flag(app.args, 'allow'), spiffeId: serviceAccountId(d, TD) };
 }
 
 describe('examples/kubernetes/spire-workload-api (SPIRE, workloadApiSource, no spiffe-helper)', () => {
@@ -40,12 +26,7 @@ describe('examples/kubernetes/spire-workload-api (SPIRE, workloadApiSource, no s
   const of = (kind: string) => docs.filter((d) => d.kind === kind);
 
   before(async () => {
-    docs = [];
-    for (const f of (await readdir(dir)).filter((n) => n.endsWith('.yaml')).sort()) {
-      const parsed = parseAllDocuments(await readFile(join(dir, f), 'utf8'));
-      for (const p of parsed) assert.deepEqual(p.errors.map(String), [], `${f}: YAML errors`);
-      docs.push(...parsed.map((p) => p.toJSON() as Doc).filter((p) => p !== null));
-    }
+    docs = await loadManifests(dir);
   });
 
   it('has the expected kinds and no helper: no spiffe-helper, no init container, no volume holding keys', () => {
@@ -97,16 +78,7 @@ describe('examples/kubernetes/spire-workload-api (SPIRE, workloadApiSource, no s
   });
 
   it('exposes the port each service listens on through its Service', () => {
-    for (const d of of('Deployment')) {
-      const { app } = service(d);
-      const port = Number(flag(app.args, 'http')[0] ?? flag(app.args, 'grpc')[0]);
-      const named = app.ports.find((p: Doc) => p.containerPort === port);
-      assert.ok(named, `${d.metadata.name}: containerPort ${port}`);
-      const svc = of('Service').find((s) => s.metadata.name === d.metadata.name)!;
-      assert.deepEqual(svc.spec.selector, d.spec.selector.matchLabels);
-      assert.ok(svc.spec.ports.some((p: Doc) => p.targetPort === named.name));
-      assert.equal(flag(app.args, 'host')[0], '0.0.0.0');
-    }
+    assertServicesExposePorts(docs);
   });
 
   it("runs `meshless serve` with the manifest's arguments against a Workload API serving the pod's SVID: ready", async function () {

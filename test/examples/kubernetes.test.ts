@@ -1,55 +1,25 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
-import { allowList, createPeer, type Peer } from '@meshless/core';
+import { allowList } from '@meshless/core';
 import { knownLayouts } from 'meshless';
+import { assertServicesExposePorts, flag, loadManifest, loadManifests, peerOf, serveContainer, serviceAccountId, yamlFiles, type Doc } from './helpers/manifests.js';
 import { ensureBuilt, root as repoRoot } from './helpers/processes.js';
 
 const root = fileURLToPath(new URL('../../examples/kubernetes/', import.meta.url));
 const TRUST_DOMAIN = 'prod.example';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type Doc = Record<string, any>;
-
-async function yamlFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await yamlFiles(path)));
-    else if (/\.ya?ml$/.test(entry.name)) out.push(path);
-  }
-  return out.sort();
-}
-
-async function load(file: string): Promise<Doc[]> {
-  const docs = parseAllDocuments(await readFile(file, 'utf8'));
-  for (const d of docs) assert.deepEqual(d.errors.map(String), [], `${file}: YAML errors`);
-  return docs.map((d) => d.toJSON() as Doc).filter((d) => d !== null);
-}
-
-function peerOf(spiffeId: string): Peer {
-  return createPeer({ spiffeId, trustDomain: TRUST_DOMAIN, dnsNames: [], uris: [spiffeId], serialNumber: '01', fingerprint256: '00', notBefore: new Date(0), notAfter: new Date(8.64e15) });
-}
-
-function flag(args: string[], name: string): string[] {
-  return args.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3));
-}
-
 /** The container that runs `meshless serve`, and what it reads and allows. */
 function service(deployment: Doc) {
-  const spec = deployment.spec.template.spec;
-  const app = spec.containers.find((c: Doc) => c.args?.[0] === 'serve');
-  assert.ok(app, `${deployment.metadata.name}: a container runs \`meshless serve\``);
+  const { spec, app } = serveContainer(deployment);
   const [dir] = flag(app.args, 'dir');
   assert.ok(dir, `${deployment.metadata.name}: --dir is set`);
   const mount = app.volumeMounts.find((m: Doc) => m.mountPath === dir);
   assert.ok(mount, `${deployment.metadata.name}: the --dir ${dir} is a volume mount`);
   const volume = spec.volumes.find((v: Doc) => v.name === mount.name);
   assert.ok(volume, `${deployment.metadata.name}: volume ${mount.name} exists`);
-  return { spec, app, dir: dir!, mount, volume, allow: flag(app.args, 'allow'), spiffeId: `spiffe://${TRUST_DOMAIN}/ns/${deployment.metadata.namespace}/sa/${spec.serviceAccountName}` };
+  return { spec, app, dir: dir!, mount, volume, allow: flag(app.args, 'allow'), spiffeId: serviceAccountId(deployment, TRUST_DOMAIN) };
 }
 
 describe('examples/kubernetes manifests', () => {
@@ -57,7 +27,7 @@ describe('examples/kubernetes manifests', () => {
     const files = await yamlFiles(root);
     assert.ok(files.length >= 3, `found ${files.map((f) => relative(root, f)).join(', ')}`);
     for (const file of files) {
-      const docs = await load(file);
+      const docs = await loadManifest(file);
       assert.ok(docs.length > 0, `${file} holds documents`);
       for (const d of docs) {
         assert.equal(typeof d.apiVersion, 'string', `${file}: apiVersion`);
@@ -72,7 +42,7 @@ describe('examples/kubernetes manifests', () => {
       let docs: Doc[];
       const of = (kind: string) => docs.filter((d) => d.kind === kind);
       before(async () => {
-        docs = (await Promise.all((await yamlFiles(join(root, variant))).map(load))).flat();
+        docs = await loadManifests(join(root, variant));
       });
 
       it('has the expected kinds', () => {
@@ -150,16 +120,7 @@ describe('examples/kubernetes manifests', () => {
       });
 
       it('exposes the port each service listens on through its Service', () => {
-        for (const d of of('Deployment')) {
-          const { app } = service(d);
-          const port = Number(flag(app.args, 'http')[0] ?? flag(app.args, 'grpc')[0]);
-          const named = app.ports.find((p: Doc) => p.containerPort === port);
-          assert.ok(named, `${d.metadata.name}: containerPort ${port}`);
-          const svc = of('Service').find((s) => s.metadata.name === d.metadata.name)!;
-          assert.deepEqual(svc.spec.selector, d.spec.selector.matchLabels);
-          assert.ok(svc.spec.ports.some((p: Doc) => p.targetPort === named.name));
-          assert.equal(flag(app.args, 'host')[0], '0.0.0.0', 'reachable from other pods');
-        }
+        assertServicesExposePorts(docs);
       });
 
       if (variant === 'csi-driver-spiffe') {
