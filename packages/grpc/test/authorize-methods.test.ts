@@ -3,21 +3,16 @@ import grpc from '@grpc/grpc-js';
 import { codes, isMeshlessError, loadCredential, privateKeyPem } from '@meshless/core';
 import { authorizeMethods, channelCredentials, serverCredentials } from '@meshless/grpc';
 import { handlerRuns } from '@meshless/fixtures/grpc-echo';
-import { adminClient, bidi, clientStream, echoClient, failure, isolated, serverStream, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
+import { adminClient, bidi, clientStream, closeAfterEach, echoClient, failure, isolated, serverStream, startServer, unary } from '@meshless/fixtures/grpc-harness';
 import { ADMIN_ID, CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 import { recordingLogger } from '@meshless/testing';
 
 describe('@meshless/grpc authorizeMethods', function () {
   let pki: Pki;
-  const open: Running[] = [];
-  const clients: grpc.Client[] = [];
+  const { clients, servers: open } = closeAfterEach();
 
   before(async () => {
     pki = await createPki();
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
-    await Promise.all(open.splice(0).map((r) => r.close()));
   });
 
   function creds(issued = pki.client) {
@@ -100,7 +95,7 @@ describe('@meshless/grpc authorizeMethods', function () {
       server.addService(echoService, echoImplementation);
       const plain = grpc.ServerCredentials.createSsl(Buffer.from(serverCred.bundlePem), [{ cert_chain: Buffer.from(serverCred.certPem), private_key: Buffer.from(privateKeyPem(serverCred)) }], checkClientCertificate);
       const port = await new Promise<number>((res, rej) => server.bindAsync('localhost:0', plain, (e, p) => (e ? rej(e) : res(p))));
-      open.push({ server, port, target: `localhost:${port}`, close: async () => server.forceShutdown() });
+      open.push({ close: async () => server.forceShutdown() });
       targets.push(`localhost:${port}`);
     }
     const verified = echoClient(targets[0]!, creds());
@@ -128,7 +123,7 @@ describe('@meshless/grpc authorizeMethods', function () {
     plainServer.addService(echoService, echoImplementation);
     const plain = grpc.ServerCredentials.createSsl(Buffer.from(serverCred.bundlePem), [{ cert_chain: Buffer.from(serverCred.certPem), private_key: Buffer.from(privateKeyPem(serverCred)) }], true);
     const plainPort = await new Promise<number>((res, rej) => plainServer.bindAsync('localhost:0', plain, (e, p) => (e ? rej(e) : res(p))));
-    open.push({ server: plainServer, port: plainPort, target: `localhost:${plainPort}`, close: async () => plainServer.forceShutdown() });
+    open.push({ close: async () => plainServer.forceShutdown() });
 
     for (const target of [meshless.running.target, `localhost:${plainPort}`]) {
       open_ = true;

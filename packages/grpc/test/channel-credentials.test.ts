@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import grpc from '@grpc/grpc-js';
 import { codes, isMeshlessError, loadCredential, privateKeyPem, type Peer } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
-import { echoClient, failure, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
+import { closeAfterEach, echoClient, failure, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
 import { CLIENT_ID, SERVER_ID, TD, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 import { recordingLogger } from '@meshless/testing';
 
 describe('@meshless/grpc channelCredentials', function () {
   let pki: Pki;
   let running: Running;
-  const clients: grpc.Client[] = [];
+  const { clients } = closeAfterEach();
 
   before(async () => {
     pki = await createPki({ intermediate: true });
@@ -17,9 +17,6 @@ describe('@meshless/grpc channelCredentials', function () {
   });
   after(async () => {
     await running.close();
-  });
-  afterEach(() => {
-    for (const c of clients.splice(0)) c.close();
   });
 
   function client(allow: Parameters<typeof channelCredentials>[0]['allow'], issued = pki.client, target = running.target) {

@@ -4,7 +4,7 @@ import grpc from '@grpc/grpc-js';
 import { loadCredential, type FederatedBundles } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { createTestCA, type IssuedCertificate, recordingLogger, type TestCA, twoTrustDomains, type TwoTrustDomains } from '@meshless/testing';
-import { echoClient, failure, serverStream, startServer, unary, type Echo, type Running } from '@meshless/fixtures/grpc-harness';
+import { closeAfterEach, echoClient, failure, serverStream, startServer, unary, type Echo } from '@meshless/fixtures/grpc-harness';
 
 // Two trust domains over gRPC, both directions: a peer's chain is checked only against the bundle
 // of the trust domain its own SPIFFE ID names.
@@ -21,15 +21,10 @@ describe('@meshless/grpc federation: each peer against its own trust domain bund
   let prod: TestCA;
   let partner: TestCA;
   let federationOf: TwoTrustDomains['federationOf'];
-  const running: Running[] = [];
-  const clients: Echo[] = [];
+  const { clients, servers: running } = closeAfterEach();
 
   before(async () => {
     ({ home: prod, partner, federationOf } = await twoTrustDomains({ home: PROD, partner: PARTNER }));
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
-    for (const r of running.splice(0)) await r.close();
   });
 
   const cred = (issued: IssuedCertificate, federation?: FederatedBundles) => loadCredential({ ...issued, ...(federation ? { federation } : {}) });

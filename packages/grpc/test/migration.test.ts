@@ -7,7 +7,7 @@ import { loadCredential, policyFile } from '@meshless/core';
 import { authorizeMethods, channelCredentials, serverCredentials } from '@meshless/grpc';
 import { kubernetesVolume, type LogEntry, recordingLogger, waitFor } from '@meshless/testing';
 import { adminImplementation, adminService, echoImplementation, echoService } from '@meshless/fixtures/grpc-echo';
-import { adminClient, echoClient, failure, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
+import { adminClient, closeAfterEach, echoClient, failure, startServer, unary } from '@meshless/fixtures/grpc-harness';
 import { ADMIN_ID, CLIENT_ID, DENIED_ID, SERVER_ID, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 
 function bind(server: grpc.Server, credentials: grpc.ServerCredentials): Promise<number> {
@@ -16,15 +16,10 @@ function bind(server: grpc.Server, credentials: grpc.ServerCredentials): Promise
 
 describe('@meshless/grpc during a migration', function () {
   let pki: Pki;
-  const clients: grpc.Client[] = [];
-  const servers: (Running | { close(): Promise<void> })[] = [];
+  const { clients, servers } = closeAfterEach();
 
   before(async () => {
     pki = await createPki();
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
-    await Promise.all(servers.splice(0).map((s) => s.close()));
   });
 
   const creds = (issued = pki.client, extra: Partial<Parameters<typeof channelCredentials>[0]> = {}) =>

@@ -6,21 +6,16 @@ import grpc from '@grpc/grpc-js';
 import { isMeshlessError, codes, loadCredential, staticSource } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { handlerRuns } from '@meshless/fixtures/grpc-echo';
-import { bidi, clientStream, echoClient, failure, serverStream, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
+import { bidi, clientStream, closeAfterEach, echoClient, failure, serverStream, startServer, unary } from '@meshless/fixtures/grpc-harness';
 import { CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 import { manualSource, recordingLogger, waitFor } from '@meshless/testing';
 
 describe('@meshless/grpc serverCredentials', function () {
   let pki: Pki;
-  const open: Running[] = [];
-  const clients: grpc.Client[] = [];
+  const { clients, servers: open } = closeAfterEach();
 
   before(async () => {
     pki = await createPki();
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
-    await Promise.all(open.splice(0).map((r) => r.close()));
   });
 
   async function serve(options: Partial<Parameters<typeof serverCredentials>[0]> = {}, serverOptions: grpc.ServerOptions = {}) {
@@ -180,7 +175,7 @@ describe('@meshless/grpc serverCredentials', function () {
       },
     );
     const port = await new Promise<number>((res, rej) => server.bindAsync('localhost:0', serverCredentials({ source: loadCredential(pki.server), allow: CLIENT_ID, logger }), (e, p) => (e ? rej(e) : res(p))));
-    open.push({ server, port, target: `localhost:${port}`, close: async () => server.forceShutdown() });
+    open.push({ close: async () => server.forceShutdown() });
     const Ping = grpc.makeGenericClientConstructor({ ping: { path: '/t.Auth/Ping', requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } } as never, 'Auth');
     const c = new Ping(`localhost:${port}`, channelCredentials({ source: loadCredential(pki.client), allow: SERVER_ID }), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as grpc.Client & { ping: Function };
     clients.push(c);
