@@ -2,20 +2,13 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
 import { loadCredential, privateKeyPem, codes, MeshlessError, identityOf } from '@meshless/core';
+import { expectMeshlessError } from './helpers/expect-error.js';
 import { OpenSslCA } from './helpers/openssl.js';
 
 const ID = 'spiffe://prod.example/ns/pay/sa/api';
 
 function expectCode(fn: () => unknown, code: string, message?: RegExp): MeshlessError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof MeshlessError, `expected a MeshlessError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (message) assert.match(caught.message, message);
+  const caught = expectMeshlessError(fn, code, message);
   assert.doesNotMatch(caught.message, /PRIVATE KEY|MII[A-Za-z0-9+/]{20}/, 'no key material in messages');
   return caught;
 }

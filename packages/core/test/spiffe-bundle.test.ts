@@ -2,19 +2,9 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { codes, formatBundleMap, formatSpiffeBundle, loadCredential, MeshlessError, parseBundleMap, parseSpiffeBundle } from '@meshless/core';
 import { createTestCA, type TestCA } from '@meshless/testing';
+import { expectMeshlessError } from './helpers/expect-error.js';
 
-function expectInvalid(fn: () => unknown, message: RegExp): MeshlessError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof MeshlessError, `expected a MeshlessError, got ${String(caught)}`);
-  assert.equal(caught.code, codes.BUNDLE_INVALID, caught.message);
-  assert.match(caught.message, message);
-  return caught;
-}
+const expectInvalid = (fn: () => unknown, message: RegExp): MeshlessError => expectMeshlessError(fn, codes.BUNDLE_INVALID, message);
 
 const b64 = (cert: X509Certificate): string => cert.raw.toString('base64');
 const jwk = (cert: X509Certificate): Record<string, unknown> => ({ use: 'x509-svid', ...(cert.publicKey.export({ format: 'jwk' }) as object), x5c: [b64(cert)] });
