@@ -128,11 +128,17 @@ describe('fileSource in a process of its own', function () {
     for (const dir of cleanup.splice(0)) await rm(dir, { recursive: true, force: true });
   });
 
-  it('close() leaves no handle: the process rotates once, closes and exits by itself', async () => {
+  /** A Kubernetes volume in tmp/tls holding the first certificate; returns its folder. */
+  async function mountFirstGeneration(): Promise<string> {
     const dir = path.join(tmp, 'tls');
     const volume = kubernetesVolume(dir);
     await volume.write(files(certs[0]!));
     await volume.close();
+    return dir;
+  }
+
+  it('close() leaves no handle: the process rotates once, closes and exits by itself', async () => {
+    const dir = await mountFirstGeneration();
     const child = runChild(
       `import { fileSource, silentLogger } from '@meshless/core';
        import { kubernetesVolume } from '@meshless/testing';
@@ -156,10 +162,7 @@ describe('fileSource in a process of its own', function () {
   });
 
   it('a source never holds the process open, even when not closed', async () => {
-    const dir = path.join(tmp, 'tls');
-    const volume = kubernetesVolume(dir);
-    await volume.write(files(certs[0]!));
-    await volume.close();
+    const dir = await mountFirstGeneration();
     const child = runChild(
       `import { fileSource, silentLogger } from '@meshless/core';
        const s = await fileSource({ dir: process.env.DIR }, { logger: silentLogger, pollIntervalMs: process.env.POLL ? 50 : undefined });
