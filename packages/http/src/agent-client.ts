@@ -4,12 +4,15 @@ import type { Peer } from '@meshless/core';
 import type { Client, Dispatcher } from 'undici';
 import { PEER_CONTEXT_KEY, PeerContextHandler, isLegacyHandler, type PeerContext, type PeerHolder } from './agent-peer-context.js';
 import { connectVerified, type ConnectCallback, type ConnectionOwner, type ConnectorContext, type ConnectParams } from './connector.js';
+import type { Deadline, Deadlines } from './deadlines.js';
 import { undici } from './undici-lazy.js';
 
 /** A connector context that can also ask the agent for a fresh pool. */
 export interface ClientGeneration extends ConnectorContext {
   /** An HTTP/2 connection is past its deadline but busy: move new requests to new connections. */
   requestRefresh(reason: string): void;
+  /** The generation's connection deadlines, on one timer (no Node timer per connection). */
+  readonly deadlines: Deadlines;
 }
 
 // setTimeout takes at most 2^31-1 ms; longer deadlines are re-armed.
@@ -82,7 +85,16 @@ return class MeshlessClient extends Base implements ConnectionOwner, PeerHolder 
   #peer: Peer | undefined;
   #context: PeerContext | undefined;
   #retiring = false;
+  /** The current connection's deadline, on the generation's shared timer. */
+  #deadline: Deadline | undefined;
+  /** The idleness poll of a connection past its deadline. */
   #timer: LongTimeout | undefined;
+  /** Fires a connection's deadline (one function for every client: no closure per connection). */
+  static readonly #onDeadline = (client: MeshlessClient): void => {
+    client.#deadline = undefined;
+    const socket = client.#socket;
+    if (socket !== undefined) client.#retire(socket);
+  };
 
   constructor(origin: string | URL, options: Client.Options, generation: ClientGeneration) {
     const owner: { client?: MeshlessClient } = {};
@@ -133,11 +145,11 @@ return class MeshlessClient extends Base implements ConnectionOwner, PeerHolder 
       this.#socket = undefined;
       this.#retiring = false;
     });
-    this.#arm(socket, deadline);
+    this.#arm(deadline);
   }
 
-  #arm(socket: TLSSocket, deadline: number): void {
-    this.#timer = setLongTimeout(() => this.#retire(socket), deadline - Date.now());
+  #arm(deadline: number): void {
+    this.#deadline = this.#generation.deadlines.add(deadline, MeshlessClient.#onDeadline, this);
   }
 
   #retire(socket: TLSSocket): void {
@@ -164,6 +176,8 @@ return class MeshlessClient extends Base implements ConnectionOwner, PeerHolder 
   }
 
   #clearTimer(): void {
+    this.#generation.deadlines.cancel(this.#deadline);
+    this.#deadline = undefined;
     this.#timer?.clear();
     this.#timer = undefined;
   }

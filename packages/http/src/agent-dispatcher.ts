@@ -203,7 +203,7 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
     this.#stop();
-    this.#closing ??= this.#destroying ?? Promise.all([...[this.#generation, ...this.#draining].map((g) => g.agent.close()), this.#plaintext?.close()]).then(() => undefined);
+    this.#closing ??= this.#destroying ?? Promise.all([...[this.#generation, ...this.#draining].map((g) => g.close()), this.#plaintext?.close()]).then(() => undefined);
     const done = this.#closing;
     if (callback === undefined) return done;
     void done.then(callback, callback);
@@ -218,7 +218,7 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
     const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
     this.#stop();
     this.#destroyed = true;
-    this.#destroying ??= Promise.all([...[this.#generation, ...this.#draining].map((g) => (g.agent.destroyed ? undefined : g.agent.destroy(err))), this.#plaintext?.destroy(err)]).then(() => undefined);
+    this.#destroying ??= Promise.all([...[this.#generation, ...this.#draining].map((g) => g.destroy(err)), this.#plaintext?.destroy(err)]).then(() => undefined);
     const done = this.#destroying;
     if (cb === undefined) return done;
     void done.then(cb, cb);
@@ -277,7 +277,7 @@ export class MeshlessAgent extends (EventEmitter as unknown as new () => Dispatc
     }
     this.#generation = next;
     this.#draining.add(previous);
-    previous.agent.close().then(
+    previous.close().then(
       () => this.#draining.delete(previous),
       (err: unknown) => {
         this.#draining.delete(previous);

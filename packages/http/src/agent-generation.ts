@@ -6,6 +6,7 @@ import type { ServerPolicy } from './agent-allow.js';
 import { meshlessClientClass, type ClientGeneration } from './agent-client.js';
 import type { ConnectorSettings } from './agent-options.js';
 import type { ConnectCallback } from './connector.js';
+import { Deadlines } from './deadlines.js';
 import type { SessionCache } from './session-cache.js';
 import { undici } from './undici-lazy.js';
 
@@ -53,6 +54,8 @@ export class Generation implements ClientGeneration {
   readonly secureContext: SecureContext;
   readonly credentialNotAfter: number;
   readonly agent: Agent;
+  /** Every connection's deadline (certificate notAfter, max age), on one timer. */
+  readonly deadlines = new Deadlines();
   readonly #events: GenerationEvents;
   #lastOrigin: string | undefined;
   #lastPool: Pool | undefined;
@@ -93,6 +96,24 @@ export class Generation implements ClientGeneration {
     const pool = this.#lastPool;
     if (pool !== undefined && options.origin === this.#lastOrigin && !pool.closed && !pool.destroyed) return pool.dispatch(options, handler);
     return this.agent.dispatch(options, handler);
+  }
+
+  /** Closes the generation gracefully: its connections finish their requests, then its deadline timer stops. */
+  async close(): Promise<void> {
+    try {
+      await this.agent.close();
+    } finally {
+      this.deadlines.clear();
+    }
+  }
+
+  /** Destroys the generation's connections at once, and stops its deadline timer. */
+  async destroy(err: Error | null): Promise<void> {
+    try {
+      if (!this.agent.destroyed) await this.agent.destroy(err);
+    } finally {
+      this.deadlines.clear();
+    }
   }
 
   onAllowed(origin: string, peer: Peer, resumed: boolean): void {
