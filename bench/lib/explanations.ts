@@ -119,7 +119,40 @@ const explainers: [RegExp, Explainer][] = [
       'the rule lookup itself is a Map hit. Building the reason lazily, or caching the Decision per peer, would make it tens of ns (core: allow-list.ts).',
   ],
   [/within 2× of 10 rules/, () => 'Both figures are a few hundred ns (the reason string dominates both); at that scale a busy neighbour moves the ratio. Run the microbench alone to confirm.'],
-  [/gRPC/, () => 'Measured in interleaved rounds of its own (bench/scenarios/grpc.ts); the gRPC table shows the CPU per call on each side.'],
+  [
+    /gRPC/,
+    (results) => {
+      const mesh = row(results, 'grpc', 'meshless');
+      const ssl = row(results, 'grpc', 'createSsl');
+      const insecure = row(results, 'grpc', 'insecure');
+      const range = mesh?.ratioRanges?.['rps/createSsl'];
+      const per = (r: Row | undefined) => (r?.median ? `${n(r.median.serverCpuUsPerCall)} µs server + ${n(r.median.clientCpuUsPerCall)} µs client` : 'not measured');
+      return (
+        (range ? `Per-round ratios ${n(range[0])}–${n(range[1])}${range[0] < 1 && range[1] >= 1 ? ' straddle 1.0: the machine moved more than the gap' : ''}. ` : '') +
+        `CPU per call: meshless ${per(mesh)}; createSsl ${per(ssl)}. ` +
+        (insecure?.ratios?.['rps/createSsl'] !== undefined ? `Even plaintext (insecure) reached only ${n(insecure.ratios['rps/createSsl'])}× createSsl: grpc-js's own work per call dominates every row. ` : '') +
+        "meshless adds no per-call step on the client (grpc-js's certificate-provider credentials) and one cached verdict lookup per call on the server; " +
+        'measured in interleaved rounds of their own (bench/scenarios/grpc.ts). Profile: `npm run bench -- --only grpc --rounds 1 --cpu-prof`, then `node bench/profile-summary.mjs bench/results/profiles`.'
+      );
+    },
+  ],
+  [
+    /permissive/,
+    (results, missed) => {
+      const parts = [...new Set(missed.map((t) => /HTTP (c\w+(?:-64k)?):/.exec(t.target)?.[1]))]
+        .filter((v): v is string => v !== undefined)
+        .map((v) => {
+          const r = row(results, 'http', 'meshless-permissive', v);
+          const range = r?.ratioRanges?.['rps/meshless'];
+          const mtls = r?.ratios?.['rps/mtls'];
+          return `${v}: per-round ratios ${range ? `${n(range[0])}–${n(range[1])}` : '–'}, permissive ÷ hand-written mTLS ${n(mtls)}×, serving CPU ${n(r?.median?.serverCpuSecPer10k)} vs strict ${n(row(results, 'http', 'meshless', v)?.median?.serverCpuSecPer10k)} s/10k`;
+        });
+      return (
+        `${parts.join('; ')}. Permissive mode adds one first-byte read per new connection and nothing per request on a TLS connection; ` +
+        'each scenario keeps its own server process for the whole run, so a steady gap of a few per cent between two processes of the same code can come from the processes themselves.'
+      );
+    },
+  ],
   [/rotation/, () => 'Measured by bench/scenarios/rotation.ts; every sample is in bench/results/latest.json.'],
   [/heap growth/, () => 'Heap after forced GCs: growth that keeps rising with more requests or rotations is a leak; growth that levels off is a cache filling.'],
 ];
