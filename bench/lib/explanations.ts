@@ -11,6 +11,15 @@ function cpuSplit(r: Row | undefined): string {
 
 type Explainer = (results: Results, missed: TargetCheck[]) => string | undefined;
 
+/** What the gRPC profile rows say meshless's own code costs per call, when they ran. */
+function profiled(results: Results): string {
+  const side = (s: string) => row(results, 'profile', `grpc meshless ${s}`, 'grpc-unary')?.median;
+  const server = side('server');
+  const client = side('client');
+  if (server === undefined || client === undefined) return '';
+  return `In the profile of one window, meshless's own code took ${n(server['us.meshless'] ?? 0)} µs of the server's ${n(server.usPerRequest)} µs per call and ${n(client['us.meshless'] ?? 0)} µs of the client's ${n(client.usPerRequest)} µs. `;
+}
+
 const variantOf = (t: TargetCheck) => /HTTP (c\w+(?:-64k)?):/.exec(t.target)?.[1];
 
 /** Explanations by kind of target; each gets every missed target of its kind at once. */
@@ -131,6 +140,7 @@ const explainers: [RegExp, Explainer][] = [
         (range ? `Per-round ratios ${n(range[0])}–${n(range[1])}${range[0] < 1 && range[1] >= 1 ? ' straddle 1.0: the machine moved more than the gap' : ''}. ` : '') +
         `CPU per call: meshless ${per(mesh)}; createSsl ${per(ssl)}. ` +
         (insecure?.ratios?.['rps/createSsl'] !== undefined ? `Even plaintext (insecure) reached only ${n(insecure.ratios['rps/createSsl'])}× createSsl: grpc-js's own work per call dominates every row. ` : '') +
+        profiled(results) +
         "meshless adds no per-call step on the client (grpc-js's certificate-provider credentials) and one cached verdict lookup per call on the server; " +
         'measured in interleaved rounds of their own (bench/scenarios/grpc.ts). Profile: `npm run bench -- --only grpc --rounds 1 --cpu-prof`, then `node bench/profile-summary.mjs bench/results/profiles`.'
       );

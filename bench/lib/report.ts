@@ -43,6 +43,7 @@ const variantLabels: Record<string, string> = {
   c32: 'small responses (13 B), concurrency 32',
   'c32-64k': '64 KiB responses, concurrency 32',
   'c8-new': 'new connection per request, concurrency 8',
+  'grpc-unary': 'gRPC unary calls, 32 in flight on one connection',
 };
 
 /** A column of a report table: its header and its cell for a row with figures. */
@@ -210,7 +211,7 @@ function otherLoad(results: Results): string {
   return `other processes kept a median of ${med.toFixed(2)} (max ${max.toFixed(2)}) of ${results.machine.nproc} cores busy during the measured windows: ${verdict}`;
 }
 
-const AREAS = ['meshless', 'undici', 'bench harness', 'node http', 'node tls/net/streams', 'gc', 'native (program)', 'other'];
+const AREAS = ['meshless', 'undici', 'grpc-js', 'bench harness', 'node http', 'node tls/net/streams', 'gc', 'native (program)', 'other'];
 const AREA_LABELS: Record<string, string> = { 'bench harness': 'application (bench handler / load loop)' };
 
 /** Where the CPU goes per request, from the in-process profiles of one window per pair and shape. */
@@ -221,9 +222,10 @@ function profileSection(results: Results): string[] {
     '## Profile summary: where the CPU goes per request',
     '',
     'V8 CPU profiles taken inside the server and the client around one measured window (after warm-up), ' +
-      'the meshless pair against the leanest hand-written pair (node:https ← bare undici Pool). Each process\'s own CPU ' +
+      'the meshless pair against the leanest hand-written pair (node:https ← bare undici Pool), and meshless gRPC ' +
+      'credentials against grpc-js createSsl. Each process\'s own CPU ' +
       'time per request (process.cpuUsage over the window) is split in the proportions of its samples by the code that ' +
-      'caused them: meshless, undici and the bench harness (the application) each own what they call (node internals, ' +
+      'caused them: meshless, undici, grpc-js and the bench harness (the application) each own what they call (node internals, ' +
       'native work such as certificate parsing and socket writes: the server application\'s `res.end` owns the TLS ' +
       'write of the response); node-internal work with no such caller (TLS handshakes, the HTTP parser, timers) counts ' +
       'as node\'s. Profiling (1 ms sampling) costs a little CPU itself. In-process profiles say where time goes; the ' +

@@ -36,6 +36,7 @@ function areaOf(cf: CallFrame): string {
   if (functionName === '(program)') return 'native (program)';
   if (/packages\/(core|http|grpc)\//.test(url) || /@meshless\//.test(url)) return 'meshless';
   if (/node_modules\/.*undici/.test(url)) return 'undici';
+  if (/node_modules\/.*@grpc\/grpc-js/.test(url)) return 'grpc-js';
   if (/\/bench\//.test(url)) return 'bench harness';
   if (/^node:(_http|http|internal\/http)/.test(url)) return 'node http';
   if (/^node:(_tls|tls|internal\/tls|net|internal\/net|internal\/stream_base|internal\/streams|stream|internal\/crypto|crypto)/.test(url)) return 'node tls/net/streams';
@@ -63,14 +64,14 @@ handle('profileStop', async (m) => {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  // Each sample counts for the code that caused it: a frame of meshless, undici or the bench
-  // harness owns everything it calls (node internals, native work such as certificate parsing or
+  // Each sample counts for the code that caused it: a frame of meshless, undici, grpc-js or the
+  // bench harness owns everything it calls (node internals, native work such as certificate parsing or
   // socket writes); node-internal frames with no such caller (TLS handshakes driven by libuv, the
   // HTTP parser) count as node's, and a native function as its nearest JavaScript caller's.
   // A pass-through frame owns its own time but not what it forwards to: the HTTP server's request
   // gate wraps the server's emit, so every listener of every event (Node's own HTTP connection
   // set-up included) runs under it; what those listeners do belongs to whoever called emit.
-  const OWNERS = new Set(['meshless', 'undici', 'bench harness']);
+  const OWNERS = new Set(['meshless', 'undici', 'grpc-js', 'bench harness']);
   const PASS_THROUGH = new Set(['gatedEmit']);
   const ownerCache = new Map<number, string>();
   const calleeOwnerOf = (id: number): string => {

@@ -9,20 +9,32 @@ import { startLoad, startServer, type LoadKind, type ServerKind } from '../lib/p
 import { skippedRow, type Row } from '../lib/results.js';
 import { round } from '../lib/stats.js';
 
+interface Shape {
+  id: string;
+  concurrency: number;
+  path: string;
+  newConnection: boolean;
+}
+
 interface Pair {
   id: string;
   server: ServerKind;
   load: LoadKind;
+  shapes: Shape[];
 }
 
-const pairs: Pair[] = [
-  { id: 'meshless', server: 'meshless', load: 'meshless' },
-  { id: 'pool', server: 'mtls', load: 'pool' },
-];
-
-export const profileShapes = [
+export const profileShapes: Shape[] = [
   { id: 'c32', concurrency: 32, path: '/', newConnection: false },
   { id: 'c8-new', concurrency: 8, path: '/', newConnection: true },
+];
+/** gRPC: unary calls, 32 in flight on one HTTP/2 connection (as in the gRPC rows). */
+const grpcShapes: Shape[] = [{ id: 'grpc-unary', concurrency: 32, path: '/', newConnection: false }];
+
+const pairs: Pair[] = [
+  { id: 'meshless', server: 'meshless', load: 'meshless', shapes: profileShapes },
+  { id: 'pool', server: 'mtls', load: 'pool', shapes: profileShapes },
+  { id: 'grpc meshless', server: 'grpc-meshless', load: 'grpc-meshless', shapes: grpcShapes },
+  { id: 'grpc createSsl', server: 'grpc-createSsl', load: 'grpc-createSsl', shapes: grpcShapes },
 ];
 
 interface Summary {
@@ -57,7 +69,7 @@ export async function runProfile(ctx: BenchContext): Promise<Row[]> {
   const measureMs = ctx.options.mode === 'quick' ? 1_000 : 3_000;
   for (const pair of pairs) {
     const skip = (reason: string, status: 'skipped' | 'failed' = 'skipped') => {
-      for (const shape of profileShapes) for (const side of ['server', 'client']) rows.push(skippedRow('profile', `${pair.id} ${side}`, shape.id, reason, status));
+      for (const shape of pair.shapes) for (const side of ['server', 'client']) rows.push(skippedRow('profile', `${pair.id} ${side}`, shape.id, reason, status));
     };
     if (ctx.budget.cannotFit(2 * (measureMs + ctx.options.warmupMs + 10_000))) {
       skip('time budget exhausted before this row ran');
@@ -66,7 +78,7 @@ export async function runProfile(ctx: BenchContext): Promise<Row[]> {
     try {
       const server = await startServer(ctx, pair.server, `profile-server-${pair.id}`);
       const load = await startLoad(ctx, pair.load, server.port, `profile-load-${pair.id}`);
-      for (const shape of profileShapes) {
+      for (const shape of pair.shapes) {
         const shapeArgs = { concurrency: shape.concurrency, path: shape.path, newConnection: shape.newConnection };
         await load.request({ type: 'open' }, 10_000);
         await load.request({ type: 'warm', ...shapeArgs, durationMs: ctx.options.warmupMs }, 60_000);
@@ -89,7 +101,8 @@ export async function runProfile(ctx: BenchContext): Promise<Row[]> {
             details: { requests, top: pr.top, meshlessTop: pr.meshlessTop },
             ...(requests > 0 ? {} : { reason: `no request completed: ${String(m.firstError)}` }),
           });
-          console.log(`  ${shape.id.padEnd(7)} ${`${pair.id} ${side}`.padEnd(16)} ${pr.usPerRequest} µs CPU per request (meshless ${pr.areas.meshless ?? 0} µs, undici ${pr.areas.undici ?? 0} µs); top: ${pr.top.slice(0, 3).map((t) => `${t.fn} ${t.usPerRequest} µs`).join(', ')}`);
+          const library = pair.server.startsWith('grpc-') ? `grpc-js ${pr.areas['grpc-js'] ?? 0}` : `undici ${pr.areas.undici ?? 0}`;
+          console.log(`  ${shape.id.padEnd(10)} ${`${pair.id} ${side}`.padEnd(22)} ${pr.usPerRequest} µs CPU per request (meshless ${pr.areas.meshless ?? 0} µs, ${library} µs); top: ${pr.top.slice(0, 3).map((t) => `${t.fn} ${t.usPerRequest} µs`).join(', ')}`);
         }
       }
     } catch (err) {
