@@ -21,6 +21,9 @@ const INTEGER = 0x02;
 /** `[3] EXPLICIT` (context-specific, constructed, tag 3): the peer certificate. */
 const PEER_CERTIFICATE = 0xa3;
 
+/** A top-level field of a session: its tag, [start, end) and where its content starts. */
+type Field = { tag: number; start: number; end: number; contentStart: number };
+
 /** A DER element's tag, header length and content length at `offset`, or undefined when malformed. */
 function elementAt(der: Uint8Array, offset: number, end: number): { tag: number; header: number; length: number } | undefined {
   if (offset + 2 > end) return undefined;
@@ -39,10 +42,10 @@ function elementAt(der: Uint8Array, offset: number, end: number): { tag: number;
 }
 
 /** The top-level fields of a session: [start, end) of each element, or undefined when malformed. */
-function fieldsOf(session: Uint8Array): { tag: number; start: number; end: number; contentStart: number }[] | undefined {
+function fieldsOf(session: Uint8Array): Field[] | undefined {
   const outer = elementAt(session, 0, session.length);
   if (outer === undefined || outer.tag !== SEQUENCE || outer.header + outer.length !== session.length) return undefined;
-  const fields: { tag: number; start: number; end: number; contentStart: number }[] = [];
+  const fields: Field[] = [];
   let offset = outer.header;
   while (offset < session.length) {
     const field = elementAt(session, offset, session.length);
@@ -52,6 +55,16 @@ function fieldsOf(session: Uint8Array): { tag: number; start: number; end: numbe
     offset = end;
   }
   return fields;
+}
+
+/** The session's one `[3]` field, when it holds exactly one Certificate (a SEQUENCE); undefined otherwise. */
+function peerCertificateField(session: Uint8Array, fields: Field[]): Field | undefined {
+  const peer = fields.filter((f) => f.tag === PEER_CERTIFICATE);
+  if (peer.length !== 1) return undefined;
+  const { contentStart, end } = peer[0]!;
+  const certificate = elementAt(session, contentStart, end);
+  if (certificate === undefined || certificate.tag !== SEQUENCE || contentStart + certificate.header + certificate.length !== end) return undefined;
+  return peer[0];
 }
 
 /**
@@ -78,14 +91,8 @@ export function sessionPeerCertificate(envelope: Buffer): Buffer | undefined {
   if (start === undefined) return undefined;
   const session = envelope.subarray(start);
   const fields = fieldsOf(session);
-  if (fields === undefined) return undefined;
-  const peer = fields.filter((f) => f.tag === PEER_CERTIFICATE);
-  if (peer.length !== 1) return undefined;
-  const { contentStart, end } = peer[0]!;
-  // Exactly one Certificate (a SEQUENCE) fills the explicit tag.
-  const certificate = elementAt(session, contentStart, end);
-  if (certificate === undefined || certificate.tag !== SEQUENCE || contentStart + certificate.header + certificate.length !== end) return undefined;
-  return session.subarray(contentStart, end);
+  const peer = fields === undefined ? undefined : peerCertificateField(session, fields);
+  return peer === undefined ? undefined : session.subarray(peer.contentStart, peer.end);
 }
 
 function lengthHeader(length: number): number[] {
@@ -96,7 +103,7 @@ function lengthHeader(length: number): number[] {
 }
 
 /** Whether the session's second field (`ssl_version INTEGER`) is TLS 1.3 (0x0304). */
-function isTls13(session: Uint8Array, fields: { tag: number; start: number; end: number; contentStart: number }[]): boolean {
+function isTls13(session: Uint8Array, fields: Field[]): boolean {
   const version = fields[1];
   return version !== undefined && version.tag === INTEGER && version.end - version.contentStart === 2 && session[version.contentStart] === 0x03 && session[version.contentStart + 1] === 0x04;
 }
@@ -114,8 +121,10 @@ export function withoutPeerCertificate(envelope: Buffer): Buffer {
   const session = envelope.subarray(start);
   const fields = fieldsOf(session);
   if (fields === undefined || !isTls13(session, fields)) return envelope;
-  const kept = fields.filter((f) => f.tag !== PEER_CERTIFICATE);
-  if (kept.length !== fields.length - 1) return envelope;
+  // The same shape the reader accepts (one [3] holding one certificate), or the session as it is.
+  const peer = peerCertificateField(session, fields);
+  if (peer === undefined) return envelope;
+  const kept = fields.filter((f) => f !== peer);
   const length = kept.reduce((sum, f) => sum + (f.end - f.start), 0);
   const header = [SEQUENCE, ...lengthHeader(length)];
   const out = Buffer.alloc(start + header.length + length);
