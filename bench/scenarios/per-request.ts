@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import { allowList, identityOf, loadCredential, verifyPeer, type Authorizer, type Peer } from '@meshless/core';
-import { parseCertificates, socketPeer, verifyChain } from '@meshless/core/internal';
+import { acceptedPeerCertificateOf, parseCertificates, socketPeer, verifyChain, withoutPeerCertificate } from '@meshless/core/internal';
 import { createTestCA, type TestCA } from '@meshless/testing';
 import { CLIENT_ID, SERVER_ID, TRUST_DOMAIN } from '../lib/certs.js';
 import type { BenchContext } from '../lib/context.js';
@@ -72,6 +72,73 @@ async function tlsPair(ca: TestCA): Promise<{ socket: tls.TLSSocket; close: () =
       srv.close();
     },
   };
+}
+
+/**
+ * Per resumed TLS 1.3 connection, ns: the server reading the client certificate the old way
+ * (`getPeerCertificate()`) and meshless's way (from the session), and the client's `tls.connect`
+ * with the session as OpenSSL serialized it and as createAgent caches it (no server certificate).
+ * Fresh connections every time (the first read on a socket is the dear one), `perBatch`
+ * connections per case and batch, cases interleaved batch by batch.
+ */
+async function connectionReads(ca: TestCA, batches: number, perBatch: number): Promise<Record<string, number[]>> {
+  const server = await ca.issue(SERVER_ID);
+  const client = await ca.issue(CLIENT_ID);
+  let read: 'legacy' | 'session' = 'legacy';
+  let lastReadNs = 0;
+  const srv = tls.createServer({ cert: server.cert, key: server.key, ca: ca.bundle, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, (socket) => {
+    const t0 = process.hrtime.bigint();
+    const x509 = read === 'legacy' ? socket.getPeerCertificate() : acceptedPeerCertificateOf(socket);
+    lastReadNs = Number(process.hrtime.bigint() - t0);
+    sink = x509;
+    // Written, not just ended: OpenSSL sends the session tickets with the first data.
+    socket.end('x');
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as AddressInfo).port;
+  const secureContext = tls.createSecureContext({ cert: client.cert, key: client.key, ca: ca.bundle, minVersion: 'TLSv1.3' });
+  let session: Buffer | undefined;
+  const connect = (offered: Buffer | undefined): Promise<{ connectNs: number; readNs: number; resumed: boolean }> =>
+    new Promise((resolve, reject) => {
+      const t0 = process.hrtime.bigint();
+      const socket = tls.connect({ host: '127.0.0.1', port, secureContext, session: offered, checkServerIdentity: () => undefined });
+      const connectNs = Number(process.hrtime.bigint() - t0);
+      let resumed = false;
+      socket.on('secureConnect', () => (resumed = socket.isSessionReused()));
+      socket.on('session', (s: Buffer) => (session ??= s));
+      socket.on('error', reject);
+      socket.on('close', () => resolve({ connectNs, readNs: lastReadNs, resumed }));
+      socket.resume();
+    });
+  try {
+    while (session === undefined) await connect(undefined);
+    const full = session;
+    const stripped = withoutPeerCertificate(full);
+    if (stripped.length >= full.length) throw new Error('the client session carries no server certificate to leave out: the bench is wrong');
+    const out: Record<string, number[]> = { 'read-legacy': [], 'read-session': [], 'connect-full': [], 'connect-stripped': [] };
+    for (let b = 0; b < batches + 1; b++) {
+      for (const [mode, offered, readKey, connectKey] of [
+        ['legacy', full, 'read-legacy', 'connect-full'],
+        ['session', stripped, 'read-session', 'connect-stripped'],
+      ] as const) {
+        read = mode;
+        const reads: number[] = [];
+        const connects: number[] = [];
+        for (let i = 0; i < perBatch; i++) {
+          const r = await connect(offered);
+          if (!r.resumed) throw new Error('a connection did not resume: the bench is wrong');
+          reads.push(r.readNs);
+          connects.push(r.connectNs);
+        }
+        if (b === 0) continue; // warm-up
+        out[readKey]!.push(median(reads)!);
+        out[connectKey]!.push(median(connects)!);
+      }
+    }
+    return out;
+  } finally {
+    srv.close();
+  }
 }
 
 /** Runs the per-request microbenchmarks. */
@@ -146,6 +213,14 @@ export async function runPerRequestBench(options: { quick?: boolean; batches?: n
       batchMs,
     );
     const rows = cases.map(([id, label], i) => ({ id, label, nsPerOp: median(samples[i]!)!, minNsPerOp: Math.min(...samples[i]!) }));
+    const perConnection = await connectionReads(ca, options.quick ? 2 : Math.max(3, Math.round(batches / 3)), options.quick ? 10 : 30);
+    const connectionLabels: Record<string, string> = {
+      'read-legacy': 'per resumed connection, server: the client certificate through getPeerCertificate() (what meshless did before)',
+      'read-session': 'per resumed connection, server: the client certificate from the TLS session (acceptedPeerCertificateOf)',
+      'connect-full': "per resumed connection, client: tls.connect with the session as OpenSSL serialized it (server certificate inside)",
+      'connect-stripped': "per resumed connection, client: tls.connect with createAgent's cached session (no server certificate)",
+    };
+    for (const [id, values] of Object.entries(perConnection)) rows.push({ id, label: connectionLabels[id]!, nsPerOp: median(values)!, minNsPerOp: Math.min(...values) });
     const at = (id: string) => samples[cases.findIndex(([cid]) => cid === id)]!;
     // allowList at 10,000 rules ÷ at 10 rules (issue 2: within 2×), paired by round: each 10,000-rule batch ran right after its 10-rule batch.
     const ratio10kTo10 = median(at('match-10k').map((x, i) => x / at('match-10')[i]!))!;
