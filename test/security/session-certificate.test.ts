@@ -37,6 +37,8 @@ interface Outcome {
   resumed: boolean;
   /** The newest session the server gave the client. */
   session?: Buffer;
+  /** gRPC only: the call's grpc-status. */
+  status?: string;
 }
 
 describe('security: the client certificate read from the TLS session', function () {
@@ -208,11 +210,14 @@ describe('security: the client certificate read from the TLS session', function 
         message.copy(frame, 5);
         call.end(frame);
         let data = Buffer.alloc(0);
+        let status = '';
         call.on('data', (d: Buffer) => (data = Buffer.concat([data, d])));
+        call.on('response', (headers) => (status = String(headers['grpc-status'] ?? status)));
+        call.on('trailers', (trailers) => (status = String(trailers['grpc-status'] ?? status)));
         call.on('error', () => {});
         call.on('close', () => {
           // Closing the HTTP/2 session closes the socket: by then it has every ticket the server sent.
-          const done = (): void => resolve({ body: data.length > 5 ? (JSON.parse(data.subarray(5).toString()) as { peer: string }).peer : '', resumed, ...(latest ? { session: latest } : {}) });
+          const done = (): void => resolve({ body: data.length > 5 ? (JSON.parse(data.subarray(5).toString()) as { peer: string }).peer : '', resumed, status, ...(latest ? { session: latest } : {}) });
           if (socket.destroyed) done();
           else socket.once('close', done);
           client.close();
@@ -226,12 +231,22 @@ describe('security: the client certificate read from the TLS session', function 
         const b1 = await who(b, version);
         const a2 = await who(a, version, a1.session);
         const b2 = await who(b, version, b1.session);
-        assert.deepEqual([a1, b1, a2, b2].map((o) => [o.body, o.resumed]), [
-          [A_ID, false],
-          [B_ID, false],
-          [A_ID, true],
-          [B_ID, true],
+        assert.deepEqual([a1, b1, a2, b2].map((o) => [o.body, o.resumed, o.status]), [
+          [A_ID, false, '0'],
+          [B_ID, false, '0'],
+          [A_ID, true, '0'],
+          [B_ID, true, '0'],
         ]);
+      });
+
+      it(`${version}: a client the allow-list denies is denied again when it resumes its session`, async () => {
+        const denied = await ca.issue(`spiffe://${TD}/ns/billing/sa/c`);
+        const first = await who(denied, version);
+        assert.equal(first.status, String(grpc.status.PERMISSION_DENIED));
+        assert.ok(first.session, 'the TLS handshake completed: the client holds a session');
+        const again = await who(denied, version, first.session);
+        assert.equal(again.resumed, true);
+        assert.deepEqual([again.status, again.body], [String(grpc.status.PERMISSION_DENIED), '']);
       });
     }
   });
