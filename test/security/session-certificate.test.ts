@@ -249,6 +249,20 @@ describe('security: the client certificate read from the TLS session', function 
         assert.deepEqual([again.status, again.body], [String(grpc.status.PERMISSION_DENIED), '']);
       });
     }
+
+    it('TLS 1.2: a client cannot renegotiate (the session, and the peer cached for the connection, cannot change under it)', async () => {
+      const outcome = await new Promise<string>((resolve) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: ca.bundle, cert: a.cert, key: a.key, ALPNProtocols: ['h2'], maxVersion: 'TLSv1.2' });
+        socket.on('error', (err) => resolve(`refused: ${err.message}`));
+        socket.on('close', () => resolve('refused: connection closed'));
+        socket.on('secureConnect', () => {
+          socket.resume();
+          if (!socket.renegotiate({ rejectUnauthorized: true }, (err) => resolve(err ? `refused: ${err.message}` : 'renegotiated'))) resolve('refused: not started');
+        });
+      });
+      // OpenSSL's own refusal (SSL_OP_NO_RENEGOTIATION), not only HTTP/2 closing the connection.
+      assert.match(outcome, /^refused: .*no renegotiation/);
+    });
   });
 
   describe('createAgent (stripped TLS 1.3 sessions)', () => {
