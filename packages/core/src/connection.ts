@@ -23,7 +23,7 @@ const peers = new WeakMap<TLSSocket, Peer>();
 export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
   const legacy = socket.getPeerCertificate();
   if (!legacy || !legacy.raw) return undefined;
-  return certificateOf(legacy.raw);
+  return certificateOf(legacy.raw, socket.authorized);
 }
 
 /**
@@ -38,7 +38,7 @@ export function acceptedPeerCertificateOf(socket: TLSSocket): X509Certificate | 
   try {
     const session = socket.getSession();
     const der = session === undefined ? undefined : sessionPeerCertificate(session);
-    return der === undefined ? peerCertificateOf(socket) : certificateOf(der);
+    return der === undefined ? peerCertificateOf(socket) : certificateOf(der, socket.authorized);
   } catch {
     // Unreadable: undefined, and checkConnection reads the certificate itself (and reports why not).
     return undefined;
@@ -47,14 +47,16 @@ export function acceptedPeerCertificateOf(socket: TLSSocket): X509Certificate | 
 
 /**
  * One X509Certificate per distinct certificate (each holds ~6 KB of native memory, and parsing
- * costs ~130 µs on OpenSSL 3), keyed by its DER bytes.
+ * costs ~130 µs on OpenSSL 3), keyed by its DER bytes. Only certificates whose chain OpenSSL
+ * verified (`authorized`) are kept: anyone who can reach a server can present certificates, up to
+ * ~100 KB each, and a cache of unverified ones would be theirs to fill.
  */
-function certificateOf(der: Buffer): X509Certificate {
+function certificateOf(der: Buffer, verified: boolean): X509Certificate {
   const key = der.toString('latin1');
-  let x509 = certificates.get(key);
+  let x509 = verified ? certificates.get(key) : certificates.peek(key);
   if (x509 === undefined) {
     x509 = new X509Certificate(der);
-    certificates.set(key, x509);
+    if (verified) certificates.set(key, x509);
   }
   return x509;
 }

@@ -117,6 +117,25 @@ describe('TLS session reading (server certificate read, client session without t
     });
   }
 
+  it('certificates that did not verify are read but never cached (nobody can fill the cache with their own)', async function () {
+    const stranger = new OpenSslCA();
+    const k = stranger.key('ec-sec1');
+    const cert = stranger.issue(k, [`URI.1 = ${CLIENT_ID}`]);
+    await connect({ cert, key: stranger.read(k) });
+    await connect({ cert, key: stranger.read(k) });
+    await connect({ cert: clientCert, key: clientKey });
+    await connect({ cert: clientCert, key: clientKey });
+    assert.equal(accepted.length, 4);
+    assert.deepEqual(
+      accepted.map((a) => a.socket.authorized),
+      [false, false, true, true],
+    );
+    for (const a of accepted) assert.equal(a.fromSession?.subjectAltName, `URI:${CLIENT_ID}`);
+    assert.ok(accepted[0]!.fromSession!.raw.equals(accepted[1]!.fromSession!.raw), 'the same unverified certificate twice');
+    assert.notEqual(accepted[0]!.fromSession, accepted[1]!.fromSession, 'parsed afresh each time: not cached');
+    assert.equal(accepted[2]!.fromSession, accepted[3]!.fromSession, 'a verified certificate is parsed once');
+  });
+
   it('a client without a certificate: the session holds none, and the server reads none', async function () {
     await connect({});
     assert.equal(accepted.length, 1);
