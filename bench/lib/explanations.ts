@@ -103,9 +103,22 @@ const explainers: [RegExp, Explainer][] = [
           (range ? `; per-round req/s ratios ${n(range[0])}–${n(range[1])}` : '')
         );
       });
+      // The same bare-Pool client runs in two processes (the pool row and the meshless-server row):
+      // how far apart they land is how much two processes of the same code differ in this run.
+      const twins = variants
+        .map((v) => {
+          const a = row(results, 'http', 'pool', v)?.median?.clientCpuSecPer10k;
+          const b = row(results, 'http', 'meshless-server', v)?.median?.clientCpuSecPer10k;
+          return a !== undefined && b !== undefined && a > 0 ? `${v} ${n(a)} vs ${n(b)} CPU s/10k (${b >= a ? '+' : ''}${n(((b - a) / a) * 100, 2)} %)` : undefined;
+        })
+        .filter(Boolean);
+      const own = row(results, 'profile', 'meshless server', 'c32')?.median;
+      const ownClient = row(results, 'profile', 'meshless client', 'c32')?.median;
       return (
         `${parts.join(' — ')}. Compare the client shares (meshless createAgent vs the bare Pool) and the serving shares (meshless createServer vs node:https) ` +
         'to see which side the gap is on; per-round ratios that straddle 1.0 mean the machine moved more than the gap. ' +
+        (twins.length ? `The same hand-written bare-Pool client, in two processes (the bare Pool row and the meshless-server row): ${twins.join('; ')} — the spread between two processes running the same code. ` : '') +
+        (own && ownClient ? `meshless's own code per request (profile, c32): ${n(own['us.meshless'] ?? 0)} µs of the server's ${n(own.usPerRequest)} µs and ${n(ownClient['us.meshless'] ?? 0)} µs of the client's ${n(ownClient.usPerRequest)} µs. ` : '') +
         'Profile: `npm run bench -- --only http --scenarios pool,meshless --cpu-prof`, then `node bench/profile-summary.mjs bench/results/profiles`.'
       );
     },
