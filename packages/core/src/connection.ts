@@ -35,14 +35,14 @@ export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefine
  * back to {@link peerCertificateOf} whenever the session has no certificate or cannot be read.
  */
 export function acceptedPeerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
+  let der: Buffer | undefined;
   try {
     const session = socket.getSession();
-    const der = session === undefined ? undefined : sessionPeerCertificate(session);
-    return der === undefined ? peerCertificateOf(socket) : certificateOf(der, socket.authorized);
+    der = session === undefined ? undefined : sessionPeerCertificate(session);
   } catch {
-    // Unreadable: undefined, and checkConnection reads the certificate itself (and reports why not).
-    return undefined;
+    der = undefined; // an unreadable session: the legacy read below
   }
+  return der === undefined ? peerCertificateOf(socket) : certificateOf(der, socket.authorized);
 }
 
 /**
@@ -162,11 +162,24 @@ export interface CheckConnectionOptions {
  * them to re-verify the connection when trust changes).
  */
 export function checkConnection(socket: TLSSocket, authorize: Authorizer, credential: Credential, options: CheckConnectionOptions = {}): ConnectionCheck {
+  const given = options.certificate;
+  return checkWith(socket, given === undefined ? peerCertificateOf : () => given, authorize, credential, options);
+}
+
+/**
+ * {@link checkConnection} for a connection a server accepted (createServer, serverCredentials):
+ * the client certificate read once, from the TLS session ({@link acceptedPeerCertificateOf}).
+ */
+export function checkAcceptedConnection(socket: TLSSocket, authorize: Authorizer, credential: Credential, options: Omit<CheckConnectionOptions, 'certificate'> = {}): ConnectionCheck {
+  return checkWith(socket, acceptedPeerCertificateOf, authorize, credential, options);
+}
+
+function checkWith(socket: TLSSocket, read: (socket: TLSSocket) => X509Certificate | undefined, authorize: Authorizer, credential: Credential, options: CheckConnectionOptions): ConnectionCheck {
   let resumed = false;
   const who = options.who ?? 'peer';
   try {
     resumed = socket.isSessionReused();
-    const x509 = options.certificate ?? peerCertificateOf(socket);
+    const x509 = read(socket);
     if (!x509) {
       const why = socket.authorizationError ? ` (${String(socket.authorizationError)})` : '';
       return { ...refusal(who, 'unverified', `the ${who} sent no certificate${why}`), resumed };

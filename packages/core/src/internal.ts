@@ -15,7 +15,7 @@ export { parseCertificates, certificatesToPem } from './pem.js';
 export { readTrustSet, resolveTrustFiles, type TrustSet } from './file-source-trust.js';
 export { clientSecureContextOptions, serverIdentityCheck, peerOfCertificate, peerDeniedError } from './tls-options.js';
 export { toSource, isSource, healthStateOf } from './source.js';
-export { peerCertificateOf, acceptedPeerCertificateOf, presentedChainOf, sentChainOf, socketPeer, rememberSocketPeer, cachedSocketPeer } from './connection.js';
+export { peerCertificateOf, acceptedPeerCertificateOf, checkAcceptedConnection, presentedChainOf, sentChainOf, socketPeer, rememberSocketPeer, cachedSocketPeer } from './connection.js';
 export { refusal } from './verifier.js';
 export { sessionPeerCertificate, withoutPeerCertificate } from './tls-session.js';
 export { credentialLayouts, resolveFiles, type CredentialLayout, type CredentialFiles, type FileLocation, type ResolvedFiles } from './layout.js';

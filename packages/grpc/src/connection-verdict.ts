@@ -1,6 +1,6 @@
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { checkConnection, type Authorizer, type Credential, type Decision, type Peer, type RefusalClass } from '@meshless/core';
-import { acceptedPeerCertificateOf } from '@meshless/core/internal';
+import type { Authorizer, Credential, Decision, Peer, RefusalClass } from '@meshless/core';
+import { checkAcceptedConnection } from '@meshless/core/internal';
 import { grpc, type AuthContext } from './grpc-js.js';
 
 /**
@@ -55,7 +55,7 @@ export interface VerdictInput {
 }
 
 /**
- * Checks one TLS connection (server side) with core's one verifier ({@link checkConnection}):
+ * Checks one TLS connection (server side) with core's one verifier (checkConnection, reading the client certificate from the session):
  * OpenSSL's verdict, then — on every connection, resumed ones included — the chain against the
  * current bundle of the client's own trust domain, validity, identity and the allow-list; and
  * turns the outcome into what grpc-js needs (a status code, an AuthContext).
@@ -63,8 +63,7 @@ export interface VerdictInput {
 export function connectionVerdict(socket: TLSSocket, input: VerdictInput): Verdict {
   const { credential } = input;
   const bundleHash = credential.bundleHash;
-  const certificate = acceptedPeerCertificateOf(socket);
-  const check = checkConnection(socket, input.authorize, credential, certificate === undefined ? { now: input.now, who: 'client' } : { now: input.now, who: 'client', certificate });
+  const check = checkAcceptedConnection(socket, input.authorize, credential, { now: input.now, who: 'client' });
   if (!check.ok) {
     const denied = check.failure === 'denied';
     return {

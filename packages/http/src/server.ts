@@ -5,7 +5,6 @@ import type { TLSSocket } from 'node:tls';
 import {
   MeshlessError,
   channels,
-  checkConnection,
   verifyPeer,
   type Authorizer,
   type Credential,
@@ -20,7 +19,7 @@ import {
   TLS_SERVER_SECRET_PROPERTIES,
   onPolicyChange,
   compilePolicy,
-  acceptedPeerCertificateOf,
+  checkAcceptedConnection,
 } from '@meshless/core/internal';
 import { ConnectionRegistry, type LiveConnection, type PeerRetirement, type ReviewVerdict } from './server-connections.js';
 import { gateRequests } from './server-request-gate.js';
@@ -127,8 +126,7 @@ export function createServer(options: ServerOptions, requestListener?: RequestLi
   // client never has a request parsed.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     const credential = source.current();
-    const certificate = acceptedPeerCertificateOf(socket);
-    const check = checkConnection(socket, authorize, credential, certificate === undefined ? { who: 'client' } : { who: 'client', certificate });
+    const check = checkAcceptedConnection(socket, authorize, credential, { who: 'client' });
     if (!check.ok) {
       const remoteAddress = socket.remoteAddress;
       socket.destroy();
