@@ -23,6 +23,7 @@ import { runHttpClient } from './scenarios/http-client.js';
 import { runFootprint } from './scenarios/footprint.js';
 import { runMemory } from './scenarios/memory.js';
 import { runProfile } from './scenarios/profile.js';
+import { runSameProcess } from './scenarios/same-process.js';
 import { runScale } from './scenarios/scale.js';
 
 /** Every scenario, in the order a complete run takes them. */
@@ -37,6 +38,8 @@ const scenarios: Scenario[] = [
   // Footprint is short: before memory, which takes whatever time is left.
   { group: 'footprint', run: runFootprint },
   { group: 'memory', run: runMemory },
+  // Side-by-side in one process: explains the pair rows' small gaps; takes ~45 s of what is left.
+  { group: 'same-process', run: runSameProcess },
   { group: 'scale', run: runScale },
 ];
 

@@ -20,6 +20,22 @@ function profiled(results: Results): string {
   return `In the profile of one window, meshless's own code took ${n(server['us.meshless'] ?? 0)} µs of the server's ${n(server.usPerRequest)} µs per call and ${n(client['us.meshless'] ?? 0)} µs of the client's ${n(client.usPerRequest)} µs. `;
 }
 
+/** What the same-process rows say (bench/scenarios/same-process.ts), for `scenarios` of that group; '' when they did not run. */
+function sameProcess(results: Results, scenarios: string[]): string {
+  const parts = scenarios
+    .map((s) => {
+      const r = results.rows.find((x) => x.group === 'same-process' && x.scenario === s && x.status === 'ok' && x.ratios);
+      if (!r) return undefined;
+      const side = (r.details as { side?: string } | undefined)?.side ?? '';
+      const rr = r.ratioRanges ?? {};
+      return `${s} ${n(r.ratios!.rps)}× req/s (${rr.rps ? `${n(rr.rps[0])}–${n(rr.rps[1])}` : '–'}), ${side} CPU per request ${n(r.ratios!.cpu)}× (${rr.cpu ? `${n(rr.cpu[0])}–${n(rr.cpu[1])}` : '–'})`;
+    })
+    .filter(Boolean);
+  return parts.length
+    ? `Side by side in one process, where placement and optimisation are shared (same-process rows, meshless ÷ hand-written, median of alternating windows): ${parts.join('; ')}. `
+    : '';
+}
+
 const variantOf = (t: TargetCheck) => /HTTP (c\w+(?:-64k)?):/.exec(t.target)?.[1];
 
 /** Explanations by kind of target; each gets every missed target of its kind at once. */
@@ -119,6 +135,7 @@ const explainers: [RegExp, Explainer][] = [
         'to see which side the gap is on; per-round ratios that straddle 1.0 mean the machine moved more than the gap. ' +
         (twins.length ? `The same hand-written bare-Pool client, in two processes (the bare Pool row and the meshless-server row): ${twins.join('; ')} — the spread between two processes running the same code. ` : '') +
         (own && ownClient ? `meshless's own code per request (profile, c32): ${n(own['us.meshless'] ?? 0)} µs of the server's ${n(own.usPerRequest)} µs and ${n(ownClient['us.meshless'] ?? 0)} µs of the client's ${n(ownClient.usPerRequest)} µs. ` : '') +
+        (variants.includes('c1') ? sameProcess(results, ['http client', 'http server']) : '') +
         'Profile: `npm run bench -- --only http --scenarios pool,meshless --cpu-prof`, then `node bench/profile-summary.mjs bench/results/profiles`.'
       );
     },
@@ -154,6 +171,7 @@ const explainers: [RegExp, Explainer][] = [
         `CPU per call: meshless ${per(mesh)}; createSsl ${per(ssl)}. ` +
         (insecure?.ratios?.['rps/createSsl'] !== undefined ? `Even plaintext (insecure) reached only ${n(insecure.ratios['rps/createSsl'])}× createSsl: grpc-js's own work per call dominates every row. ` : '') +
         profiled(results) +
+        sameProcess(results, ['grpc client', 'grpc server']) +
         "meshless adds no per-call step on the client (grpc-js's certificate-provider credentials) and one cached verdict lookup per call on the server; " +
         'measured in interleaved rounds of their own (bench/scenarios/grpc.ts). Profile: `npm run bench -- --only grpc --rounds 1 --cpu-prof`, then `node bench/profile-summary.mjs bench/results/profiles`.'
       );

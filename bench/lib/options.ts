@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchDir } from './children.js';
 
-export const groups = ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'http-client', 'profile', 'footprint', 'scale'] as const;
+export const groups = ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'same-process', 'http-client', 'profile', 'footprint', 'scale'] as const;
 export type Group = (typeof groups)[number];
 
 /** Everything that sizes a run (parsed by parseOptions). Full defaults fit in < 10 minutes on 2 cores. */

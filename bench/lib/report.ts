@@ -326,6 +326,42 @@ function scaleSection(results: Results, scaleRun?: Results): string[] {
 }
 
 /** The markdown report (docs/benchmarks.md), with the full-count memory run when there is one. */
+/** The same-process comparison (bench/scenarios/same-process.ts): meshless's own cost without two processes' placement. */
+function sameProcessSection(results: Results): string[] {
+  const rows = results.rows.filter((r) => r.group === 'same-process');
+  if (rows.length === 0) return [];
+  const range = (r: Row, k: string) => {
+    const x = r.ratioRanges?.[k];
+    return x ? ` (${num(x[0])}–${num(x[1])})` : '';
+  };
+  const lines = rows.map((r): Cell[] => {
+    const d = r.details as { label?: string; side?: string; windowMs?: number } | undefined;
+    if (r.status !== 'ok' || !r.median) return [r.scenario, r.variant, skipCell(r), '', '', ''];
+    const m = r.median;
+    return [
+      d?.label ?? r.scenario,
+      r.variant,
+      `${num(m.meshlessRps)} vs ${num(m.baseRps)}`,
+      `${num(r.ratios?.rps)}${range(r, 'rps')}`,
+      `${d?.side ?? ''}: ${num(m.meshlessCpuUs)} vs ${num(m.baseCpuUs)}`,
+      `${num(r.ratios?.cpu)}${range(r, 'cpu')}`,
+    ];
+  });
+  const w = rows.find((r) => r.median)?.median?.windows;
+  return [
+    '## Same process: meshless beside the hand-written code (bench/scenarios/same-process.ts)',
+    '',
+    'The pair rows above run every scenario in its own server and load-generator processes, and two processes of the same',
+    'code can land a few per cent apart (where the scheduler puts them, how their code was optimised): at concurrency 1 that',
+    'is more than anything meshless adds per request. Here the two things compared share one process (two clients in one load',
+    `generator, or two servers on two ports of one server process), and their windows alternate, A B then B A (${w ?? '–'} pairs of windows).`,
+    'Ratios are meshless ÷ hand-written, the median of the per-pair ratios, with their range.',
+    '',
+    table(['compared', 'load', 'req/s (meshless vs hand-written)', 'req/s ratio (range)', 'CPU µs per request (side: meshless vs hand-written)', 'CPU ratio (range)'], lines),
+    '',
+  ];
+}
+
 export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?: Results): string {
   const m = results.machine;
   const s = results.settings;
@@ -385,6 +421,7 @@ export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?:
     }
   }
   parts.push(...profileSection(results));
+  parts.push(...sameProcessSection(results));
   parts.push(...scaleSection(results, scaleRun));
   const fullMemory = memoryRun?.rows.filter((r) => r.group === 'memory');
   const capped = results.rows.some((r) => r.group === 'memory' && (r.details as { capped?: boolean } | undefined)?.capped);
@@ -438,7 +475,7 @@ export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?:
     '- `npm run bench`: everything, under 10 minutes on 2 cores; writes `bench/results/latest.json` and this page.',
     '- `npm run bench -- --quick`: a ~1-minute smoke run (writes `bench/results/quick.json`, leaves this page alone);',
     '  `test/bench/` runs it with even shorter windows in `npm test` and checks that every row has figures or a reason.',
-    '- `--only http,new-connections,per-request,memory,rotation,grpc,http-client`, `--rounds N`, `--measure-ms N`,',
+    '- `--only http,new-connections,per-request,memory,rotation,grpc,same-process,http-client,…`, `--rounds N`, `--measure-ms N`,',
     '  `--warmup-ms N`, `--scenarios mtls,meshless,…`; partial runs write `bench/results/partial.json` and leave this page alone.',
     '- `--only memory` (`--memory-requests N`, `--memory-rotations N`) gets up to 8 minutes; it writes `bench/results/memory.json`,',
     '  which this page shows when the complete run had to cap its memory part. `--render` rebuilds this page from the JSON.',

@@ -1,64 +1,17 @@
 // An HTTP/1.1 server process for the bench: `--kind plaintext | mtls | meshless | meshless-permissive --certs <dir>`.
 // Listens on 127.0.0.1 (port 0), answers GET / with 13 bytes and GET /64k with 64 KiB.
 import diagnostics_channel from 'node:diagnostics_channel';
-import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { TLSSocket } from 'node:tls';
-import { CLIENT_ID, certFiles } from '../lib/certs.js';
-import { createServer, peerOf as meshlessPeerOf } from '@meshless/http';
-import { BenchSource } from '../lib/meshless.js';
 import { handle, onExit, ready } from './ipc.js';
+import { httpServer, peers } from './http-servers.js';
 import './profiler.js';
 
 const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' }, 'keep-alive-ms': { type: 'string' } } });
 const kind = values.kind ?? 'plaintext';
-const small = Buffer.from('hello, world\n');
-const big = Buffer.alloc(64 * 1024, 0x78);
-
-let peerOf: ((req: http.IncomingMessage) => unknown) | undefined;
-let peersSeen = 0;
-function respond(req: http.IncomingMessage, res: http.ServerResponse): void {
-  // The meshless server hands the application the caller's identity: read it, as an app would.
-  if (peerOf && peerOf(req) !== undefined) peersSeen++;
-  const body = req.url === '/64k' ? big : small;
-  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-  res.end(body);
-}
-
-let server: http.Server | https.Server;
-let source: BenchSource | undefined;
-const files = values.certs ? certFiles(values.certs) : undefined;
-
-if (kind === 'plaintext') {
-  server = http.createServer(respond);
-} else if (kind === 'mtls') {
-  if (!files) throw new Error('--certs is required');
-  // What a careful hand-written service does: node:https with client certificates required.
-  server = https.createServer(
-    {
-      cert: readFileSync(files.serverCert()),
-      key: readFileSync(files.serverKey()),
-      ca: readFileSync(files.ca),
-      requestCert: true,
-      rejectUnauthorized: true,
-      minVersion: 'TLSv1.3',
-    },
-    respond,
-  );
-} else if (kind === 'meshless' || kind === 'meshless-permissive') {
-  if (!files) throw new Error('--certs is required');
-  source = new BenchSource(files.dir, 'server');
-  peerOf = meshlessPeerOf;
-  // Permissive: the same server, also serving plaintext on its port (first-byte check per connection).
-  const mode = kind === 'meshless-permissive' ? { mode: 'permissive' as const } : {};
-  server = createServer({ source, allow: [CLIENT_ID], ...mode }, respond);
-} else {
-  throw new Error(`unknown --kind ${kind}`);
-}
+const { server, source } = httpServer(kind, values.certs);
 
 let connections = 0;
 let openConnections = 0;
@@ -88,7 +41,7 @@ onExit(
     }),
 );
 
-handle('stats', () => ({ connections, openConnections, tlsConnections, resumed, peersSeen }));
+handle('stats', () => ({ connections, openConnections, tlsConnections, resumed, peersSeen: peers.seen }));
 // The server's own handling of an update (setSecureContext, re-checking live connections after a
 // trust change) runs synchronously inside the source's emit: timed between a listener that runs
 // before the server's and one that runs after it.

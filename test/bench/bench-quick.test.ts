@@ -17,6 +17,7 @@ interface Row {
   status: 'ok' | 'skipped' | 'failed';
   reason?: string;
   median?: Record<string, number | null>;
+  ratios?: Record<string, number | null>;
 }
 
 function run(args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
@@ -72,7 +73,7 @@ describe('bench (quick mode)', function () {
     assert.ok(Array.isArray(results.targets) && results.targets.length > 0, 'the targets were not checked');
 
     const groups = new Set(results.rows.map((r) => r.group));
-    for (const g of ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'http-client', 'profile', 'footprint', 'scale']) {
+    for (const g of ['http', 'new-connections', 'per-request', 'memory', 'rotation', 'grpc', 'http-client', 'profile', 'footprint', 'same-process', 'scale']) {
       assert.ok(groups.has(g), `no row for group ${g}`);
     }
     for (const row of results.rows) {
@@ -115,6 +116,13 @@ describe('bench (quick mode)', function () {
     for (const scenario of ['idle hand-written node:https', 'idle meshless createServer', 'rotation with live connections', 'origins meshless createAgent']) {
       const row = results.rows.find((r) => r.group === 'scale' && r.scenario === scenario);
       if (row?.status !== 'ok') assert.match(row?.reason ?? '', /time budget/, `scale / ${scenario} did not run: ${row?.reason}`);
+    }
+    // Same process: meshless and the hand-written code side by side in one process, both sides of
+    // HTTP and gRPC, with paired ratios (or the time budget ran out).
+    for (const scenario of ['http client', 'http server', 'grpc client', 'grpc server']) {
+      const row = results.rows.find((r) => r.group === 'same-process' && r.scenario === scenario);
+      if (row?.status !== 'ok') assert.match(row?.reason ?? '', /time budget/, `same-process / ${scenario} did not run: ${row?.reason}`);
+      else assert.ok((row.ratios?.rps ?? 0) > 0 && (row.ratios?.cpu ?? 0) > 0 && (row.median?.meshlessRps ?? 0) > 0, `same-process / ${scenario} has no ratios`);
     }
     // Profile: the meshless pair's server and client were profiled, with CPU per request.
     for (const scenario of ['meshless server', 'meshless client']) {
