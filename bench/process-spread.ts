@@ -5,8 +5,9 @@
 // whole run: a gap smaller than this spread can be where its processes happened to land.
 //
 //   cd bench && node --conditions=source --import tsx process-spread.ts [--generations 4] [--rounds 3]
-//     [--concurrency 1] [--pairs mtls:pool,meshless:meshless,meshless:pool]
-// Pairs are server-kind:load-kind (bench/lib/pairs.ts; grpc-* kinds start the gRPC server).
+//     [--concurrency 1] [--pairs mtls:pool,meshless:meshless,meshless:pool,mtls:pool#again]
+// Pairs are server-kind:load-kind (bench/lib/pairs.ts; grpc-* kinds start the gRPC server); a
+// `#tag` suffix runs a pair once more, in processes of its own.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +30,8 @@ const generations = Number(values.generations);
 const rounds = Number(values.rounds);
 const concurrency = Number(values.concurrency);
 const specs = values.pairs.split(',').map((p) => {
-  const [server, load] = p.split(':');
+  // A '#tag' suffix runs the same pair twice (e.g. mtls:pool,mtls:pool#again: the spread of one code).
+  const [server, load] = p.split('#')[0]!.split(':');
   if (!server || !load) throw new Error(`--pairs takes server-kind:load-kind, got ${JSON.stringify(p)}`);
   return { id: p, server, load };
 });
@@ -49,7 +51,10 @@ try {
     }
     // Fresh processes: the first window of every generation warms up longer, as round 1 of the bench does.
     for (let r = 0; r < rounds; r++) {
-      for (const pair of pairs) {
+      // The order rotates every round and generation (as in the bench): a fixed order puts whatever
+      // one window leaves behind on the next pair every time (it moved a ratio by 10 % here).
+      const order = pairs.map((_, i) => pairs[(i + r + g) % pairs.length]!);
+      for (const pair of order) {
         const run = await measureOnce(pair, { concurrency, path: '/', newConnection: false }, r === 0 ? 1_300 : 300, 1_500, r + 1);
         runs.get(pair.id)!.push({ generation: g, run });
         console.log(`generation ${g} round ${r + 1} ${pair.id.padEnd(28)} ${run.rps.toFixed(0).padStart(6)} req/s  CPU s/10k ${run.serverCpuSecPer10k.toFixed(3)} server + ${run.clientCpuSecPer10k.toFixed(3)} client  (others busy: ${run.otherCoresBusy.toFixed(1)} cores)`);
