@@ -37,10 +37,10 @@ const comparisons: Comparison[] = [
 ];
 
 /** Windows per side (alternating); each window is preceded by a short settle with the same client. */
-const WINDOWS = { full: 14, quick: 4 };
+const WINDOWS = { full: 10, quick: 4 };
 const WINDOW_MS = { full: 250, quick: 200 };
 const SETTLE_MS = 50;
-const FIRST_WARMUP_MS = 1_000;
+const FIRST_WARMUP_MS = 600;
 
 interface Window {
   rps: number;
