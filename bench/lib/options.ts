@@ -105,7 +105,7 @@ export function parseOptions(argv: string[]) {
     scaleConnections: Math.max(10, int(values['scale-connections'], quick ? 100 : 10_000, 'scale-connections')),
     scaleOrigins: Math.max(2, int(values['scale-origins'], quick ? 20 : 1_000, 'scale-origins')),
     // The whole run stops starting new work after this (rows left are skipped, saying so).
-    budgetMs: quick ? 4 * 60_000 : 9 * 60_000 + 30_000,
+    budgetMs: quick ? 4 * 60_000 : 9 * 60_000 + 45_000,
     only,
     // HTTP and new-connection scenario ids to run (all when undefined).
     scenarios: values.scenarios ? new Set(values.scenarios.split(',').map((x) => x.trim())) : undefined,
