@@ -440,7 +440,13 @@ export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?:
     '',
     table(
       ['target', 'this run (median; spread of the per-round ratios)', 'met'],
-      results.targets.map((t) => [t.target, t.value === undefined ? (t.note ?? '–') : `${num(t.value)}${t.note ? ` (${t.note})` : ''}`, t.met === undefined ? 'n/a' : t.met ? 'yes' : '**no**']),
+      results.targets.map((own) => {
+        // The scale rows run apart (`--only scale`): their targets come from that run when this one skipped them.
+        const scale = own.met === undefined ? scaleRun?.targets.find((s) => s.target === own.target && s.met !== undefined) : undefined;
+        const t = scale ?? own;
+        const from = scale ? `; \`--only scale\` run of ${scaleRun!.date}` : '';
+        return [t.target, t.value === undefined ? (t.note ?? '–') : `${num(t.value)}${t.note || from ? ` (${[t.note, from.slice(2)].filter(Boolean).join('; ')})` : ''}`, t.met === undefined ? 'n/a' : t.met ? 'yes' : '**no**'];
+      }),
     ),
     '',
   );
