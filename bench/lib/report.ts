@@ -325,7 +325,6 @@ function scaleSection(results: Results, scaleRun?: Results): string[] {
   ];
 }
 
-/** The markdown report (docs/benchmarks.md), with the full-count memory run when there is one. */
 /** The same-process comparison (bench/scenarios/same-process.ts): meshless's own cost without two processes' placement. */
 function sameProcessSection(results: Results): string[] {
   const rows = results.rows.filter((r) => r.group === 'same-process');
@@ -362,6 +361,7 @@ function sameProcessSection(results: Results): string[] {
   ];
 }
 
+/** The markdown report (docs/benchmarks.md), with the full-count memory run when there is one. */
 export function renderMarkdown(results: Results, memoryRun?: Results, scaleRun?: Results): string {
   const m = results.machine;
   const s = results.settings;
