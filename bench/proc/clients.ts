@@ -92,11 +92,12 @@ export async function newClient(target: ClientTarget): Promise<Client> {
 
 /** Latencies in ms, in a growable typed array (no per-sample allocation). */
 export class Latencies {
-  #data = new Float64Array(1 << 16);
+  // Empty until the first sample: a run that records nothing (warm-up, count) allocates nothing.
+  #data = new Float64Array(0);
   length = 0;
   add(ms: number): void {
     if (this.length === this.#data.length) {
-      const next = new Float64Array(this.#data.length * 2);
+      const next = new Float64Array(Math.max(1 << 16, this.#data.length * 2));
       next.set(this.#data);
       this.#data = next;
     }

@@ -1,12 +1,11 @@
 // An HTTP/1.1 server process for the bench: `--kind plaintext | mtls | meshless | meshless-permissive --certs <dir>`.
 // Listens on 127.0.0.1 (port 0), answers GET / with 13 bytes and GET /64k with 64 KiB.
 import diagnostics_channel from 'node:diagnostics_channel';
-import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { TLSSocket } from 'node:tls';
-import { handle, onExit, ready } from './ipc.js';
-import { httpServer, peers } from './http-servers.js';
+import { handle, ready } from './ipc.js';
+import { httpServer, listen, peers } from './http-servers.js';
 import './profiler.js';
 
 const { values } = parseArgs({ options: { kind: { type: 'string' }, certs: { type: 'string' }, 'keep-alive-ms': { type: 'string' } } });
@@ -29,17 +28,7 @@ server.on('secureConnection', (socket: TLSSocket) => {
 // The scale rows hold idle connections for minutes: they pass --keep-alive-ms 0 (no idle timeout).
 server.keepAliveTimeout = values['keep-alive-ms'] === undefined ? 60_000 : Number(values['keep-alive-ms']);
 
-await new Promise<void>((resolve, reject) => {
-  server.once('error', reject);
-  server.listen(0, '127.0.0.1', () => resolve());
-});
-onExit(
-  () =>
-    new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
-);
+const port = await listen(server);
 
 handle('stats', () => ({ connections, openConnections, tlsConnections, resumed, peersSeen: peers.seen }));
 // The server's own handling of an update (setSecureContext, re-checking live connections after a
@@ -79,4 +68,4 @@ handle('loopDelay', (m) => {
   return reply;
 });
 
-ready({ port: (server.address() as AddressInfo).port, kind });
+ready({ port, kind });

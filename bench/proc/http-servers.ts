@@ -4,9 +4,11 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { createServer, peerOf } from '@meshless/http';
 import { CLIENT_ID, certFiles } from '../lib/certs.js';
 import { BenchSource } from '../lib/meshless.js';
+import { onExit } from './ipc.js';
 
 const small = Buffer.from('hello, world\n');
 const big = Buffer.alloc(64 * 1024, 0x78);
@@ -43,4 +45,20 @@ export function httpServer(kind: string, certs: string | undefined): { server: h
     return { server: createServer({ source, allow: [CLIENT_ID], ...mode }, respondWithPeer), source };
   }
   throw new Error(`unknown --kind ${kind}`);
+}
+
+/** Listens on 127.0.0.1 (port 0) and closes the server, and every connection, when the process exits; resolves with the port. */
+export async function listen(server: http.Server | https.Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  onExit(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
+  return (server.address() as AddressInfo).port;
 }

@@ -1,7 +1,6 @@
 // Two servers in one process, for the same-process comparison (scenarios/same-process.ts):
 // `--kinds mtls,meshless` (HTTP) or `--kinds grpc-createSsl,grpc-meshless` (gRPC) `--certs <dir>`.
 // Both listen on 127.0.0.1 (port 0 each); `ready` carries their ports, in the order given.
-import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { handle, onExit, ready } from './ipc.js';
 import './profiler.js';
@@ -16,21 +15,10 @@ for (const kind of kinds) {
     ports.push(await bindGrpc(server, credentials));
     onExit(() => server.forceShutdown());
   } else {
-    const { httpServer } = await import('./http-servers.js');
+    const { httpServer, listen } = await import('./http-servers.js');
     const { server } = httpServer(kind, values.certs);
     server.keepAliveTimeout = 60_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    ports.push((server.address() as AddressInfo).port);
-    onExit(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
+    ports.push(await listen(server));
   }
 }
 // This process's CPU time in µs (finer than /proc's 10 ms ticks, for short windows).
