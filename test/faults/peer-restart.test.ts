@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileSource } from '@meshless/core';
+import { fileSource, silentLogger } from '@meshless/core';
 import { createAgent } from '@meshless/http';
 import { createTestCA, kubernetesVolume, waitFor } from '@meshless/testing';
 import { request } from 'undici';
@@ -15,7 +15,6 @@ import { JsonChild } from '../helpers/child.js';
 const TD = 'restart.example';
 const SERVER_ID = `spiffe://${TD}/ns/pay/sa/api`;
 const CLIENT_ID = `spiffe://${TD}/ns/orders/sa/web`;
-const silent = { error() {}, warn() {}, info() {}, debug() {} };
 const fixture = join(import.meta.dirname, '..', 'network', 'fixtures', 'server.ts');
 
 async function freePort(): Promise<number> {
@@ -50,8 +49,8 @@ describe('faults: peer restarts under load', function () {
       return child;
     };
 
-    const source = await fileSource({ dir: join(work, 'client') }, { logger: silent });
-    const agent = createAgent({ source, allow: SERVER_ID, logger: silent });
+    const source = await fileSource({ dir: join(work, 'client') }, { logger: silentLogger });
+    const agent = createAgent({ source, allow: SERVER_ID, logger: silentLogger });
     const outcomes: { at: number; ok: boolean; code?: string }[] = [];
     let stop = false;
     const deadline = Date.now() + 60_000;

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { codes, fileSource, formatBundleMap, type FileSource, type Logger, type MeshlessError } from '@meshless/core';
+import { codes, fileSource, formatBundleMap, type FileSource, type MeshlessError, silentLogger } from '@meshless/core';
 import { createServer, type MeshlessServer, type PeerRefusal } from '@meshless/http';
 import { createTestCA, type IssuedCertificate, kubernetesVolume, type KubernetesVolume, type TestCA, waitFor } from '@meshless/testing';
 
@@ -19,7 +19,6 @@ const ROTATION_BOUND_MS = 2000;
 const SERVER_ID = 'spiffe://prod.example/ns/pay/sa/api';
 const PARTNER_ID = 'spiffe://partner.example/ns/billing/sa/api';
 const OWN_CLIENT_ID = 'spiffe://prod.example/ns/web/sa/front';
-const silent: Logger = { error() {}, warn() {}, info() {}, debug() {} };
 
 /** A kept-alive TLS client: one request at a time over one connection. */
 class Client {
@@ -91,9 +90,9 @@ describe('federation over HTTP: bundle map rotation (kubelet-style swaps of the 
     const own = await prod.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
     await tlsVolume.write({ 'tls.crt': own.cert, 'tls.key': own.key, 'ca.crt': own.ca });
     await trustVolume.write({ 'bundles.json': map({ 'partner.example': [partner] }, 1) });
-    source = await fileSource({ dir: path.join(tmp, 'tls'), bundleMap: path.join(tmp, 'federation', 'bundles.json') }, { logger: silent, recheckIntervalMs: 0 });
+    source = await fileSource({ dir: path.join(tmp, 'tls'), bundleMap: path.join(tmp, 'federation', 'bundles.json') }, { logger: silentLogger, recheckIntervalMs: 0 });
     source.on('error', (e) => errors.push(e));
-    server = createServer({ source, allow: ['spiffe://partner.example/ns/billing/**', 'spiffe://prod.example/ns/web/**'], logger: silent }, (_req, res) => res.end('ok'));
+    server = createServer({ source, allow: ['spiffe://partner.example/ns/billing/**', 'spiffe://prod.example/ns/web/**'], logger: silentLogger }, (_req, res) => res.end('ok'));
     server.on('peerRefused', (r) => refusals.push(r));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');

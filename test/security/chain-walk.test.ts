@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
-import { loadCredential } from '@meshless/core';
+import { loadCredential, silentLogger } from '@meshless/core';
 import { createTestCA, manualSource, type IssuedCertificate, type ManualSource, type TestCA } from '@meshless/testing';
 import { startRecordingServer, type RecordingServer } from './recording-server.js';
 
@@ -10,7 +10,6 @@ import { startRecordingServer, type RecordingServer } from './recording-server.j
 
 const TD = 'prod.example';
 const DAY = 86_400_000;
-const silent = { error() {}, warn() {}, info() {}, debug() {} };
 
 describe('security: chain walk on live connections (createServer)', function () {
   this.timeout(30_000);
@@ -23,7 +22,7 @@ describe('security: chain walk on live connections (createServer)', function () 
     ca = await createTestCA({ trustDomain: TD, intermediate: true });
     serverCert = await ca.issue({ spiffeId: `spiffe://${TD}/ns/pay/sa/api`, dnsNames: ['localhost'] });
     source = manualSource(loadCredential(serverCert));
-    rec = await startRecordingServer({ source, allow: `spiffe://${TD}/ns/web/**`, logger: silent });
+    rec = await startRecordingServer({ source, allow: `spiffe://${TD}/ns/web/**`, logger: silentLogger });
   });
   afterEach(() => rec.close());
 

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { codes, isMeshlessError, loadCredential, type Credential, type FederatedBundles } from '@meshless/core';
+import { codes, isMeshlessError, loadCredential, type Credential, type FederatedBundles, silentLogger } from '@meshless/core';
 import { createAgent, createServer, type MeshlessServer } from '@meshless/http';
 import { createTestCA, type IssuedCertificate, manualSource, type ManualSource, type TestCA, twoTrustDomains, type TwoTrustDomains, waitFor } from '@meshless/testing';
 import { request } from 'undici';
@@ -20,7 +20,6 @@ const PARTNER = 'partner.example';
 const SERVER_ID = `spiffe://${PROD}/ns/pay/sa/api`;
 const PARTNER_CLIENT = `spiffe://${PARTNER}/ns/shop/sa/checkout`;
 const FORGED_CLIENT = `spiffe://${PROD}/ns/web/sa/frontend`; // claims our trust domain, signed by the partner CA
-const silent = { error() {}, warn() {}, info() {}, debug() {} };
 
 describe('security: federation — every peer checked against its own trust domain bundle (HTTP)', function () {
   this.timeout(30_000);
@@ -47,7 +46,7 @@ describe('security: federation — every peer checked against its own trust doma
 
   beforeEach(async () => {
     source = manualSource(serverCredential(federationOf(prod)));
-    rec = await startRecordingServer({ source, allow: [`spiffe://${PROD}/**`, `spiffe://${PARTNER}/**`], logger: silent });
+    rec = await startRecordingServer({ source, allow: [`spiffe://${PROD}/**`, `spiffe://${PARTNER}/**`], logger: silentLogger });
   });
 
   afterEach(() => rec.close());
@@ -154,13 +153,13 @@ describe('security: federation — the client checks the server against its own 
     const client = loadCredential({ ...(await prod.issue(`spiffe://${PROD}/ns/web/sa/frontend`)), federation: federationOf(prod) });
     const servers: MeshlessServer[] = [];
     const start = async (issued: IssuedCertificate): Promise<string> => {
-      const s = createServer({ source: loadCredential({ ...issued, federation: federationOf(partner) }), allow: `spiffe://${PROD}/**`, logger: silent }, (_req, res) => res.end('ok'));
+      const s = createServer({ source: loadCredential({ ...issued, federation: federationOf(partner) }), allow: `spiffe://${PROD}/**`, logger: silentLogger }, (_req, res) => res.end('ok'));
       servers.push(s);
       s.listen(0, '127.0.0.1');
       await once(s, 'listening');
       return `https://localhost:${(s.address() as AddressInfo).port}`;
     };
-    const agent = createAgent({ source: client, allow: [`spiffe://${PARTNER}/**`, SERVER_ID], logger: silent });
+    const agent = createAgent({ source: client, allow: [`spiffe://${PARTNER}/**`, SERVER_ID], logger: silentLogger });
     const seen: { resumed: boolean; id?: string }[] = [];
     agent.on('peerAllowed', (e: { resumed: boolean; peer: { spiffeId?: string } }) => seen.push({ resumed: e.resumed, ...(e.peer.spiffeId ? { id: e.peer.spiffeId } : {}) }));
     try {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { loadCredential } from '@meshless/core';
+import { loadCredential, silentLogger } from '@meshless/core';
 import { createTestCA, manualSource, waitFor, type ManualSource } from '@meshless/testing';
 import { rawCall, startRecordingServer, type RawCall, type RecordingServer } from './recording-server.js';
 
@@ -7,7 +7,6 @@ import { rawCall, startRecordingServer, type RawCall, type RecordingServer } fro
 // verdict (authorized: true) and skips identity checks on resumption.
 
 const TD = 'prod.example';
-const silent = { error() {}, warn() {}, info() {}, debug() {} };
 
 describe('security: resumption after a trust change', function () {
   this.timeout(30_000);
@@ -20,7 +19,7 @@ describe('security: resumption after a trust change', function () {
     ca = await createTestCA({ trustDomain: TD });
     source = manualSource(loadCredential(await ca.issue({ spiffeId: `spiffe://${TD}/ns/pay/sa/api`, dnsNames: ['localhost'] })));
     client = await ca.issue(`spiffe://${TD}/ns/orders/sa/web`);
-    rec = await startRecordingServer({ source, allow: `spiffe://${TD}/ns/orders/**`, logger: silent });
+    rec = await startRecordingServer({ source, allow: `spiffe://${TD}/ns/orders/**`, logger: silentLogger });
   });
   afterEach(() => rec.close());
 

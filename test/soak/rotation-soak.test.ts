@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import grpc from '@grpc/grpc-js';
-import { fileSource, type MeshlessError, type Source, type SourceEvents } from '@meshless/core';
+import { fileSource, type MeshlessError, type Source, type SourceEvents, silentLogger } from '@meshless/core';
 import { channelCredentials, peerOf as grpcPeerOf, serverCredentials } from '@meshless/grpc';
 import { createAgent, createServer, peerOf, peerOfResponse } from '@meshless/http';
 import { createTestCA, kubernetesVolume, type TestCA } from '@meshless/testing';
@@ -21,7 +21,6 @@ const STEP_MS = 250;
 const TD = 'soak.example';
 const SERVER_ID = `spiffe://${TD}/ns/pay/sa/api`;
 const CLIENT_ID = `spiffe://${TD}/ns/orders/sa/web`;
-const silent = { error() {}, warn() {}, info() {}, debug() {} };
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -62,15 +61,15 @@ describe('soak: rotation under HTTP and gRPC load', function () {
     const write = (v: typeof serverVolume, m: { cert: string; key: string }, bundle: string) => v.write({ 'tls.crt': m.cert, 'tls.key': m.key, 'ca.crt': bundle });
     await write(serverVolume, await ca1.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] }), ca1.bundle);
     await write(clientVolume, await ca1.issue(CLIENT_ID), ca1.bundle);
-    const serverSource = await fileSource({ dir: serverVolume.dir }, { logger: silent });
-    const clientSource = await fileSource({ dir: clientVolume.dir }, { logger: silent });
+    const serverSource = await fileSource({ dir: serverVolume.dir }, { logger: silentLogger });
+    const clientSource = await fileSource({ dir: clientVolume.dir }, { logger: silentLogger });
 
     const goodServerSerials = new Set<string>([serverSource.current().identity.serialNumber]);
     const goodClientSerials = new Set<string>([clientSource.current().identity.serialNumber]);
     const seenServerSerials = new Set<string>();
     const seenClientSerials = new Set<string>();
 
-    const http = createServer({ source: serverSource, allow: `spiffe://${TD}/ns/orders/**`, logger: silent }, (req, res) => {
+    const http = createServer({ source: serverSource, allow: `spiffe://${TD}/ns/orders/**`, logger: silentLogger }, (req, res) => {
       seenClientSerials.add(peerOf(req)!.serialNumber);
       res.end(serverSource.current().identity.serialNumber);
     });
@@ -85,14 +84,14 @@ describe('soak: rotation under HTTP and gRPC load', function () {
       },
     });
     const grpcPort = await new Promise<number>((resolve, reject) =>
-      grpcServer.bindAsync('localhost:0', serverCredentials({ source: serverSource, allow: `spiffe://${TD}/ns/orders/**`, logger: silent }), (err, port) => (err ? reject(err) : resolve(port))),
+      grpcServer.bindAsync('localhost:0', serverCredentials({ source: serverSource, allow: `spiffe://${TD}/ns/orders/**`, logger: silentLogger }), (err, port) => (err ? reject(err) : resolve(port))),
     );
     const EchoClient = grpc.makeGenericClientConstructor(echoService, 'Echo');
-    const grpcClient = new EchoClient(`localhost:${grpcPort}`, channelCredentials({ source: clientSource, allow: SERVER_ID, logger: silent }), { 'grpc.max_connection_age_ms': 2000 } as grpc.ClientOptions) as unknown as {
+    const grpcClient = new EchoClient(`localhost:${grpcPort}`, channelCredentials({ source: clientSource, allow: SERVER_ID, logger: silentLogger }), { 'grpc.max_connection_age_ms': 2000 } as grpc.ClientOptions) as unknown as {
       who(req: unknown, cb: (err: grpc.ServiceError | null, res: unknown) => void): void;
       close(): void;
     };
-    const agent = createAgent({ source: clientSource, allow: SERVER_ID, logger: silent, maxConnectionAgeMs: 1000, peerContext: true });
+    const agent = createAgent({ source: clientSource, allow: SERVER_ID, logger: silentLogger, maxConnectionAgeMs: 1000, peerContext: true });
 
     const errors = { server: [] as MeshlessError[], client: [] as MeshlessError[] };
     serverSource.on('error', (e) => errors.server.push(e));
@@ -194,7 +193,7 @@ describe('soak: rotation under HTTP and gRPC load', function () {
       for (const s of seenClientSerials) assert.ok(goodClientSerials.has(s), `client serial ${s} must be a good generation`);
       assert.equal(serverSource.current().identity.serialNumber, lastServerSerial, 'the last good generation is served');
       // A new connection presents the last good generation.
-      const check = createAgent({ source: clientSource, allow: SERVER_ID, logger: silent, peerContext: true });
+      const check = createAgent({ source: clientSource, allow: SERVER_ID, logger: silentLogger, peerContext: true });
       const res = await request(`https://localhost:${httpPort}/`, { dispatcher: check });
       assert.equal(await res.body.text(), lastServerSerial);
       assert.equal(peerOfResponse(res)?.serialNumber, lastServerSerial);
