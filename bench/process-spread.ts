@@ -16,7 +16,7 @@ import { mintCertificates } from './lib/certs.js';
 import { startTs, stopAll } from './lib/children.js';
 import type { Pair } from './lib/pairs.js';
 import { measureOnce, type RunResult } from './lib/rounds.js';
-import { median } from './lib/stats.js';
+import { median, ratioInterval } from './lib/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -68,8 +68,11 @@ try {
     const mine = runs.get(spec.id)!;
     const ratios = mine.map((m, i) => m.run.rps / baseRuns[i]!.run.rps);
     const byGeneration = Array.from({ length: generations }, (_, g) => median(ratios.filter((_, i) => mine[i]!.generation === g))!);
+    // Generations are independent draws of process placement: the interval is over them (the windows of one generation are not).
+    const interval = ratioInterval(byGeneration);
+    const across = interval === undefined ? '' : `; across generations geometric mean ${interval.mean.toFixed(3)}, 95 % interval ${interval.low.toFixed(3)}–${interval.high.toFixed(3)}`;
     console.log(
-      `${spec.id} ÷ ${base!.id} req/s: median ${median(ratios)!.toFixed(3)}; by process generation ${byGeneration.map((x) => x.toFixed(3)).join(', ')}; every window ${ratios.map((x) => x.toFixed(2)).join(' ')}`,
+      `${spec.id} ÷ ${base!.id} req/s: median ${median(ratios)!.toFixed(3)}; by process generation ${byGeneration.map((x) => x.toFixed(3)).join(', ')}${across}; every window ${ratios.map((x) => x.toFixed(2)).join(' ')}`,
     );
   }
 } finally {

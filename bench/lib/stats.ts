@@ -48,3 +48,21 @@ function perRoundRatios(values: readonly (number | undefined)[], baseline: reado
     return v !== undefined && b !== undefined && Number.isFinite(v) && Number.isFinite(b) && b > 0 ? [v / b] : [];
   });
 }
+
+/** Two-sided 95 % quantiles of Student's t, by degrees of freedom 1..30 (above 30: 1.96 is close enough for a bench). */
+const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
+
+/**
+ * Geometric mean of positive ratios with its 95 % confidence interval (a t-interval on their
+ * logarithms): for independent samples such as fresh process generations. An interval that
+ * contains 1 means the two sides cannot be told apart at that confidence. Undefined for fewer than two.
+ */
+export function ratioInterval(ratios: readonly number[]): { mean: number; low: number; high: number } | undefined {
+  const logs = ratios.filter((r) => Number.isFinite(r) && r > 0).map(Math.log);
+  const n = logs.length;
+  if (n < 2) return undefined;
+  const mean = logs.reduce((a, b) => a + b, 0) / n;
+  const sd = Math.sqrt(logs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+  const half = (T95[n - 2] ?? 1.96) * (sd / Math.sqrt(n));
+  return { mean: Math.exp(mean), low: Math.exp(mean - half), high: Math.exp(mean + half) };
+}
