@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests drive (curl, openssl, nginx, stunnel, tcpdump, iproute2,
-# Python grpcio). Runs apt-get only when something is missing and we are root; otherwise the
-# tests that need a missing tool skip with a printed reason.
+# Python grpcio, Go for the crypto/tls interop tests). Runs apt-get only when something is
+# missing and we are root; otherwise the tests that need a missing tool skip with a printed reason.
 set -u
 need=()
 command -v curl >/dev/null || need+=(curl)
@@ -12,6 +12,7 @@ command -v tcpdump >/dev/null || [ -x /usr/bin/tcpdump ] || [ -x /usr/sbin/tcpdu
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || need+=(python3-grpcio)
 /usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+command -v go >/dev/null || [ -x /usr/lib/go/bin/go ] || need+=(golang-go)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "setup-system: not root, cannot install ${need[*]}; tests that need them will skip" >&2

@@ -9,8 +9,9 @@ export class JsonChild {
   private waiters: { match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
   exited: Promise<number | null>;
 
-  constructor(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
-    this.proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  /** With `stdin: true` the child's stdin is a pipe that {@link JsonChild.send} writes JSON lines to. */
+  constructor(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, options: { stdin?: boolean } = {}) {
+    this.proc = spawn(cmd, args, { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], env });
     createInterface({ input: this.proc.stdout! }).on('line', (line) => {
       let e: Record<string, unknown>;
       try {
@@ -43,6 +44,12 @@ export class JsonChild {
         },
       });
     });
+  }
+
+  /** Writes one JSON line to the child's stdin (a child started with `stdin: true`). */
+  send(message: object): void {
+    if (!this.proc.stdin) throw new Error('this child was started without stdin: true');
+    this.proc.stdin.write(`${JSON.stringify(message)}\n`);
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

@@ -1,0 +1,3 @@
+module meshless.test/interop
+
+go 1.19
