@@ -76,7 +76,13 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
       assert.equal(r.status, 200);
       assert.equal(r.proto, 'HTTP/1.1');
       assert.equal(r.alpn, 'http/1.1');
-      assert.deepEqual(handled, [CLIENT_ID]);
+      // Still so after a rotation (setSecureContext with the complete options).
+      const next = await pki.ca.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
+      source.set({ cert: next.cert, key: next.key, ca: pki.ca.bundle });
+      const after = await client.get(`${url}/h2-after-rotation`);
+      assert.ok(after.ok, JSON.stringify(after));
+      assert.deepEqual([after.proto, after.alpn, after.didResume], ['HTTP/1.1', 'http/1.1', false]);
+      assert.deepEqual(handled, [CLIENT_ID, CLIENT_ID]);
     });
 
     it('refuses a denied Go client, one from another CA and one without a certificate; the handler never runs', async () => {

@@ -2,6 +2,7 @@ import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { SecureVersion, TlsOptions } from 'node:tls';
 import { parseMode, type ServerMode } from './server-permissive.js';
 import { DEFAULT_RETIRE_GRACE_MS } from './server-connections.js';
+import { checkAlpnProtocols } from './server-alpn.js';
 import { serverTlsOptions, type Credential, type CredentialProvider, type Logger, type MeshlessError, type Rules, type DenyRules, type ServerTlsPolicy } from '@meshless/core';
 import { optionError, resolveOptions, type ResolvedOptions, type TlsPolicyField, type WrapperSpec } from '@meshless/core/internal';
 
@@ -141,6 +142,7 @@ export function parseServerOptions(options: ServerOptions): ParsedServerOptions 
   const common = resolveOptions(options, SERVER_SPEC);
   const { mode, maxConnectionAgeMs, handshakeTimeoutMs, retireGraceMs, ...rest } = common.rest as Partial<ServerOptions>;
   const passthrough = rest as HttpsServerOptions;
+  checkAlpnProtocols(passthrough.ALPNProtocols, invalid);
   return {
     ...common,
     mode: parseMode(mode),

@@ -183,6 +183,22 @@ describe('createServer: options', function () {
     assert.throws(() => createServer({ source: pki.server, allow: '*', minVersion: 'TLSv1.1' }), (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION));
   });
 
+  it('refuses ALPNProtocols offering h2 or anything but HTTP/1.x (an https server cannot speak it; h2 clients would fail), in every form', () => {
+    const refused = (ALPNProtocols: unknown, name: string) =>
+      assert.throws(
+        () => createServer({ source: pki.server, allow: '*', ALPNProtocols } as never),
+        (e: unknown) => isMeshlessError(e, codes.INVALID_OPTION) && e.field === 'ALPNProtocols' && e.message.includes(`"${name}"`) && e.message.includes('HTTP/1.1 only'),
+        name,
+      );
+    refused(['h2', 'http/1.1'], 'h2');
+    refused([Buffer.from('http/1.1'), Buffer.from('h2')], 'h2');
+    refused(Buffer.from('\x02h2\x08http/1.1', 'latin1'), 'h2');
+    refused(['spdy/3'], 'spdy/3');
+    for (const ALPNProtocols of [['http/1.1'], ['http/1.1', 'http/1.0'], Buffer.from('\x08http/1.1', 'latin1')]) {
+      assert.doesNotThrow(() => createServer({ source: pki.server, allow: '*', ALPNProtocols }).close());
+    }
+  });
+
   it('accepts a Source as well as a Credential, and exposes it', async () => {
     const source = staticSource(pki.server);
     const server = createServer({ source, allow: '*' });
