@@ -73,6 +73,27 @@ describe('gRPC interop with Go (net/http HTTP/2, go-spiffe style TLS)', function
       assert.equal(handlerRuns.count, before);
     });
 
+    it('a Go client resuming its TLS session on new connections (its chain runs through an intermediate) is served, and each resumed connection is checked again', async () => {
+      let allowed = true;
+      const guarded = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: [(peer) => allowed && peer.spiffeId === CLIENT_ID], logger: silentLogger }));
+      stops.push(() => guarded.close());
+      const at = `https://localhost:${guarded.port}`;
+      const client = await goClient(await writePeerFiles(tmp, 'client', pki.client));
+      const calls = [];
+      for (let i = 0; i < 2; i++) calls.push(await client.grpc(at, UNARY, { text: `call ${i}` }, { fresh: true }));
+      assert.deepEqual(
+        calls.map((r) => [r.grpcStatus, r.didResume, r.messages?.[0]?.peer]),
+        [
+          [0, false, CLIENT_ID],
+          [0, true, CLIENT_ID],
+        ],
+        JSON.stringify(calls),
+      );
+      allowed = false;
+      const denied = await client.grpc(at, UNARY, { text: 'x' }, { fresh: true });
+      assert.deepEqual([denied.grpcStatus, denied.didResume], [grpc.status.PERMISSION_DENIED, true], JSON.stringify(denied));
+    });
+
     it('a Go client with a certificate from another CA, or none, fails in the handshake; no handler runs', async () => {
       const before = handlerRuns.count;
       for (const files of [await writePeerFiles(tmp, 'other-ca', pki.otherCaClient, pki.ca.bundle), await writeBundleOnly(tmp, 'none', pki.ca.bundle)]) {

@@ -31,7 +31,7 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
     for (const stop of stops.splice(0).reverse()) await stop();
   });
 
-  async function goClient(files: PeerFiles, options: { h2?: boolean } = {}): Promise<GoClient> {
+  async function goClient(files: PeerFiles, options: { h2?: boolean; maxTls?: '1.2' | '1.3' } = {}): Promise<GoClient> {
     const client = await GoClient.start(bin, files, SERVER_ID, options);
     stops.push(() => client.stop());
     return client;
@@ -120,6 +120,28 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
       assert.equal(refusals[0]!.failure, 'denied');
       assert.equal(refusals[0]!.resumed, true, 'the refused connection was a resumed session');
       assert.equal(refusals[0]!.peer?.spiffeId, CLIENT_ID);
+      assert.deepEqual(handled, [CLIENT_ID, CLIENT_ID]);
+    });
+
+    it("TLS 1.2 (minVersion 'TLSv1.2', a Go client capped at 1.2): its resumed session is served, and refused after setAllow drops it", async () => {
+      await closeServer(server);
+      server = createServer({ source, allow: CLIENT_ID, logger: silentLogger, minVersion: 'TLSv1.2' }, (req, res) => {
+        handled.push(String(peerOf(req)));
+        res.end('ok');
+      });
+      server.on('peerRefused', (r) => refusals.push(r));
+      url = `https://localhost:${await listen(server)}`;
+      stops.push(() => closeServer(server));
+      const client = await goClient(await writePeerFiles(tmp, 'client', pki.client), { maxTls: '1.2' });
+      const first = await client.get(`${url}/first`);
+      const second = await client.get(`${url}/second`);
+      assert.deepEqual([first.ok, first.version, first.didResume], [true, 'TLSv1.2', false], JSON.stringify(first));
+      assert.deepEqual([second.ok, second.version, second.didResume], [true, 'TLSv1.2', true], JSON.stringify(second));
+      server.setAllow(`spiffe://${TD}/ns/web/sa/someone-else`);
+      const third = await client.get(`${url}/third`);
+      assert.equal(third.ok, false, JSON.stringify(third));
+      await waitFor(() => refusals.length === 1, 5000, 'the refusal');
+      assert.deepEqual([refusals[0]!.failure, refusals[0]!.resumed, refusals[0]!.peer?.spiffeId], ['denied', true, CLIENT_ID]);
       assert.deepEqual(handled, [CLIENT_ID, CLIENT_ID]);
     });
 

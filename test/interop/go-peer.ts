@@ -95,8 +95,8 @@ export class GoClient {
   #next = 1;
   private constructor(readonly child: JsonChild) {}
 
-  static async start(bin: string, files: PeerFiles, allow: string, options: { h2?: boolean } = {}): Promise<GoClient> {
-    const args = ['client', '-cert', files.cert, '-key', files.key, '-ca', files.ca, '-allow', allow];
+  static async start(bin: string, files: PeerFiles, allow: string, options: { h2?: boolean; maxTls?: '1.2' | '1.3' } = {}): Promise<GoClient> {
+    const args = ['client', '-cert', files.cert, '-key', files.key, '-ca', files.ca, '-allow', allow, '-max-tls', options.maxTls ?? '1.3'];
     if (options.h2) args.push('-h2');
     const child = new JsonChild(bin, args, process.env, { stdin: true });
     await child.waitFor((e) => e.ready === true, 10_000, 'the Go client to start');
@@ -114,9 +114,12 @@ export class GoClient {
     return this.#send({ op: 'get', url });
   }
 
-  /** One unary gRPC call over HTTP/2, JSON messages. */
-  grpc(base: string, method: string, message: unknown): Promise<GoResult> {
-    return this.#send({ op: 'grpc', url: base, method, message });
+  /**
+   * One unary gRPC call over HTTP/2, JSON messages. `fresh`: on a new connection, closed after the
+   * call, resuming a cached TLS session when there is one.
+   */
+  grpc(base: string, method: string, message: unknown, options: { fresh?: boolean } = {}): Promise<GoResult> {
+    return this.#send({ op: 'grpc', url: base, method, message, fresh: options.fresh ?? false });
   }
 
   /** The handshakes this client completed (full and resumed), as Go's VerifyConnection saw them. */

@@ -20,6 +20,7 @@ type command struct {
 	URL     string          `json:"url"`
 	Method  string          `json:"method"`  // grpc: /pkg.Service/Method
 	Message json.RawMessage `json:"message"` // grpc: the request message (JSON)
+	Fresh   bool            `json:"fresh"`   // grpc: on a new connection (closed after the call), resuming a cached session
 }
 
 func runClient(args []string) {
@@ -29,6 +30,7 @@ func runClient(args []string) {
 	caFile := fs.String("ca", "", "trust bundle PEM")
 	allow := fs.String("allow", "", "comma-separated SPIFFE IDs of the servers to accept")
 	h2 := fs.Bool("h2", false, "offer HTTP/2 (ALPN h2, http/1.1) for get; without it ALPN offers http/1.1 only")
+	maxTLS := fs.String("max-tls", "1.3", "highest TLS version: 1.2 or 1.3")
 	_ = fs.Parse(args)
 	m := loadMaterial(*certFile, *keyFile, *caFile)
 
@@ -44,6 +46,7 @@ func runClient(args []string) {
 			}
 			return m.cert, nil
 		},
+		MaxVersion:         map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}[*maxTLS],
 		ClientSessionCache: tls.NewLRUClientSessionCache(16),
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			emit(handshakeEvent("client", cs))
@@ -58,8 +61,10 @@ func runClient(args []string) {
 	}
 	// grpc: HTTP/2 only (net/http adds h2 and http/1.1 to ALPN with ForceAttemptHTTP2).
 	grpcTransport := &http.Transport{TLSClientConfig: base.Clone(), ForceAttemptHTTP2: true}
+	freshTransport := &http.Transport{TLSClientConfig: base.Clone(), ForceAttemptHTTP2: true, DisableKeepAlives: true}
 	getClient := &http.Client{Transport: getTransport, Timeout: 10 * time.Second}
 	grpcClient := &http.Client{Transport: grpcTransport, Timeout: 10 * time.Second}
+	freshClient := &http.Client{Transport: freshTransport, Timeout: 10 * time.Second}
 
 	emit(map[string]any{"ready": true})
 	in := bufio.NewScanner(os.Stdin)
@@ -74,7 +79,11 @@ func runClient(args []string) {
 		case "get":
 			result = doGet(getClient, c)
 		case "grpc":
-			result = doGRPC(grpcClient, c)
+			if c.Fresh {
+				result = doGRPC(freshClient, c)
+			} else {
+				result = doGRPC(grpcClient, c)
+			}
 		default:
 			result = map[string]any{"ok": false, "error": "unknown op " + c.Op}
 		}
