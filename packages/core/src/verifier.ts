@@ -171,6 +171,14 @@ interface Verified {
 const MAX_VERIFIED = 10_000;
 const verified = new BoundedMap<string, Verified>(MAX_VERIFIED);
 
+// The intermediates of verified paths, by fingerprint: a few per trust domain (one per CA that
+// signs leaves), kept as candidates for peers that show none — a resumed session, whose leaf's
+// entry above the cache may have evicted under more than MAX_VERIFIED distinct peers. Only
+// certificates that were on a path to a bundle get in, so a peer cannot fill it; signatures and
+// the bundle in force decide every path, so a candidate never admits anything by itself.
+const MAX_KNOWN_INTERMEDIATES = 16;
+const knownIntermediates = new BoundedMap<string, X509Certificate>(MAX_KNOWN_INTERMEDIATES);
+
 /** The intermediates of a path to `trust.bundle`, or why there is none. */
 function chainProblem(leaf: X509Certificate, fingerprint: string, presented: PresentedChain, trust: Trust, credential: Credential, now: number): readonly X509Certificate[] | string {
   const hit = verified.get(fingerprint);
@@ -185,15 +193,17 @@ function chainProblem(leaf: X509Certificate, fingerprint: string, presented: Pre
   if ('problem' in result) {
     // Candidates: what the peer sent (as Node exposes it: one issuer per certificate, the first
     // that matches — an expired copy sent ahead of its renewal hides the renewal), the path this
-    // leaf verified with before, and our own intermediates (validated when our credential was
-    // loaded; a peer of our trust domain usually shares them). Signatures decide, not the source.
+    // leaf verified with before, our own intermediates (validated when our credential was
+    // loaded; a peer of our trust domain usually shares them), and the intermediates of other
+    // peers' verified paths. Signatures decide, not the source.
     const sent = typeof presented.intermediates === 'function' ? presented.intermediates() : (presented.intermediates ?? []);
     const candidates = [...sent];
-    for (const extra of [hit?.intermediates ?? [], credential.chain.slice(1)]) for (const c of extra) if (!candidates.includes(c)) candidates.push(c);
+    for (const extra of [hit?.intermediates ?? [], credential.chain.slice(1), knownIntermediates.values()]) for (const c of extra) if (!candidates.includes(c)) candidates.push(c);
     if (candidates.length > 0) result = verifyChain(leaf, candidates, trust.bundle!, now);
   }
   if ('problem' in result) return result.problem;
   const intermediates = Object.freeze(result.path.slice(1, -1));
+  for (const intermediate of intermediates) knownIntermediates.set(intermediate.fingerprint256, intermediate);
   let validUntil = Infinity;
   for (const cert of result.path) validUntil = Math.min(validUntil, Date.parse(cert.validTo));
   verified.set(fingerprint, { bundleKey: trust.key, validUntil, intermediates });

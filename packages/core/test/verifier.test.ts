@@ -98,4 +98,39 @@ describe('verifyPeer: the one verifier', function () {
     assert.equal(thrown.ok, false);
     assert.equal(!thrown.ok && thrown.error.code, codes.PEER_UNVERIFIED);
   });
+
+  it('a leaf shown without intermediates (a resumed session) verifies through an intermediate seen on another verified path; bundle and signatures still decide', async () => {
+    // Another trust domain with its own intermediate: our credential's chain does not hold it.
+    const far = await createTestCA({ trustDomain: 'far.example', intermediate: true });
+    const credential = loadCredential({ ...(await prod.issue(`spiffe://${PROD}/ns/pay/sa/api`)), federation: { 'far.example': far.bundle } });
+    const authorize = allowList('*');
+    const leafOf = async (id: string) => split((await far.issue(id)).cert);
+    // Before any far.example peer verified: the leaf alone has no path.
+    const [early] = await leafOf('spiffe://far.example/early');
+    const before = verifyPeer({ leaf: early! }, { credential, authorize });
+    assert.equal(before.ok, false);
+    assert.match(!before.ok ? before.reason : '', /does not verify to the trust bundle of far\.example/);
+    // One far.example peer verifies with the intermediate it sent (a full handshake)…
+    const [first, intermediate] = await leafOf('spiffe://far.example/first');
+    const sent = verifyPeer({ leaf: first!, intermediates: [intermediate!] }, { credential, authorize });
+    assert.equal(sent.ok, true, sent.ok ? '' : sent.reason);
+    // …then another leaf of that CA, never seen, shown alone, verifies (the verified-leaf cache cannot have it).
+    const [other] = await leafOf('spiffe://far.example/other');
+    const resumed = verifyPeer({ leaf: other! }, { credential, authorize });
+    assert.equal(resumed.ok, true, resumed.ok ? '' : resumed.reason);
+    assert.equal(resumed.ok && resumed.intermediates[0]!.fingerprint256, intermediate!.fingerprint256);
+    // The known intermediate chains to far.example's root only: a far-signed leaf claiming our trust
+    // domain, shown alone, is still refused (verified against prod's bundle).
+    const [forged] = await leafOf(`spiffe://${PROD}/ns/web/sa/frontend`);
+    const forgedCheck = verifyPeer({ leaf: forged! }, { credential, authorize });
+    assert.equal(forgedCheck.ok, false);
+    assert.equal(!forgedCheck.ok && forgedCheck.failure, 'unverified');
+    // When far.example's bundle no longer holds that root, a new leaf shown alone has no path.
+    const rotated = await createTestCA({ trustDomain: 'far.example' });
+    const after = loadCredential({ ...(await prod.issue(`spiffe://${PROD}/ns/pay/sa/api`)), federation: { 'far.example': rotated.bundle } });
+    const [late] = await leafOf('spiffe://far.example/late');
+    const gone = verifyPeer({ leaf: late! }, { credential: after, authorize });
+    assert.equal(gone.ok, false);
+    assert.equal(!gone.ok && gone.failure, 'unverified');
+  });
 });
