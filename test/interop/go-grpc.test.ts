@@ -3,54 +3,37 @@
 // trailers), TLS as go-spiffe's tlsconfig sets it up. grpc-go ≥ 1.67 refuses a peer that does
 // not negotiate ALPN h2, so both directions assert it.
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
 import grpc from '@grpc/grpc-js';
 import { loadCredential, silentLogger } from '@meshless/core';
 import { channelCredentials, serverCredentials } from '@meshless/grpc';
 import { handlerRuns } from '@meshless/fixtures/grpc-echo';
 import { echoClient, failure, startServer, unary, type Running } from '@meshless/fixtures/grpc-harness';
-import { CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
-import { GoClient, GoServer, buildGoPeer, tempDir, writeBundleOnly, writePeerFiles, type PeerFiles } from './go-peer.js';
+import { CLIENT_ID, DENIED_ID, SERVER_ID, TD } from '@meshless/fixtures/grpc-pki';
+import { GoClient, GoServer, goSuite, writeBundleOnly, writePeerFiles, type PeerFiles } from './go-peer.js';
 
 const UNARY = '/meshless.test.Echo/Unary';
 
 describe('gRPC interop with Go (net/http HTTP/2, go-spiffe style TLS)', function () {
   this.timeout(30_000);
-  let bin: string;
-  let tmp: string;
-  let pki: Pki;
-  const stops: (() => Promise<unknown> | void)[] = [];
-
-  before(async function () {
-    this.timeout(150_000);
-    tmp = await tempDir('meshless-go-grpc-');
-    bin = await buildGoPeer(this, tmp);
-    pki = await createPki({ intermediate: true });
-  });
-  after(async () => {
-    if (tmp) await rm(tmp, { recursive: true, force: true });
-  });
-  afterEach(async () => {
-    for (const stop of stops.splice(0).reverse()) await stop();
-  });
+  const go = goSuite('meshless-go-grpc-');
 
   describe('a Go client against serverCredentials', () => {
     let running: Running;
     let base: string;
     beforeEach(async () => {
-      running = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: CLIENT_ID, logger: silentLogger }));
-      stops.push(() => running.close());
+      running = await startServer(serverCredentials({ source: loadCredential(go.pki.server), allow: CLIENT_ID, logger: silentLogger }));
+      go.stops.push(() => running.close());
       base = `https://localhost:${running.port}`;
     });
 
     async function goClient(files: PeerFiles): Promise<GoClient> {
-      const client = await GoClient.start(bin, files, SERVER_ID);
-      stops.push(() => client.stop());
+      const client = await GoClient.start(go.bin, files, SERVER_ID);
+      go.stops.push(() => client.stop());
       return client;
     }
 
     it('OK over HTTP/2 (the server negotiated ALPN h2); the handler sees the Go client SPIFFE ID', async () => {
-      const client = await goClient(await writePeerFiles(tmp, 'client', pki.client));
+      const client = await goClient(await writePeerFiles(go.tmp, 'client', go.pki.client));
       const r = await client.grpc(base, UNARY, { text: 'from go' });
       assert.ok(r.ok, JSON.stringify(r));
       assert.equal(r.alpn, 'h2');
@@ -59,11 +42,11 @@ describe('gRPC interop with Go (net/http HTTP/2, go-spiffe style TLS)', function
       assert.equal(r.peer, SERVER_ID);
       assert.equal(r.grpcStatus, 0, JSON.stringify(r));
       assert.match(r.contentType!, /^application\/grpc/);
-      assert.deepEqual(r.messages, [{ peer: CLIENT_ID, serial: pki.client.serialNumber, text: 'from go' }]);
+      assert.deepEqual(r.messages, [{ peer: CLIENT_ID, serial: go.pki.client.serialNumber, text: 'from go' }]);
     });
 
     it('a Go client whose SPIFFE ID is not allowed gets PERMISSION_DENIED (7); no handler runs', async () => {
-      const client = await goClient(await writePeerFiles(tmp, 'denied', pki.denied));
+      const client = await goClient(await writePeerFiles(go.tmp, 'denied', go.pki.denied));
       const before = handlerRuns.count;
       const r = await client.grpc(base, UNARY, { text: 'x' });
       assert.ok(r.ok, JSON.stringify(r));
@@ -75,10 +58,10 @@ describe('gRPC interop with Go (net/http HTTP/2, go-spiffe style TLS)', function
 
     it('a Go client resuming its TLS session on new connections (its chain runs through an intermediate) is served, and each resumed connection is checked again', async () => {
       let allowed = true;
-      const guarded = await startServer(serverCredentials({ source: loadCredential(pki.server), allow: [(peer) => allowed && peer.spiffeId === CLIENT_ID], logger: silentLogger }));
-      stops.push(() => guarded.close());
+      const guarded = await startServer(serverCredentials({ source: loadCredential(go.pki.server), allow: [(peer) => allowed && peer.spiffeId === CLIENT_ID], logger: silentLogger }));
+      go.stops.push(() => guarded.close());
       const at = `https://localhost:${guarded.port}`;
-      const client = await goClient(await writePeerFiles(tmp, 'client', pki.client));
+      const client = await goClient(await writePeerFiles(go.tmp, 'client', go.pki.client));
       const calls = [];
       for (let i = 0; i < 2; i++) calls.push(await client.grpc(at, UNARY, { text: `call ${i}` }, { fresh: true }));
       assert.deepEqual(
@@ -96,7 +79,7 @@ describe('gRPC interop with Go (net/http HTTP/2, go-spiffe style TLS)', function
 
     it('a Go client with a certificate from another CA, or none, fails in the handshake; no handler runs', async () => {
       const before = handlerRuns.count;
-      for (const files of [await writePeerFiles(tmp, 'other-ca', pki.otherCaClient, pki.ca.bundle), await writeBundleOnly(tmp, 'none', pki.ca.bundle)]) {
+      for (const files of [await writePeerFiles(go.tmp, 'other-ca', go.pki.otherCaClient, go.pki.ca.bundle), await writeBundleOnly(go.tmp, 'none', go.pki.ca.bundle)]) {
         const r = await (await goClient(files)).grpc(base, UNARY, { text: 'x' });
         assert.equal(r.ok, false, JSON.stringify(r));
         assert.equal(r.grpcStatus, undefined, JSON.stringify(r));
@@ -107,15 +90,15 @@ describe('gRPC interop with Go (net/http HTTP/2, go-spiffe style TLS)', function
 
   describe('channelCredentials against a Go gRPC server', () => {
     async function goServer(id = SERVER_ID): Promise<GoServer> {
-      const issued = id === SERVER_ID ? pki.server : await pki.ca.issue({ spiffeId: id, dnsNames: ['localhost'] });
-      const server = await GoServer.start(bin, await writePeerFiles(tmp, id === SERVER_ID ? 'server' : 'server-other', issued), { allow: CLIENT_ID, grpc: true });
-      stops.push(() => server.stop());
+      const issued = id === SERVER_ID ? go.pki.server : await go.pki.ca.issue({ spiffeId: id, dnsNames: ['localhost'] });
+      const server = await GoServer.start(go.bin, await writePeerFiles(go.tmp, id === SERVER_ID ? 'server' : 'server-other', issued), { allow: CLIENT_ID, grpc: true });
+      go.stops.push(() => server.stop());
       return server;
     }
 
     function client(server: GoServer) {
-      const c = echoClient(`localhost:${server.port}`, channelCredentials({ source: loadCredential(pki.client), allow: SERVER_ID, logger: silentLogger }));
-      stops.push(() => c.close());
+      const c = echoClient(`localhost:${server.port}`, channelCredentials({ source: loadCredential(go.pki.client), allow: SERVER_ID, logger: silentLogger }));
+      go.stops.push(() => c.close());
       return c;
     }
 

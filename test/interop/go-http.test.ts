@@ -1,39 +1,22 @@
 // Interop with Go's crypto/tls and net/http (standard library only), TLS configured as go-spiffe's
 // spiffetls/tlsconfig does: a Go client against createServer, and createAgent against Go servers.
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
 import { request } from 'undici';
 import { codes, isMeshlessError, loadCredential, silentLogger } from '@meshless/core';
 import { createAgent, createServer, peerOf, type MeshlessAgent, type MeshlessServer, type PeerRefusal, type ServerAllowed, type ServerRefused } from '@meshless/http';
 import { manualSource, waitFor, type ManualSource } from '@meshless/testing';
 import { closeServer, listen } from '@meshless/fixtures/http-server';
 import { rejectionOf } from '@meshless/fixtures/http-client';
-import { CLIENT_ID, DENIED_ID, SERVER_ID, TD, createPki, type Pki } from '@meshless/fixtures/grpc-pki';
-import { GoClient, GoServer, buildGoPeer, tempDir, writeBundleOnly, writePeerFiles, type PeerFiles } from './go-peer.js';
+import { CLIENT_ID, DENIED_ID, SERVER_ID, TD } from '@meshless/fixtures/grpc-pki';
+import { GoClient, GoServer, goSuite, writeBundleOnly, writePeerFiles, type PeerFiles } from './go-peer.js';
 
 describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () {
   this.timeout(30_000);
-  let bin: string;
-  let tmp: string;
-  let pki: Pki;
-  const stops: (() => Promise<unknown>)[] = [];
-
-  before(async function () {
-    this.timeout(150_000);
-    tmp = await tempDir('meshless-go-http-');
-    bin = await buildGoPeer(this, tmp);
-    pki = await createPki({ intermediate: true });
-  });
-  after(async () => {
-    if (tmp) await rm(tmp, { recursive: true, force: true });
-  });
-  afterEach(async () => {
-    for (const stop of stops.splice(0).reverse()) await stop();
-  });
+  const go = goSuite('meshless-go-http-');
 
   async function goClient(files: PeerFiles, options: { h2?: boolean; maxTls?: '1.2' | '1.3' } = {}): Promise<GoClient> {
-    const client = await GoClient.start(bin, files, SERVER_ID, options);
-    stops.push(() => client.stop());
+    const client = await GoClient.start(go.bin, files, SERVER_ID, options);
+    go.stops.push(() => client.stop());
     return client;
   }
 
@@ -47,18 +30,18 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
     beforeEach(async () => {
       handled = [];
       refusals = [];
-      source = manualSource(pki.server);
+      source = manualSource(go.pki.server);
       server = createServer({ source, allow: CLIENT_ID, logger: silentLogger }, (req, res) => {
         handled.push(String(peerOf(req)));
         res.end(`hello ${String(peerOf(req))} over HTTP/${req.httpVersion}`);
       });
       server.on('peerRefused', (r) => refusals.push(r));
       url = `https://localhost:${await listen(server)}`;
-      stops.push(() => closeServer(server));
+      go.stops.push(() => closeServer(server));
     });
 
     it('HTTP/1.1: served; the handler sees the Go client SPIFFE ID; the Go client verified ours (TLS 1.3, chain through an intermediate)', async () => {
-      const client = await goClient(await writePeerFiles(tmp, 'client', pki.client));
+      const client = await goClient(await writePeerFiles(go.tmp, 'client', go.pki.client));
       const r = await client.get(`${url}/h1`);
       assert.ok(r.ok, JSON.stringify(r));
       assert.equal(r.status, 200);
@@ -70,15 +53,15 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
     });
 
     it('HTTP/2 offered (ALPN h2, http/1.1): createServer selects http/1.1 (it serves HTTP/1.1 only, as documented) and the Go client is served over it', async () => {
-      const client = await goClient(await writePeerFiles(tmp, 'client', pki.client), { h2: true });
+      const client = await goClient(await writePeerFiles(go.tmp, 'client', go.pki.client), { h2: true });
       const r = await client.get(`${url}/h2`);
       assert.ok(r.ok, JSON.stringify(r));
       assert.equal(r.status, 200);
       assert.equal(r.proto, 'HTTP/1.1');
       assert.equal(r.alpn, 'http/1.1');
       // Still so after a rotation (setSecureContext with the complete options).
-      const next = await pki.ca.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
-      source.set({ cert: next.cert, key: next.key, ca: pki.ca.bundle });
+      const next = await go.pki.ca.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
+      source.set({ cert: next.cert, key: next.key, ca: go.pki.ca.bundle });
       const after = await client.get(`${url}/h2-after-rotation`);
       assert.ok(after.ok, JSON.stringify(after));
       assert.deepEqual([after.proto, after.alpn, after.didResume], ['HTTP/1.1', 'http/1.1', false]);
@@ -87,9 +70,9 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
 
     it('refuses a denied Go client, one from another CA and one without a certificate; the handler never runs', async () => {
       const cases: [string, PeerFiles, string, string | undefined][] = [
-        ['denied', await writePeerFiles(tmp, 'denied', pki.denied), 'denied', DENIED_ID],
-        ['other CA', await writePeerFiles(tmp, 'other-ca', pki.otherCaClient, pki.ca.bundle), 'unverified', CLIENT_ID],
-        ['no certificate', await writeBundleOnly(tmp, 'none', pki.ca.bundle), 'unverified', undefined],
+        ['denied', await writePeerFiles(go.tmp, 'denied', go.pki.denied), 'denied', DENIED_ID],
+        ['other CA', await writePeerFiles(go.tmp, 'other-ca', go.pki.otherCaClient, go.pki.ca.bundle), 'unverified', CLIENT_ID],
+        ['no certificate', await writeBundleOnly(go.tmp, 'none', go.pki.ca.bundle), 'unverified', undefined],
       ];
       for (const [name, files, failure, presented] of cases) {
         const client = await goClient(files);
@@ -104,7 +87,7 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
     });
 
     it('session resumption: the second connection resumes and is served; after setAllow drops the client, its resumed session is refused', async () => {
-      const client = await goClient(await writePeerFiles(tmp, 'client', pki.client));
+      const client = await goClient(await writePeerFiles(go.tmp, 'client', go.pki.client));
       const first = await client.get(`${url}/first`);
       const second = await client.get(`${url}/second`);
       assert.ok(first.ok && second.ok, JSON.stringify([first, second]));
@@ -131,8 +114,8 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
       });
       server.on('peerRefused', (r) => refusals.push(r));
       url = `https://localhost:${await listen(server)}`;
-      stops.push(() => closeServer(server));
-      const client = await goClient(await writePeerFiles(tmp, 'client', pki.client), { maxTls: '1.2' });
+      go.stops.push(() => closeServer(server));
+      const client = await goClient(await writePeerFiles(go.tmp, 'client', go.pki.client), { maxTls: '1.2' });
       const first = await client.get(`${url}/first`);
       const second = await client.get(`${url}/second`);
       assert.deepEqual([first.ok, first.version, first.didResume], [true, 'TLSv1.2', false], JSON.stringify(first));
@@ -148,13 +131,13 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
     it("session resumption: after the server's bundle rotates to a CA without the client's issuer, the client (holding a session) is refused", async () => {
       // The Go client trusts both CAs, so that it accepts the server's next certificate: only
       // meshless's side can refuse.
-      const client = await goClient(await writePeerFiles(tmp, 'client-both', pki.client, pki.ca.bundle + pki.otherCa.bundle));
+      const client = await goClient(await writePeerFiles(go.tmp, 'client-both', go.pki.client, go.pki.ca.bundle + go.pki.otherCa.bundle));
       assert.ok((await client.get(`${url}/first`)).ok);
       const second = await client.get(`${url}/second`);
       assert.ok(second.ok && second.didResume, JSON.stringify(second));
 
-      const next = await pki.otherCa.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
-      source.set({ cert: next.cert, key: next.key, ca: pki.otherCa.bundle });
+      const next = await go.pki.otherCa.issue({ spiffeId: SERVER_ID, dnsNames: ['localhost'] });
+      source.set({ cert: next.cert, key: next.key, ca: go.pki.otherCa.bundle });
       const third = await client.get(`${url}/third`);
       assert.equal(third.ok, false, JSON.stringify(third));
       await waitFor(() => refusals.length === 1, 5000, 'the refusal');
@@ -172,10 +155,10 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
     });
 
     async function goServer(options: { id?: string; style?: 'spiffe' | 'clientcas' } = {}): Promise<GoServer> {
-      const issued = options.id ? await pki.ca.issue({ spiffeId: options.id, dnsNames: ['localhost'] }) : pki.server;
-      const files = await writePeerFiles(tmp, `server-${options.style ?? 'spiffe'}-${options.id ? 'other' : 'own'}`, issued);
-      const server = await GoServer.start(bin, files, { allow: CLIENT_ID, style: options.style ?? 'spiffe' });
-      stops.push(() => server.stop());
+      const issued = options.id ? await go.pki.ca.issue({ spiffeId: options.id, dnsNames: ['localhost'] }) : go.pki.server;
+      const files = await writePeerFiles(go.tmp, `server-${options.style ?? 'spiffe'}-${options.id ? 'other' : 'own'}`, issued);
+      const server = await GoServer.start(go.bin, files, { allow: CLIENT_ID, style: options.style ?? 'spiffe' });
+      go.stops.push(() => server.stop());
       return server;
     }
 
@@ -188,11 +171,11 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
     for (const style of ['spiffe', 'clientcas'] as const) {
       it(`${style === 'spiffe' ? 'go-spiffe style (RequireAnyClientCert, no CA names)' : 'ClientCAs + RequireAndVerifyClientCert'}: the request succeeds and the Go server saw our SPIFFE ID, over HTTP/1.1 and (allowH2) HTTP/2`, async () => {
         const server = await goServer({ style });
-        agent = createAgent({ source: loadCredential(pki.client), allow: SERVER_ID, logger: silentLogger });
+        agent = createAgent({ source: loadCredential(go.pki.client), allow: SERVER_ID, logger: silentLogger });
         const h1 = await getJson(server, '/h1');
         assert.deepEqual([h1.server, h1.peer, h1.proto], ['go', CLIENT_ID, 'HTTP/1.1']);
         await agent.close();
-        agent = createAgent({ source: loadCredential(pki.client), allow: SERVER_ID, logger: silentLogger, allowH2: true });
+        agent = createAgent({ source: loadCredential(go.pki.client), allow: SERVER_ID, logger: silentLogger, allowH2: true });
         const h2 = await getJson(server, '/h2');
         assert.deepEqual([h2.server, h2.peer, h2.proto], ['go', CLIENT_ID, 'HTTP/2.0']);
         assert.deepEqual(
@@ -207,7 +190,7 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
 
     it('a Go server presenting a SPIFFE ID the rules do not allow: MESHLESS_ERR_PEER_DENIED, and no request reaches it', async () => {
       const server = await goServer({ id: `spiffe://${TD}/ns/app/sa/impostor` });
-      agent = createAgent({ source: loadCredential(pki.client), allow: SERVER_ID, logger: silentLogger });
+      agent = createAgent({ source: loadCredential(go.pki.client), allow: SERVER_ID, logger: silentLogger });
       const refused: ServerRefused[] = [];
       agent.on('peerRefused', (e) => refused.push(e));
       const err = await rejectionOf(request(`${server.origin}/secret`, { dispatcher: agent, method: 'POST', body: 'secret' }));
@@ -223,7 +206,7 @@ describe('interop with Go crypto/tls + net/http (go-spiffe style)', function () 
     it("resumes with Go's session tickets, and still checks the server on the resumed connection", async () => {
       const server = await goServer();
       let allowed = true;
-      agent = createAgent({ source: loadCredential(pki.client), allow: [(peer) => allowed && peer.spiffeId === SERVER_ID], logger: silentLogger });
+      agent = createAgent({ source: loadCredential(go.pki.client), allow: [(peer) => allowed && peer.spiffeId === SERVER_ID], logger: silentLogger });
       const seen: ServerAllowed[] = [];
       const refused: ServerRefused[] = [];
       agent.on('peerAllowed', (e) => seen.push(e));

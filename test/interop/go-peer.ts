@@ -2,11 +2,12 @@
 // test file with Debian's golang-go, then started as a client (JSON commands on stdin, one JSON
 // result line each) or as a server (JSON lines per handshake and per request).
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IssuedCertificate } from '@meshless/testing';
+import { createPki, type Pki } from '@meshless/fixtures/grpc-pki';
 import { JsonChild } from '../helpers/child.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -70,6 +71,37 @@ export async function writeBundleOnly(dir: string, name: string, bundle: string)
 }
 
 export const tempDir = (prefix: string): Promise<string> => mkdtemp(join(tmpdir(), prefix));
+
+/** What every Go interop suite sets up once: the built peer, a temp dir, a PKI, and what to stop after each test. */
+export interface GoSuite {
+  bin: string;
+  tmp: string;
+  pki: Pki;
+  /** Run in reverse order after each test. */
+  readonly stops: (() => Promise<unknown> | void)[];
+}
+
+/**
+ * Registers, in the calling `describe`, the hooks every Go interop suite needs: build the Go peer
+ * into a fresh temp dir (skipping the suite when Go is missing) and mint a PKI with an
+ * intermediate CA before; run `stops` after each test; remove the temp dir after.
+ */
+export function goSuite(prefix: string): GoSuite {
+  const suite = { stops: [] } as unknown as GoSuite;
+  before(async function () {
+    this.timeout(150_000);
+    suite.tmp = await tempDir(prefix);
+    suite.bin = await buildGoPeer(this, suite.tmp);
+    suite.pki = await createPki({ intermediate: true });
+  });
+  after(async () => {
+    if (suite.tmp) await rm(suite.tmp, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    for (const stop of suite.stops.splice(0).reverse()) await stop();
+  });
+  return suite;
+}
 
 /** What the Go client answers for one command. */
 export interface GoResult {

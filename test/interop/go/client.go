@@ -25,14 +25,12 @@ type command struct {
 
 func runClient(args []string) {
 	fs := flag.NewFlagSet("client", flag.ExitOnError)
-	certFile := fs.String("cert", "", "certificate chain PEM (empty: present no certificate)")
-	keyFile := fs.String("key", "", "private key PEM")
-	caFile := fs.String("ca", "", "trust bundle PEM")
+	loadFlags := materialFlags(fs)
 	allow := fs.String("allow", "", "comma-separated SPIFFE IDs of the servers to accept")
 	h2 := fs.Bool("h2", false, "offer HTTP/2 (ALPN h2, http/1.1) for get; without it ALPN offers http/1.1 only")
 	maxTLS := fs.String("max-tls", "1.3", "highest TLS version: 1.2 or 1.3")
 	_ = fs.Parse(args)
-	m := loadMaterial(*certFile, *keyFile, *caFile)
+	m := loadFlags()
 
 	// go-spiffe's MTLSClientConfig: our SVID, no host-name check, the bundle and authorizer in
 	// VerifyPeerCertificate. One session cache for every connection of this process.
@@ -103,15 +101,28 @@ func describe(resp *http.Response) map[string]any {
 	return out
 }
 
+// roundTrip sends req and reads the whole answer; failed is the result to report when it could not.
+func roundTrip(client *http.Client, req *http.Request) (resp *http.Response, body []byte, failed map[string]any) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, map[string]any{"ok": false, "error": err.Error()}
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, map[string]any{"ok": false, "error": "read body: " + err.Error()}
+	}
+	return resp, body, nil
+}
+
 func doGet(client *http.Client, c command) map[string]any {
-	resp, err := client.Get(c.URL)
+	req, err := http.NewRequest(http.MethodGet, c.URL, nil)
 	if err != nil {
 		return map[string]any{"ok": false, "error": err.Error()}
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return map[string]any{"ok": false, "error": "read body: " + err.Error()}
+	resp, body, failed := roundTrip(client, req)
+	if failed != nil {
+		return failed
 	}
 	out := describe(resp)
 	out["body"] = string(body)
@@ -128,14 +139,9 @@ func doGRPC(client *http.Client, c command) map[string]any {
 	}
 	req.Header.Set("Content-Type", "application/grpc")
 	req.Header.Set("Te", "trailers")
-	resp, err := client.Do(req)
-	if err != nil {
-		return map[string]any{"ok": false, "error": err.Error()}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return map[string]any{"ok": false, "error": "read body: " + err.Error()}
+	resp, body, failed := roundTrip(client, req)
+	if failed != nil {
+		return failed
 	}
 	out := describe(resp)
 	if resp.ProtoMajor != 2 {

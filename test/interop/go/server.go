@@ -25,14 +25,12 @@ func (errorLog) Write(p []byte) (int, error) {
 
 func runServer(args []string) {
 	fs := flag.NewFlagSet("server", flag.ExitOnError)
-	certFile := fs.String("cert", "", "certificate chain PEM")
-	keyFile := fs.String("key", "", "private key PEM")
-	caFile := fs.String("ca", "", "trust bundle PEM")
+	loadFlags := materialFlags(fs)
 	allow := fs.String("allow", "", "comma-separated SPIFFE IDs of the clients to accept (style spiffe)")
 	style := fs.String("style", "spiffe", "spiffe: go-spiffe's MTLSServerConfig (RequireAnyClientCert, no CA names, VerifyPeerCertificate); clientcas: ClientCAs + RequireAndVerifyClientCert")
 	grpc := fs.Bool("grpc", false, "answer application/grpc requests with a JSON echo service")
 	_ = fs.Parse(args)
-	m := loadMaterial(*certFile, *keyFile, *caFile)
+	m := loadFlags()
 	if m.cert == nil {
 		fatal("a server needs -cert and -key")
 	}

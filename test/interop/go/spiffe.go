@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -13,6 +14,14 @@ import (
 type material struct {
 	cert   *tls.Certificate // nil: present no certificate
 	bundle *x509.CertPool
+}
+
+// materialFlags declares -cert, -key and -ca on fs; the returned function loads them (after fs.Parse).
+func materialFlags(fs *flag.FlagSet) func() material {
+	certFile := fs.String("cert", "", "certificate chain PEM (a client without it presents no certificate)")
+	keyFile := fs.String("key", "", "private key PEM")
+	caFile := fs.String("ca", "", "trust bundle PEM")
+	return func() material { return loadMaterial(*certFile, *keyFile, *caFile) }
 }
 
 func loadMaterial(certFile, keyFile, caFile string) material {
