@@ -50,8 +50,9 @@ describe('http client against nginx (ssl_verify_client on)', function () {
     assert.equal(peerOfResponse(res)?.spiffeId, SERVER_ID);
     const viaFetch = await fetch(`${nginx.origin}/fetch`, { dispatcher: agent });
     assert.equal(viaFetch.status, 200);
-    const log = await nginx.accessLog();
-    assert.ok(log.some((l) => l.endsWith(' /fetch')), log.join('\n'));
+    // nginx writes its access-log line after sending the response: wait for it (bounded), don't read once.
+    let log: string[] = [];
+    await waitFor(async () => (log = await nginx.accessLog()).some((l) => l.endsWith(' /fetch')), 5000, () => `nginx to log /fetch; its log:\n${log.join('\n')}`);
   });
 
   it('the second connection resumes the session, and is verified with the identity kept with it', async function () {
