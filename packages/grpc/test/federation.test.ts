@@ -90,7 +90,7 @@ describe('@meshless/grpc: a client certificate that expires during a call', func
   it('retires the connection at notAfter: its open stream is cut after retireGraceMs, new calls are refused', async () => {
     const ca = await createTestCA({ trustDomain: PROD });
     const running = await startServer(serverCredentials({ source: loadCredential(await ca.issue({ spiffeId: PROD_SERVER, dnsNames: ['localhost'] })), allow: `spiffe://${PROD}/**`, retireGraceMs: 300, logger: recordingLogger() }));
-    const shortLived = await ca.issue({ spiffeId: PROD_CLIENT, ttlMs: 2_500 });
+    const shortLived = await ca.issue({ spiffeId: PROD_CLIENT, ttlMs: 4_000 }); // whole seconds: 3–4 s of life
     const c = echoClient(running.target, channelCredentials({ source: loadCredential(shortLived), allow: PROD_SERVER, logger: recordingLogger() }));
     try {
       const notAfter = new X509Certificate(shortLived.cert).validTo;

@@ -190,7 +190,7 @@ describe('@meshless/grpc serverCredentials', function () {
     // connection (where the per-call check would answer UNAUTHENTICATED): it needs a new
     // handshake, which the expired certificate does not complete, so the call is UNAVAILABLE.
     const { running, logger } = await serve();
-    const shortLived = await pki.ca.issue({ spiffeId: CLIENT_ID, ttlMs: 2500 });
+    const shortLived = await pki.ca.issue({ spiffeId: CLIENT_ID, ttlMs: 4000 }); // whole seconds: 3–4 s of life
     const c = client(running.target, shortLived);
     assert.equal((await unary(c, 'unary', {})).peer, CLIENT_ID);
     const notAfter = Date.parse(new X509Certificate(shortLived.cert).validTo);

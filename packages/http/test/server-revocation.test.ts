@@ -160,7 +160,7 @@ describe('createServer: a retired connection gets no further request handled (is
   });
 
   it('client certificate past notAfter: requests at or after notAfter get 401 MESHLESS_ERR_CERT_EXPIRED', async () => {
-    const shortLived = await pki.ca.issue({ spiffeId: BATCH_ID, notAfter: new Date(Date.now() + 3000) });
+    const shortLived = await pki.ca.issue({ spiffeId: BATCH_ID, notAfter: new Date(Date.now() + 4000) }); // whole seconds: 3–4 s of life
     const h = await start();
     const result = await attack(h, shortLived, async () => {
       // The drain window starts before notAfter (graceful); wait for the clock to pass notAfter.

@@ -350,7 +350,7 @@ describe('createServer: connection lifetime', function () {
   });
 
   it("retires a connection when the client certificate reaches notAfter", async () => {
-    const shortLived = await pki.ca.issue({ spiffeId: FRONTEND_ID, notAfter: new Date(Date.now() + 1500) });
+    const shortLived = await pki.ca.issue({ spiffeId: FRONTEND_ID, notAfter: new Date(Date.now() + 4000) }); // whole seconds: 3–4 s of life
     const retirements: PeerRetirement[] = [];
     const server = createServer({ source: pki.server, allow: FRONTEND_ID, logger: recordingLogger() }, (_req, res) => res.end('ok'));
     server.on('peerRetired', (r) => retirements.push(r));
@@ -358,7 +358,7 @@ describe('createServer: connection lifetime', function () {
     const agent = keepAliveAgent(shortLived);
     try {
       const first = await get(port, '/', shortLived, agent);
-      await nextEvent(first.socket, 'close', 4000);
+      await nextEvent(first.socket, 'close', 8000);
       assert.equal(retirements[0]?.reason, 'certificate-expired');
       assert.ok(Date.now() >= retirements[0]!.peer.notAfter.getTime() - 50, 'not retired early');
     } finally {

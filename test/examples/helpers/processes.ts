@@ -38,7 +38,8 @@ export function startNode(script: string, args: string[] = [], env: Record<strin
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // 'close', not 'exit': at 'exit' the last of its output may still be unread in the pipes.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return {
     process: child,
     stdout: () => out,
@@ -61,6 +62,7 @@ export function exitWithin(child: Child, ms: number): Promise<number | null | 't
 /** Kills a child that is still running (by its own pid) and waits for it. */
 export async function stop(child: Child | undefined): Promise<void> {
   if (!child || child.process.exitCode !== null || child.process.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.process.once('exit', resolve));
   child.process.kill('SIGKILL');
-  await child.exited;
+  await gone; // its 'exit', not `exited` ('close'): a process it started may still hold the pipes
 }
